@@ -1,0 +1,170 @@
+"""Encoders, decoders and the VAE (Kingma & Welling 2014), optionally conditional (Sohn et al. 2015).
+
+Every shape comes from a ``ModelConfig``. The decoders use only these layer types, so
+that a small forward pass outside torch (the in-browser decoder) can mirror them:
+``Linear``, an activation (``ACTIVATIONS``), ``ConvTranspose2d(k=4, s=2, p=1)``, a
+top-left crop and, for pixels, a sigmoid of the logits.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
+
+
+class VAEOutput(NamedTuple):
+    recon_logits: torch.Tensor  # [B, C, H, W] decoder output before the sigmoid
+    mu: torch.Tensor            # [B, D] posterior means
+    logvar: torch.Tensor        # [B, D] posterior log-variances
+    z: torch.Tensor             # [B, D] the sample decoded
+
+
+def conv_sides(image_size: int, layers: int) -> tuple[int, int]:
+    """Feature-map side after the encoder's stride-2 convs, and the decoder's starting side.
+
+    The encoder halves (floor) per layer; the decoder starts at ceil(side / 2**layers) and
+    doubles, then crops to ``image_size``, so any side from 8 to 64 works.
+    """
+    enc = image_size
+    for _ in range(layers):
+        enc = (enc + 2 - 4) // 2 + 1
+    return enc, math.ceil(image_size / 2 ** layers)
+
+
+def _one_hot(y: torch.Tensor | None, cfg: ModelConfig, batch: int, device) -> torch.Tensor | None:
+    if not cfg.conditional:
+        return None
+    if y is None:
+        raise ValueError("a conditional model needs labels y: [B] ints")
+    if y.shape != (batch,):
+        raise ValueError(f"y must have shape [{batch}], got {list(y.shape)}")
+    return F.one_hot(y.long().to(device), cfg.num_classes).float()
+
+
+class Encoder(nn.Module):
+    """x: [B, C, H, W] (float 0..1), y: [B] or None -> mu, logvar: [B, D]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        act = ACTIVATIONS[cfg.activation]
+        extra = cfg.num_classes if cfg.conditional else 0
+        if cfg.arch == "mlp":
+            self.features = nn.Flatten()
+            width = cfg.data_dim
+            layers: list[nn.Module] = []
+            for i, h in enumerate(cfg.hidden):
+                layers += [nn.Linear(width + (extra if i == 0 else 0), h), act()]
+                width = h
+            self.head = nn.Sequential(*layers)
+        else:
+            convs: list[nn.Module] = []
+            ch = cfg.channels
+            for h in cfg.hidden:
+                convs += [nn.Conv2d(ch, h, 4, 2, 1), act()]
+                ch = h
+            self.features = nn.Sequential(*convs, nn.Flatten())
+            side, _ = conv_sides(cfg.image_size, len(cfg.hidden))
+            self.head = nn.Sequential(nn.Linear(ch * side * side + extra, cfg.fc_dim), act())
+            width = cfg.fc_dim
+        self.out = nn.Linear(width, 2 * cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        onehot = _one_hot(y, self.cfg, x.shape[0], x.device)
+        if onehot is not None:
+            h = torch.cat([h, onehot], dim=1)
+        mu, logvar = self.out(self.head(h)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class Decoder(nn.Module):
+    """z: [B, D], y: [B] or None -> logits: [B, C, H, W]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        act = ACTIVATIONS[cfg.activation]
+        width = cfg.latent_dim + (cfg.num_classes if cfg.conditional else 0)
+        layers: list[nn.Module] = []
+        if cfg.arch == "mlp":
+            for h in reversed(cfg.hidden):
+                layers += [nn.Linear(width, h), act()]
+                width = h
+            layers.append(nn.Linear(width, cfg.data_dim))
+            self.start_side = 0
+        else:
+            _, side = conv_sides(cfg.image_size, len(cfg.hidden))
+            self.start_side = side
+            chans = list(reversed(cfg.hidden))
+            layers += [nn.Linear(width, cfg.fc_dim), act(), nn.Linear(cfg.fc_dim, chans[0] * side * side), act(),
+                       nn.Unflatten(1, (chans[0], side, side))]
+            for c_in, c_out in zip(chans, chans[1:]):
+                layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), act()]
+            layers.append(nn.ConvTranspose2d(chans[-1], cfg.channels, 4, 2, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        onehot = _one_hot(y, self.cfg, z.shape[0], z.device)
+        if onehot is not None:
+            z = torch.cat([z, onehot], dim=1)
+        out = self.net(z)
+        s, c = self.cfg.image_size, self.cfg.channels
+        if self.cfg.arch == "mlp":
+            return out.view(-1, c, s, s)
+        return out[:, :, :s, :s]
+
+
+class VAE(nn.Module):
+    """The variational autoencoder: ``VAE(cfg)``; shapes in the method docstrings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        if cfg.likelihood == "gaussian" and cfg.learn_sigma:
+            # one log-sigma per channel, shared over pixels (sigma-VAE, Rybkin et al. 2021)
+            self.log_sigma = nn.Parameter(torch.full((cfg.channels,), math.log(cfg.gaussian_sigma)))
+        else:
+            self.register_parameter("log_sigma", None)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [B, C, H, W] float 0..1 -> mu, logvar: [B, D]."""
+        return self.encoder(x, y)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I): [B, D]."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [B, D] -> logits: [B, C, H, W]; pixels are ``torch.sigmoid(logits)``."""
+        return self.decoder(z, y)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar)
+        return VAEOutput(self.decode(z, y), mu, logvar, z)
+
+    def sigma(self) -> torch.Tensor:
+        """Gaussian likelihood's sigma per channel: [C]."""
+        if self.log_sigma is not None:
+            return self.log_sigma.exp()
+        return torch.full((self.cfg.channels,), self.cfg.gaussian_sigma)
+
+
+def build_model(cfg: ModelConfig) -> VAE:
+    """The one constructor used by training, loading and the app."""
+    return VAE(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,233 @@
+"""The training loop: data already in memory, events out, cancel in; never prints.
+
+``fit(config, data, callback=..., cancel=...)`` builds a fresh model and trains it.
+Subscribers (the CLI's progress bar, the app's worker, tests) receive plain dict events:
+
+- ``start``: ``epochs, steps_per_epoch, total_steps, n_train, n_test, device, threads``
+- ``step``: ``epoch, step, global_step, loss, recon, kl, beta, lr, grad_norm, samples_per_sec,
+  elapsed, eta`` (every step)
+- ``recon``: ``global_step, inputs, recons`` (uint8 numpy [K, C, H, W], fixed test images) every
+  ``recon_every`` steps and at each epoch end
+- ``epoch``: ``epoch, train{loss, recon, kl, neg_elbo}, test{neg_elbo, recon, kl}, kl_per_dim,
+  active_units, elapsed, samples_per_sec, latent`` (for a 2-D latent: test means and labels)
+- ``end``: ``status`` (completed | cancelled | failed), ``message``
+
+A cancel request (``threading.Event``) is honoured before the next batch. A non-finite
+loss or gradient stops the run before the optimiser step; the last good weights are kept.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import losses
+from .config import RunConfig, TrainConfig
+from .data import DataSplit, ImageData, binarize, to_float
+from .evaluate import evaluate, fixed_binarized
+from .models import VAE, build_model
+from .util import pick_device, set_threads
+
+Callback = Callable[[dict[str, Any]], None]
+N_RECON = 8          # images in each reconstruction snapshot
+MAX_MAP_POINTS = 2000  # test points sent with each epoch event for a 2-D latent map
+
+
+@dataclass
+class TrainResult:
+    model: VAE
+    status: str                      # completed | cancelled | failed
+    message: str
+    history: dict[str, list] = field(default_factory=dict)  # "epochs": [...], "steps": [...]
+    seconds: float = 0.0
+
+
+def kl_weight(cfg: TrainConfig, global_step: int, steps_per_epoch: int) -> float:
+    """beta, ramped linearly from 0 over ``warmup_epochs``."""
+    if cfg.warmup_epochs <= 0:
+        return cfg.beta
+    return cfg.beta * min(1.0, global_step / (cfg.warmup_epochs * steps_per_epoch))
+
+
+def learning_rate(cfg: TrainConfig, global_step: int, total_steps: int) -> float:
+    if cfg.lr_schedule == "constant" or total_steps <= 1:
+        return cfg.lr
+    t = min(1.0, global_step / total_steps)
+    lo = cfg.lr * cfg.lr_min_factor
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * t))
+
+
+def fit(config: RunConfig, data: DataSplit, *, callback: Callback | None = None,
+        cancel: threading.Event | None = None) -> TrainResult:
+    """Seed, build a fresh model for ``config.model`` and train it on ``data``."""
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model)
+    return train(model, data, config.train, callback=callback, cancel=cancel)
+
+
+def _uint8_images(t: torch.Tensor) -> np.ndarray:
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _grad_norm(params: list[torch.nn.Parameter], clip: float) -> float:
+    """Total gradient L2 norm (clipping in place when ``clip`` > 0)."""
+    if clip > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, clip))
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+
+def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback | None = None,
+          cancel: threading.Event | None = None) -> TrainResult:
+    """Train ``model`` in place on ``data.train``; evaluate on ``data.test`` after each epoch."""
+    emit = callback or (lambda e: None)
+    threads = set_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model.to(device)
+    mcfg = model.cfg
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_train = data.train.x                     # uint8 [N, C, H, W], stays on the CPU
+    y_train = data.train.y if mcfg.conditional else None
+    n = x_train.shape[0]
+    if n == 0:
+        raise ValueError("the training set is empty")
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    total_steps = steps_per_epoch * cfg.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    test_eval = _test_view(data.test, cfg)
+    recon_x = to_float(test_eval.x[:N_RECON]).to(device)
+    recon_y = test_eval.y[:N_RECON].to(device) if (mcfg.conditional and test_eval.y is not None) else None
+
+    history: dict[str, list] = {"epochs": [], "steps": []}
+    emit({"type": "start", "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+          "n_train": n, "n_test": int(data.test.x.shape[0]), "device": str(device), "threads": threads})
+    last_good = copy.deepcopy(model.state_dict())
+    status, message = "completed", f"trained {cfg.epochs} epochs"
+    t0 = time.perf_counter()
+    global_step = 0
+    seen = 0
+    stop = False
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        xs = x_train[perm]                     # one gather per epoch; batches are then views
+        ys = y_train[perm] if y_train is not None else None
+        sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+        kl_dim_sum = torch.zeros(mcfg.latent_dim)
+        count = 0
+        for step in range(steps_per_epoch):
+            if cancel is not None and cancel.is_set():
+                status, message, stop = "cancelled", f"stopped by request at epoch {epoch}, step {step}", True
+                break
+            lr = learning_rate(cfg, global_step, total_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            beta = kl_weight(cfg, global_step, steps_per_epoch)
+            xb = to_float(xs[step * bs:(step + 1) * bs])
+            if cfg.binarize:
+                xb = binarize(xb, gen)
+            xb = xb.to(device, non_blocking=True)
+            yb = ys[step * bs:(step + 1) * bs].to(device) if ys is not None else None
+            out = model(xb, yb)
+            terms = losses.elbo_terms(out.recon_logits, xb, out.mu, out.logvar, mcfg,
+                                      model.sigma() if mcfg.likelihood == "gaussian" else None)
+            loss = losses.training_loss(terms, beta=beta, free_bits=cfg.free_bits)
+            if not torch.isfinite(loss.detach()):
+                status, stop = "failed", True
+                message = (f"training stopped: the loss became {float(loss.detach())} at epoch {epoch}, step {step}; "
+                           "try a lower learning rate or gradient clipping (the last good weights are kept)")
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = _grad_norm(params, cfg.grad_clip)
+            if not math.isfinite(gnorm):
+                status, stop = "failed", True
+                message = (f"training stopped: non-finite gradients at epoch {epoch}, step {step}; "
+                           "try a lower learning rate or gradient clipping (the last good weights are kept)")
+                break
+            opt.step()
+            b = xb.shape[0]
+            global_step += 1
+            seen += b
+            count += b
+            loss_v = float(loss.detach())
+            recon_m, kl_m = float(terms["recon"].detach().mean()), float(terms["kl"].detach().mean())
+            sums["loss"] += loss_v * b
+            sums["recon"] += recon_m * b
+            sums["kl"] += kl_m * b
+            kl_dim_sum += terms["kl_per_dim"].detach().sum(0).cpu()
+            elapsed = time.perf_counter() - t0
+            rate = seen / elapsed if elapsed > 0 else 0.0
+            ev = {"type": "step", "epoch": epoch, "step": step + 1, "global_step": global_step,
+                  "loss": loss_v, "recon": recon_m, "kl": kl_m, "beta": beta, "lr": lr, "grad_norm": gnorm,
+                  "samples_per_sec": rate, "elapsed": elapsed,
+                  "eta": (total_steps - global_step) * elapsed / global_step}
+            emit(ev)
+            if global_step % max(1, steps_per_epoch // 20) == 0 or step == steps_per_epoch - 1:
+                history["steps"].append({k: ev[k] for k in ("epoch", "global_step", "loss", "recon", "kl", "beta",
+                                                            "lr", "grad_norm", "elapsed")})
+            if global_step % cfg.recon_every == 0:
+                _emit_recon(model, recon_x, recon_y, emit, global_step)
+        if stop and status == "failed":
+            break
+        if count == 0:  # cancelled before the first batch of this epoch
+            break
+        train_stats = {k: v / count for k, v in sums.items()}
+        train_stats["neg_elbo"] = train_stats["recon"] + train_stats["kl"]
+        record: dict[str, Any] = {"epoch": epoch, "partial": stop, "train": train_stats,
+                                  "kl_per_dim": (kl_dim_sum / count).tolist(),
+                                  "elapsed": time.perf_counter() - t0}
+        if cfg.eval_every_epoch and test_eval.x.shape[0] > 0:
+            ev_stats = evaluate(model, test_eval, binarized=False, seed=cfg.seed, device=device,
+                                return_latent=mcfg.latent_dim == 2)
+            latent = ev_stats.pop("latent", None)
+            record["test"] = {k: ev_stats[k] for k in ("neg_elbo", "recon", "kl", "bits_per_dim")}
+            record["active_units"] = ev_stats["active_units"]
+        else:
+            latent = None
+        record["samples_per_sec"] = seen / record["elapsed"] if record["elapsed"] > 0 else 0.0
+        last_good = copy.deepcopy(model.state_dict())
+        history["epochs"].append(record)
+        ev = {"type": "epoch", **record}
+        if latent is not None:
+            k = min(MAX_MAP_POINTS, latent["mu"].shape[0])
+            ev["latent"] = {"mu": latent["mu"][:k], "y": None if latent["y"] is None else latent["y"][:k]}
+        emit(ev)
+        _emit_recon(model, recon_x, recon_y, emit, global_step)
+        if stop:
+            break
+    if status == "failed" and not all(torch.isfinite(p).all() for p in model.state_dict().values()):
+        model.load_state_dict(last_good)
+    model.eval()
+    seconds = time.perf_counter() - t0
+    emit({"type": "end", "status": status, "message": message, "seconds": seconds})
+    return TrainResult(model=model, status=status, message=message, history=history, seconds=seconds)
+
+
+def _test_view(test: ImageData, cfg: TrainConfig) -> ImageData:
+    """The held-out images as evaluated: binarised once with a fixed seed when training binarises."""
+    if not cfg.binarize:
+        return test
+    return ImageData(x=fixed_binarized(test.x, seed=cfg.seed), y=test.y)
+
+
+@torch.no_grad()
+def _emit_recon(model: VAE, x: torch.Tensor, y: torch.Tensor | None, emit: Callback, global_step: int) -> None:
+    if x.shape[0] == 0:
+        return
+    was_training = model.training
+    model.eval()
+    mu, _ = model.encode(x, y)
+    rec = torch.sigmoid(model.decode(mu, y))
+    model.train(was_training)
+    emit({"type": "recon", "global_step": global_step, "inputs": _uint8_images(x), "recons": _uint8_images(rec)})
