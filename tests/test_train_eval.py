@@ -190,3 +190,13 @@ def test_inference_restores_training_mode():
     latent.decode(model, np.zeros((1, 2)))
     evaluate(model, blobs(4))
     assert model.training
+
+
+def test_time_budget_stops_and_drives_the_schedule():
+    events = []
+    res = fit(cfg(epochs=10_000, time_budget=1.0, lr_min_factor=0.0), tiny_split(), callback=events.append)
+    assert res.status == "completed" and "time budget" in res.message
+    steps = [e for e in events if e["type"] == "step"]
+    assert steps[-1]["elapsed"] < 5.0
+    assert steps[-1]["lr"] < 0.2 * steps[0]["lr"], "the cosine schedule follows the clock"
+    assert res.history["epochs"], "the last (partial) epoch is recorded"

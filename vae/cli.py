@@ -1,4 +1,5 @@
-"""The command line: ``python -m vae {datasets,train,eval,sample} ...``.
+"""The command line: ``python -m vae {datasets,train,eval,sample} ...`` and the use cases
+(``semisup, probe, compress, rd, augment, anomaly, doctor``, in ``vae/cli_usecases.py``).
 
 Exit code 0 on success; on bad input, exit code 2 and one line on stderr starting with
 ``error:`` (no traceback). Commands that compute something print one JSON object as the
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=t.seed)
     g.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = all cores")
     g.add_argument("--device", default=t.device, help="auto, cpu, cuda or mps")
+    g.add_argument("--time-budget", type=float, default=t.time_budget,
+                   help="train for at most this many seconds (0 = off); the lr schedule follows the clock")
     g.add_argument("--no-test-eval", action="store_true", help="skip the per-epoch test evaluation")
     g.add_argument("--iw-samples", type=int, default=0, help="importance samples for the final log p(x)")
     tr.add_argument("--out", default=None, help="run folder to write (default runs/<data>-<model>-<latent>d-<time>)")
@@ -188,7 +191,8 @@ def cmd_train(args) -> int:
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                        beta=args.beta, warmup_epochs=args.warmup, free_bits=args.free_bits, grad_clip=args.grad_clip,
                        weight_decay=args.weight_decay, seed=args.seed, binarize=args.binarize, threads=args.threads,
-                       device=args.device, eval_every_epoch=not args.no_test_eval)
+                       device=args.device, eval_every_epoch=not args.no_test_eval,
+                       time_budget=args.time_budget)
     data = _load_data(args, data_cfg)
     if args.conditional and not data.has_labels:
         raise ValueError(f"--conditional needs labelled data; {data.name} has no labels")
@@ -282,6 +286,9 @@ def cmd_eval(args) -> int:
         raise ValueError("this run is conditional and needs labelled data")
     res = evaluate(run.model, _eval_view(data.test, run.config.train), iw_samples=args.iw_samples,
                    batch_size=args.batch_size, seed=args.seed)
+    if run.config.kind == "semisup" and data.test.y is not None:
+        from .semisup import error_rate
+        res["test_error"] = error_rate(run.model, data.test)
     res["data"] = data.name
     print(json.dumps(res))
     return 0
@@ -342,3 +349,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+# --- use-case commands (vae/cli_usecases.py): semisup, probe, compress, rd, augment, anomaly, doctor ---
+def _with_usecases(build):
+    def build_parser_with_usecases() -> argparse.ArgumentParser:
+        from .cli_usecases import add_parsers
+        p = build()
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        add_parsers(sub)
+        return p
+    return build_parser_with_usecases
+
+
+build_parser = _with_usecases(build_parser)
+
+
+def _usecase(name: str):
+    def run(args) -> int:
+        from .cli_usecases import COMMANDS as UC
+        return UC[name](args)
+    return run
+
+
+COMMANDS.update({name: _usecase(name) for name in ("semisup", "probe", "compress", "rd", "augment", "anomaly",
+                                                    "doctor")})

@@ -90,6 +90,7 @@ class TrainConfig:
     device: str = "auto"                  # auto picks cuda, then mps, then cpu
     recon_every: int = 50                 # steps between reconstruction snapshots in step events
     eval_every_epoch: bool = True         # test -ELBO after each epoch (needed for the live curves)
+    time_budget: float = 0.0              # seconds of training (0 = off); the lr schedule then follows the clock
 
     def __post_init__(self) -> None:
         _check(1 <= self.epochs <= 100_000, f"train.epochs must be 1..100000, got {self.epochs}")
@@ -106,6 +107,7 @@ class TrainConfig:
         _check(0 <= self.threads <= 1024, f"train.threads must be 0..1024, got {self.threads}")
         _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
+        _check(0 <= self.time_budget <= 7 * 86400, f"train.time_budget must be 0..604800 s, got {self.time_budget}")
         _check(self.recon_every >= 1, f"train.recon_every must be >= 1, got {self.recon_every}")
 
 

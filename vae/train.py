@@ -55,10 +55,18 @@ def kl_weight(cfg: TrainConfig, global_step: int, steps_per_epoch: int) -> float
     return cfg.beta * min(1.0, global_step / (cfg.warmup_epochs * steps_per_epoch))
 
 
-def learning_rate(cfg: TrainConfig, global_step: int, total_steps: int) -> float:
+def progress(cfg: TrainConfig, global_step: int, total_steps: int, elapsed: float) -> float:
+    """Fraction of the run done: by steps, or by the clock when a time budget is set (whichever is further)."""
+    t = global_step / total_steps if total_steps > 0 else 1.0
+    if cfg.time_budget > 0:
+        t = max(t, elapsed / cfg.time_budget)
+    return min(1.0, t)
+
+
+def learning_rate(cfg: TrainConfig, global_step: int, total_steps: int, elapsed: float = 0.0) -> float:
     if cfg.lr_schedule == "constant" or total_steps <= 1:
         return cfg.lr
-    t = min(1.0, global_step / total_steps)
+    t = progress(cfg, global_step, total_steps, elapsed)
     lo = cfg.lr * cfg.lr_min_factor
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * t))
 
@@ -129,7 +137,10 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
             if cancel is not None and cancel.is_set():
                 status, message, stop = "cancelled", f"stopped by request at epoch {epoch}, step {step}", True
                 break
-            lr = learning_rate(cfg, global_step, total_steps)
+            if cfg.time_budget > 0 and time.perf_counter() - t0 >= cfg.time_budget:
+                status, message, stop = "completed", f"time budget of {cfg.time_budget:g} s reached at epoch {epoch}", True
+                break
+            lr = learning_rate(cfg, global_step, total_steps, time.perf_counter() - t0)
             for g in opt.param_groups:
                 g["lr"] = lr
             beta = kl_weight(cfg, global_step, steps_per_epoch)
@@ -180,7 +191,7 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
                 _emit_recon(model, recon_x, recon_y, emit, global_step)
         if stop and status == "failed":
             break
-        if count == 0:  # cancelled before the first batch of this epoch
+        if count == 0:  # stopped before the first batch of this epoch
             break
         train_stats = {k: v / count for k, v in sums.items()}
         train_stats["neg_elbo"] = train_stats["recon"] + train_stats["kl"]
