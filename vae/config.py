@@ -33,7 +33,8 @@ class ModelConfig:
     channels: int = 1                     # 1 grey, 3 RGB
     image_size: int = 28                  # square side, 8..64
     latent_dim: int = 20                  # 20 as in Kingma & Welling's MNIST experiments
-    hidden: tuple[int, ...] = (512, 256)  # mlp: widths of hidden layers; conv: channels per stride-2 layer
+    hidden: tuple[int, ...] = (1024,)     # mlp: widths of hidden layers (one wide layer learns fastest per CPU
+                                          # second in bench/); conv: channels per stride-2 layer
     fc_dim: int = 256                     # conv only: width of the dense layer between features and latent
     activation: Activation = "relu"       # relu is the cheapest on a CPU; elu/silu are smoother
     likelihood: Likelihood = "bernoulli"  # Bernoulli on logits suits [0,1] pixels; gaussian for photos
@@ -75,8 +76,8 @@ class TrainConfig:
     """How to train. Defaults are the fast, good recipe measured in bench/."""
 
     epochs: int = 10
-    batch_size: int = 128                 # 128 as in the standard recipe; larger is faster per epoch but needs more epochs
-    lr: float = 1e-3                      # Adam's usual rate for VAEs
+    batch_size: int = 256                 # twice the standard 128: better CPU throughput, same quality per second
+    lr: float = 2e-3                      # with the cosine decay, twice Adam's usual 1e-3 is stable and faster
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine decay to lr_min_factor*lr over the run
     lr_min_factor: float = 0.05
     beta: float = 1.0                     # weight of the KL term (1 = the ELBO)
