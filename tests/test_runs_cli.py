@@ -198,3 +198,23 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_npz, trained):
         msg = _bad(vae_cli(*args, cwd=work, env_extra={"VAE_LAB_CACHE_DIR": str(tmp_path / "cache")}))
         assert needle in msg, (args, msg)
     assert list(work.iterdir()) == [], "nothing may be written on bad input"
+
+
+def test_every_bad_data_input_through_the_cli(tmp_path, capsys):
+    """Each bad input the issue lists, through the command line's main(): exit 2, one line, nothing written."""
+    from hostile_files import cases
+
+    from vae.cli import main
+    out = tmp_path / "work" / "run"
+    (tmp_path / "work").mkdir()
+    table = cases(tmp_path / "in")
+    assert len(table) >= 15
+    for name, (path, extra, word) in table.items():
+        code = main(["train", "--data", str(path), "--out", str(out), "--epochs", "1", "--quiet", *extra])
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert code == 2, (name, captured.err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, captured.err)
+        assert word.lower() in lines[0].lower(), (name, lines[0])
+        assert captured.out == ""
+    assert list((tmp_path / "work").iterdir()) == [], "a refused input writes nothing"

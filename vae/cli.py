@@ -53,6 +53,8 @@ def _add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> N
     g.add_argument("--max-test", type=int, default=None, help="use at most this many test images")
     g.add_argument("--max-files", type=int, default=None, help="limit: files in a zip or folder")
     g.add_argument("--max-file-mb", type=float, default=None, help="limit: size of an upload on disk, MB")
+    g.add_argument("--max-uncompressed-mb", type=float, default=None,
+                   help="limit: declared uncompressed size of a zip or npz, MB")
     g.add_argument("--max-image-pixels", type=int, default=None, help="limit: pixels in one source image")
 
 
@@ -127,6 +129,8 @@ def _limits(args) -> Any:
         kw["max_files"] = args.max_files
     if getattr(args, "max_file_mb", None) is not None:
         kw["max_file_bytes"] = int(args.max_file_mb * (1 << 20))
+    if getattr(args, "max_uncompressed_mb", None) is not None:
+        kw["max_uncompressed_bytes"] = int(args.max_uncompressed_mb * (1 << 20))
     if getattr(args, "max_image_pixels", None) is not None:
         kw["max_image_pixels"] = args.max_image_pixels
     return Limits(**kw)
