@@ -200,3 +200,10 @@ def test_time_budget_stops_and_drives_the_schedule():
     assert steps[-1]["elapsed"] < 5.0
     assert steps[-1]["lr"] < 0.2 * steps[0]["lr"], "the cosine schedule follows the clock"
     assert res.history["epochs"], "the last (partial) epoch is recorded"
+
+
+def test_elbo_does_not_depend_on_iw_sampling():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(image_size=8, latent_dim=2, hidden=(16,)))
+    data = blobs(30)
+    assert evaluate(model, data, batch_size=7)["neg_elbo"] == evaluate(model, data, batch_size=7, iw_samples=5)["neg_elbo"]

@@ -52,6 +52,7 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     if cfg.conditional and y_all is None:
         raise ValueError("a conditional model needs labelled test data")
     gen = torch.Generator().manual_seed(seed)
+    gen_iw = torch.Generator().manual_seed(seed + 1)  # separate stream: the -ELBO is the same with or without IW
     sigma = model.sigma().to(device) if cfg.likelihood == "gaussian" else None
     n = x_all.shape[0]
     rec_l, kl_l, nll_l, mu_l, lv_l = [], [], [], [], []
@@ -66,7 +67,7 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
         mu_l.append(mu.cpu())
         lv_l.append(logvar.cpu())
         if iw_samples > 1:
-            nll_l.append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen, sigma).cpu())
+            nll_l.append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma).cpu())
     if n == 0:
         raise ValueError("the evaluation set is empty")
     recon, kl = torch.cat(rec_l), torch.cat(kl_l)
