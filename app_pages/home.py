@@ -1,0 +1,56 @@
+"""Home: what a VAE is, what each page does, and the active run at a glance."""
+import streamlit as st
+
+from ui import compute, images, runs
+
+st.title("VAE Lab")
+st.markdown(
+    "A **variational autoencoder** (VAE) learns to squeeze each image into a few numbers, a point in a "
+    "*latent space*, and to turn any such point back into an image. "
+    "Training balances two costs: rebuild the input well (*reconstruction*) and keep the points spread like a "
+    "standard normal cloud (*KL*), so that every region of the space decodes to something plausible. "
+    "Here you can **train** a VAE, compare inputs with their **reconstructions**, explore the **latent map**, "
+    "move **sliders** through the latent space, and **generate** new images from random points."
+)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Pages")
+    st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
+    st.caption("Pick data and a model, press Start, and watch the losses, the KL per dimension and the "
+               "reconstructions improve live. The finished run becomes the active run.")
+    st.page_link("app_pages/reconstructions.py", label="Reconstructions", icon=":material/compare:")
+    st.caption("Test images beside their reconstructions, the worst first, and what the encoder is unsure of.")
+    st.page_link("app_pages/latent_map.py", label="Latent map", icon=":material/scatter_plot:")
+    st.caption("Every test image as a point; click one, see the decoded manifold, interpolate between two points.")
+    st.page_link("app_pages/sliders.py", label="Sliders", icon=":material/tune:")
+    st.caption("One slider per latent dimension; the image is decoded in your browser as you drag.")
+    st.page_link("app_pages/generate.py", label="Generate", icon=":material/auto_awesome:")
+    st.caption("New images from random points of the prior, as a grid to download.")
+
+with right:
+    active = runs.active_run()
+    if active is not None:
+        entry, run = active
+        m = run.config.model
+        st.subheader("Active run")
+        st.markdown(f"**{entry.name}** · {m.latent_dim}-D latent · {m.arch.upper()} "
+                    f"{'conditional ' if m.conditional else ''}VAE")
+        label = 0 if m.conditional else None
+        if m.latent_dim >= 2:
+            dims = (0, 1) if m.latent_dim == 2 else tuple(runs.order_by_kl(run)[:2])
+            pics = compute.manifold(run.model, entry.key, 10, dims, label)
+            caption = (f"Decoded over a 10×10 grid of prior quantiles in z{dims[0]} (across) and z{dims[1]} (up)"
+                       + (", class " + runs.class_names(run)[0] if m.conditional else "") + ".")
+        else:
+            _, pics = compute.prior_samples(run.model, entry.key, 64, 0, 1.0, None)
+            caption = "Samples from the prior."
+        st.image(images.grid(pics, target=42), caption=caption, width="stretch", output_format="PNG")
+        final = (run.metrics or {}).get("final") or {}
+        if final.get("neg_elbo") is not None:
+            c1, c2, c3 = st.columns(3)
+            c1.metric("−ELBO", f"{final['neg_elbo']:.1f}", help="test −ELBO in nats per image; lower is better")
+            c2.metric("KL", f"{final['kl']:.1f}", help="nats per image spent on the latent code")
+            c3.metric("Dims used", f"{final.get('active_units', '?')}/{m.latent_dim}",
+                      help="dimensions whose posterior mean varies across test images")
+        st.caption("Choose another run in the sidebar; demo runs ship with the app and need no training.")

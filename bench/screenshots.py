@@ -1,0 +1,76 @@
+"""Screenshots of every page in Chromium for the README: assets/screenshots/<page>.png.
+
+    python bench/screenshots.py                 # light theme, 1280x900
+    python bench/screenshots.py --dark --out /tmp/shots
+
+Uses the demo runs (the 2-D demo is active at start); the Train page is shot after a short
+training run (quick demo settings) so its charts show. Runs go to a temporary folder.
+Prints one JSON object: {"files": [...]}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _browser import ROOT, app_server, chromium  # noqa: E402
+
+PAGES = [("home", ""), ("train", "train"), ("reconstructions", "reconstructions"), ("latent_map", "latent_map"),
+         ("sliders", "sliders"), ("generate", "generate")]
+
+
+READY = "[data-testid='stSidebar'] [data-testid='stSelectbox']"   # the run picker: app.py has run
+
+
+def settle(page, extra_ms: int = 800) -> None:
+    """Wait until the app's own script has drawn the page and stopped running."""
+    page.wait_for_selector(READY, timeout=60_000)
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=60_000)
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(extra_ms)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    ap.add_argument("--dark", action="store_true")
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("--full", action="store_true", help="whole page, not just the first screen")
+    ap.add_argument("--pages", default=",".join(n for n, _ in PAGES))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.pages.split(","))
+    files = []
+    with tempfile.TemporaryDirectory() as runs, app_server({"VAE_LAB_RUNS_DIR": runs}) as url, chromium() as browser:
+        ctx = browser.new_context(viewport={"width": args.width, "height": args.height},
+                                  color_scheme="dark" if args.dark else "light", device_scale_factor=1)
+        page = ctx.new_page()
+        for name, path in PAGES:
+            if name not in wanted:
+                continue
+            page.goto(f"{url}/{path}")
+            settle(page)
+            if name == "train":
+                page.get_by_role("button", name="Quick demo settings").click()
+                settle(page, 300)
+                page.get_by_role("button", name="Start").click()
+                page.get_by_text("Training finished").first.wait_for(timeout=120_000)
+                settle(page, 1500)
+                page.locator("[data-testid='stToast']").first.wait_for(state="detached", timeout=30_000)
+            if name in ("latent_map", "sliders"):
+                page.wait_for_timeout(1500)  # the in-browser decoder paints
+            f = out / f"{name}{'-dark' if args.dark else ''}.png"
+            page.screenshot(path=str(f), full_page=args.full)
+            files.append(str(f))
+        ctx.close()
+    print(json.dumps({"files": files}))
+
+
+if __name__ == "__main__":
+    main()

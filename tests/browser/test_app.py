@@ -1,0 +1,228 @@
+"""The whole app in Chromium: every page, training to a saved run, the live sliders, a closed
+tab stopping its training, two sessions apart, and uploads refused with one line.
+
+One server for the module, with its own empty runs folder and a 2 s heartbeat timeout.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, new_page, start_streamlit
+
+sys.path.insert(0, str(ROOT / "tests"))
+from upload_cases import data_cases, run_cases  # noqa: E402
+
+APP = ROOT / "app.py"
+PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
+EXC = "[data-testid='stException']"
+SLIDERS = "[data-testid='vae-latent-sliders'] input[type=range]"
+IMG = "[data-testid='vae-live-image']"
+PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Reconstructions", "Reconstructions"),
+         ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate")]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def app_url(browser, runs_dir):  # depends on browser so a missing Chromium skips before a server starts
+    env = {"VAE_LAB_RUNS_DIR": str(runs_dir), "VAE_LAB_HEARTBEAT_S": "2", "VAE_LAB_THREADS": "1"}
+    with start_streamlit(APP, env=env) as url:
+        yield url
+
+
+def open_app(browser, url, path: str = "", color_scheme: str = "light"):
+    page = new_page(browser, f"{url}/{path}", wait_for=PICKER, color_scheme=color_scheme)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    return page
+
+
+def settle(page) -> None:
+    """Wait for the current script run to end."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+
+def go(page, name: str, heading: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
+    page.locator("[data-testid='stMain'] h1", has_text=heading).wait_for()
+    settle(page)
+
+
+def saved(runs_dir: Path) -> list[Path]:
+    return sorted(p for p in runs_dir.iterdir() if (p / "metrics.json").is_file())
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_opens_without_an_exception(browser, app_url, scheme):
+    page = open_app(browser, app_url, color_scheme=scheme)
+    for name, heading in PAGES:
+        go(page, name, heading)
+        assert page.locator(EXC).count() == 0, f"exception on {name}"
+        assert page.locator("[data-testid='stMain'] h1").first.text_content().strip() == heading
+    assert not page.errors, page.errors
+    page.context.close()
+
+
+def test_train_one_epoch_and_the_run_appears_in_the_picker(browser, app_url, runs_dir):
+    page = open_app(browser, app_url, "train")
+    settle(page)
+    before = set(saved(runs_dir))
+    page.get_by_role("button", name="Quick demo settings").click()
+    settle(page)
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("1")
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Training finished").first.wait_for(timeout=120_000)
+    [run] = [p for p in saved(runs_dir) if p not in before]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    page.wait_for_function(f"document.querySelector(\"{PICKER} input\").value.includes('{run.name}')")
+    assert page.locator(EXC).count() == 0
+    # moving to another page keeps the new run active
+    go(page, "Generate", "Generate")
+    assert run.name in page.locator(f"{PICKER} input").input_value()
+    page.context.close()
+
+
+def test_dragging_a_latent_slider_redraws_the_image(browser, app_url):
+    page = open_app(browser, app_url, "sliders")
+    # the panel lives in a shadow root: Playwright's locators pierce it, document.querySelector does not
+    page.wait_for_function("(() => { const p = window.__vaeLab && window.__vaeLab.panel('sliders.panel'); "
+                           "return p && p.live() && p.frames() > 0; })()")
+    settle(page)
+    canvas = page.locator(IMG)
+    frames0 = int(canvas.get_attribute("data-frames"))
+    pixels0 = canvas.evaluate("c => c.toDataURL()")
+    box = page.locator(SLIDERS).first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(25):
+        page.mouse.move(x + 6 * (i + 1), y)
+        time.sleep(0.016)
+    mid = int(canvas.get_attribute("data-frames"))
+    page.mouse.up()
+    assert mid - frames0 >= 10, f"only {mid - frames0} frames while dragging"
+    assert canvas.evaluate("c => c.toDataURL()") != pixels0, "the canvas pixels did not change"
+    settle(page)
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_clicking_two_map_points_shows_the_image_and_interpolates_between_them(browser, app_url):
+    page = open_app(browser, app_url, "latent_map")
+    points = page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace")
+    points.first.locator(".points path").first.wait_for()
+    settle(page)
+    clicked = []
+    for trace, point in ((3, 5), (7, 2)):
+        points.nth(trace).locator(".points path").nth(point).click(force=True)
+        page.wait_for_function("(n) => [...document.querySelectorAll(\"[data-testid='stMain'] "
+                               "[data-testid='stImageCaption']\")].filter(e => e.textContent.startsWith('Clicked #')"
+                               " && !n.includes(e.textContent)).length > 0", arg=clicked)
+        settle(page)
+        clicked.append(page.get_by_text("Clicked #").first.text_content())
+    first, second = (c.split("#")[1].split(",")[0].split(":")[0] for c in clicked)
+    # two clicks make the clicked points the interpolation's ends
+    page.get_by_text(f"Linear: 10 frames from #{first} (left) to #{second} (right)").wait_for()
+    caption = page.get_by_text("Linear: 10 frames from #").first.text_content()
+    a, b = caption.split("from ")[1].split(" (left) to ")
+    assert a != b and a.startswith("#") and b.startswith("#")
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_closed_tab_stops_its_training_and_other_sessions_never_see_it(browser, app_url, runs_dir):
+    a = open_app(browser, app_url, "train")
+    settle(a)
+    before = set(saved(runs_dir))
+    epochs = a.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("500")
+    epochs.press("Enter")
+    settle(a)
+    a.get_by_role("button", name="Start").click()
+    a.get_by_role("button", name="Stop").wait_for()
+    a.locator("[data-testid='stProgress']").first.wait_for()
+    # a second browser session: its own Train page shows no progress and can start its own run
+    b = open_app(browser, app_url, "train")
+    settle(b)
+    assert b.get_by_role("button", name="Stop").count() == 0
+    assert b.locator("[data-testid='stMain'] [data-testid='stProgress']").count() == 0
+    assert b.get_by_role("button", name="Start").is_enabled()
+    b.context.close()
+    # closing A's tab: no heartbeat, no websocket -> the worker stops itself and saves
+    t0 = time.monotonic()
+    a.context.close()
+    deadline = t0 + 30
+    while time.monotonic() < deadline and not [p for p in saved(runs_dir) if p not in before]:
+        time.sleep(0.25)
+    new = [p for p in saved(runs_dir) if p not in before]
+    assert len(new) == 1, "the orphaned run should be saved once"
+    stopped_after = time.monotonic() - t0
+    metrics = json.loads((new[0] / "metrics.json").read_text())
+    assert metrics["status"] == "cancelled" and "no heartbeat" in metrics["message"]
+    print(f"closed tab -> run saved in {stopped_after:.1f} s")
+    assert stopped_after < 15, f"took {stopped_after:.1f} s to stop"
+
+
+def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir, tmp_path):
+    page = open_app(browser, app_url, "train")
+    settle(page)
+    page.get_by_role("combobox", name="Data set").click()
+    page.get_by_role("option", name="Upload my own").click()
+    settle(page)
+    uploader = page.locator("[data-testid='stMain'] [data-testid='stFileUploaderDropzoneInput']")
+    seen = {}
+    for cid, name, blob, phrase in data_cases():
+        f = tmp_path / name
+        f.write_bytes(blob)
+        uploader.set_input_files(str(f))
+        err = page.locator("[data-testid='stMain'] [data-testid='stAlertContentError']")
+        err.first.wait_for()
+        page.wait_for_function("(n) => { const e = document.querySelector(\"[data-testid='stMain'] "
+                               "[data-testid='stAlertContentError']\"); return e && e.textContent.includes(n); }",
+                               arg=name)
+        settle(page)
+        text = err.first.text_content()
+        assert err.count() == 1 and phrase in text and page.locator(EXC).count() == 0, (cid, text)
+        seen[cid] = text
+    # runs, through the sidebar
+    page.locator("[data-testid='stSidebar']").get_by_text("Upload a run").click()
+    side = page.locator("[data-testid='stSidebar']")
+    for cid, files, phrase in run_cases():
+        paths = []
+        for name, blob in files:
+            f = tmp_path / cid / name
+            f.parent.mkdir(exist_ok=True)
+            f.write_bytes(blob)
+            paths.append(str(f))
+        side.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(paths)
+        side.get_by_role("button", name="Add this run").click()
+        page.wait_for_function("(p) => { const e = document.querySelector(\"[data-testid='stSidebar'] "
+                               "[data-testid='stAlertContentError']\"); return e && e.textContent.includes(p); }",
+                               arg=phrase)
+        settle(page)
+        err = side.locator("[data-testid='stAlertContentError']")
+        assert err.count() == 1 and page.locator(EXC).count() == 0, cid
+        seen[f"run:{cid}"] = err.first.text_content()
+        # clear the uploader for the next case
+        chips = side.locator("[data-testid='stFileChipDeleteBtn']")
+        for left in range(chips.count(), 0, -1):
+            chips.first.click()
+            page.wait_for_function("(n) => document.querySelectorAll(\"[data-testid='stSidebar'] "
+                                   "[data-testid='stFileChipDeleteBtn']\").length < n", arg=left)
+        settle(page)
+    assert not [p for p in runs_dir.iterdir() if p.name.startswith("uploaded-")]
+    print(json.dumps(seen, indent=1))
+    page.context.close()

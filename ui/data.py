@@ -1,0 +1,82 @@
+"""Data sets for the pages, loaded once per process (``st.cache_resource``) and shared.
+
+The shared ``DataSplit`` is read-only by convention: training slices and permutes copies,
+the pages only read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from vae.config import DataConfig
+from vae.data import DATASETS, DataError, DataSplit, ImageData, list_datasets, load_dataset
+from vae.runs import Run
+
+
+@dataclass(frozen=True)
+class DataKey:
+    name: str
+    image_size: int | None = None
+    color: str | None = None
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    max_train: int | None = None
+    max_test: int | None = None
+
+    @classmethod
+    def of(cls, d: DataConfig) -> "DataKey":
+        return cls(d.name, d.image_size, d.color, d.test_fraction, d.split_seed, d.max_train, d.max_test)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=6)
+def load(key: DataKey, download: bool = False) -> DataSplit:
+    """Raises ``DataError`` (one line) for a missing or bad data set. ``download`` lets the
+    IDX data sets (mnist, fashion-mnist, kmnist) fetch their files when missing."""
+    return load_dataset(key.name, image_size=key.image_size, color=key.color, test_fraction=key.test_fraction,
+                        seed=key.split_seed, max_train=key.max_train, max_test=key.max_test, download=download)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def builtins() -> list[dict]:
+    """Built-in data sets with whether each loads offline."""
+    return list_datasets()
+
+
+def builtin_names() -> list[str]:
+    return list(DATASETS)
+
+
+def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
+    """The test images for ``run``: its own data set, else MNIST-like digits of the same shape.
+
+    Returns (test images, the key they were loaded by, a one-line note or None). The images
+    are None when nothing fits; the note says why.
+    """
+    m = run.config.model
+    key = DataKey.of(run.config.data)
+    note = None
+    try:
+        split = load(key)
+    except DataError as e:
+        split = None
+        note = f"This run's data set is not available here ({e})."
+    if split is not None and (split.channels, split.image_size) != (m.channels, m.image_size):
+        split, note = None, f"This run's data set now has {split.channels}x{split.image_size}px images, not " \
+                            f"{m.channels}x{m.image_size}px."
+    if split is None and (m.channels, m.image_size) == (1, 28):
+        key = DataKey("mnist5k")
+        try:
+            split = load(key)
+            note = (note or "") + " Showing the built-in MNIST test digits instead."
+        except DataError:
+            split = None
+    if split is None:
+        return None, None, note
+    test = split.test
+    if m.conditional and (test.y is None or int(test.y.max()) >= m.num_classes):
+        return None, None, "This conditional run needs labelled test images with its classes."
+    return test, key, note

@@ -1,0 +1,64 @@
+"""Pictures for the pages: crisp grids (nearest-neighbour upscaling), PNG, GIF and npz bytes."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from vae.latent import image_grid
+
+TARGET_TILE_PX = 84   # small digits are upscaled by a whole factor to about this size
+
+
+def scale_for(side: int, target: int = TARGET_TILE_PX) -> int:
+    return max(1, round(target / max(1, side)))
+
+
+def grid(images: np.ndarray, nrow: int | None = None, *, target: int = TARGET_TILE_PX, pad: int = 1) -> np.ndarray:
+    """Tile float images [N, C, H, W] in [0, 1] into one crisp uint8 picture."""
+    images = np.asarray(images)
+    return image_grid(images, nrow, pad=pad, scale=scale_for(images.shape[-1], target), pad_value=0.5)
+
+
+def strip(images: np.ndarray, *, target: int = TARGET_TILE_PX) -> np.ndarray:
+    """Images side by side in one row."""
+    return grid(images, len(images), target=target)
+
+
+def one(image: np.ndarray, *, target: int = 168) -> np.ndarray:
+    """One image [C, H, W] upscaled crisply."""
+    return grid(np.asarray(image)[None], 1, target=target, pad=0)
+
+
+def float_from_uint8(x) -> np.ndarray:
+    """uint8 tensor/array [N, C, H, W] -> float32 in [0, 1]."""
+    return np.asarray(x, dtype=np.float32) / 255.0
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_b64(picture: np.ndarray) -> str:
+    return base64.b64encode(png_bytes(picture)).decode("ascii")
+
+
+def gif_bytes(frames: np.ndarray, *, target: int = 168, ms: int = 120, bounce: bool = True) -> bytes:
+    """An animated GIF of float frames [T, C, H, W], looping (there and back when ``bounce``)."""
+    pics = [one(f, target=target) for f in frames]
+    if bounce and len(pics) > 2:
+        pics = pics + pics[-2:0:-1]
+    ims = [Image.fromarray(p).convert("P" if p.ndim == 3 else "L") for p in pics]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=ms, loop=0, disposal=2)
+    return buf.getvalue()
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+    return buf.getvalue()

@@ -1,0 +1,86 @@
+"""Glue for the Latent map page: the projection, clicks on the map, interpolation ends,
+and the latent pad's background."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from . import compute, images, state
+
+CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
+MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
+
+
+@dataclass
+class MapProjection:
+    points: np.ndarray                  # [M, 2] test means on the map
+    index: np.ndarray                   # [M] the test images they belong to
+    params: dict                        # for compute.transform
+    axes: tuple[str, str]
+    prior_center: tuple[float, float] | None
+
+    def place(self, z: np.ndarray) -> np.ndarray | None:
+        return compute.transform(self.params, z)
+
+
+def projection(mu: np.ndarray, method: str, run_key: str, data_key: str) -> MapProjection:
+    d = mu.shape[1]
+    index = np.arange(min(len(mu), MAX_TSNE) if (method == "tsne" and d > 2) else len(mu))
+    pts, params = compute.projection(mu[index], method, run_key, data_key)
+    if d <= 2:
+        return MapProjection(pts, index, params, ("z0", "z1") if d == 2 else ("z0", "(none)"), (0.0, 0.0))
+    if params["method"] == "tsne":
+        return MapProjection(pts, index, params, ("t-SNE 1", "t-SNE 2"), None)
+    center = compute.transform(params, np.zeros((1, d), np.float32))[0]
+    return MapProjection(pts, index, params, ("principal component 1", "principal component 2"),
+                         (float(center[0]), float(center[1])))
+
+
+def clicks(run_key: str) -> list[int]:
+    return state.per_run(state.MAP_CLICKS, run_key, [])
+
+
+def on_select(run_key: str) -> None:
+    """Chart callback: remember the last two clicked test images; with two, use them as the ends."""
+    sel = st.session_state.get(state.MAP_CHART)
+    pts = (sel or {}).get("selection", {}).get("points", []) if isinstance(sel, dict) else \
+        getattr(getattr(sel, "selection", None), "points", []) or []
+    got = clicks(run_key)
+    for p in pts[:1]:
+        cd = p.get("customdata")
+        if isinstance(cd, list):
+            cd = cd[0] if cd else None
+        if cd is None:
+            continue
+        i = int(cd)
+        if i in got:
+            got.remove(i)
+        got.append(i)
+        del got[:-2]
+    if len(got) == 2:
+        st.session_state[state.MAP_ENDS_FROM] = CLICKED
+
+
+def default_test_ends(mu: np.ndarray, labels: np.ndarray | None) -> None:
+    """First use: A = test image 0, B = the first image of the class whose mean lies farthest from A's class
+    (or the farthest image when unlabelled), so the default interpolation shows a real change."""
+    if state.MAP_A in st.session_state and state.MAP_B in st.session_state:
+        return
+    a = 0
+    if labels is not None:
+        classes = np.unique(labels)
+        means = {c: mu[labels == c].mean(0) for c in classes}
+        far = max(classes, key=lambda c: float(np.linalg.norm(means[c] - means[labels[a]])))
+        b = int(np.flatnonzero(labels == far)[0])
+    else:
+        b = int(np.argmax(np.linalg.norm(mu - mu[a], axis=1)))
+    st.session_state.setdefault(state.MAP_A, a)
+    st.session_state.setdefault(state.MAP_B, b if b != a else min(1, len(mu) - 1))
+
+
+def pad_background(model, run_key: str, extent: float, label: int | None, n: int = 20) -> dict:
+    """The decoded manifold tiled evenly over [-extent, extent]^2, as the pad's background image."""
+    tiles = compute.uniform_tiles(model, run_key, n, extent, (0, 1), label)
+    return {"png_b64": images.png_b64(tiles), "extent": [-extent, extent, -extent, extent]}

@@ -1,0 +1,118 @@
+"""Plotly figures. No template is set, so ``st.plotly_chart(theme="streamlit")`` themes them
+for light and dark; fixed colours are only used for neutral guides (grey)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+GUIDE = "rgba(128,128,128,0.9)"
+# Tableau 10: ten hues that stay distinct from each other on light and dark backgrounds
+CLASS_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                "#9c755f", "#bab0ac"]
+TRAIN_COLOR, TEST_COLOR = "#4e79a7", "#f28e2b"
+NO_MODEBAR = {"displayModeBar": False}
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
+    return fig
+
+
+def curves(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None) -> go.Figure:
+    """Reconstruction, KL and -ELBO (nats per image) on train (every step) and test (every epoch)."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Reconstruction −log p(x|z)", "KL(q(z|x) ‖ p(z))",
+                                                        "−ELBO = reconstruction + KL"), horizontal_spacing=0.07)
+    spe = steps_per_epoch or 1.0
+    xs = [s["step"] / spe for s in steps]
+    for col, key in enumerate(("recon", "kl", "neg_elbo"), start=1):
+        first = col == 1
+        if steps:
+            fig.add_trace(go.Scatter(x=xs, y=[s[key] for s in steps], mode="lines", name="train (each step)",
+                                     legendgroup="train", showlegend=first, line=dict(width=1.2, color=TRAIN_COLOR),
+                                     opacity=0.55, hovertemplate="epoch %{x:.2f}<br>%{y:.1f} nats<extra>train</extra>"),
+                          row=1, col=col)
+        tr = [(e["epoch"], e["train"][key]) for e in epochs if "train" in e]
+        if tr:
+            fig.add_trace(go.Scatter(x=[a for a, _ in tr], y=[b for _, b in tr], mode="lines+markers",
+                                     name="train (epoch mean)", legendgroup="train-epoch", showlegend=first,
+                                     line=dict(width=2.5, color=TRAIN_COLOR), marker=dict(size=7),
+                                     hovertemplate="epoch %{x}<br>%{y:.2f} nats<extra>train</extra>"), row=1, col=col)
+        te = [(e["epoch"], e["test"][key]) for e in epochs if e.get("test")]
+        if te:
+            fig.add_trace(go.Scatter(x=[a for a, _ in te], y=[b for _, b in te], mode="lines+markers",
+                                     name="test (end of epoch)", legendgroup="test", showlegend=first,
+                                     line=dict(width=2.5, color=TEST_COLOR), marker=dict(size=8, symbol="diamond"),
+                                     hovertemplate="epoch %{x}<br>%{y:.2f} nats<extra>test</extra>"), row=1, col=col)
+        if not steps and not epochs:  # the preview before a run: empty axes in all three panels
+            fig.add_trace(go.Scatter(x=[0, 10], y=[0, 1], mode="markers", marker=dict(opacity=0), showlegend=False,
+                                     hoverinfo="skip"), row=1, col=col)
+            fig.update_yaxes(showticklabels=False, row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(title_text="nats per image", row=1, col=1)
+    return _layout(fig, 330, legend=dict(orientation="h", y=-0.25, x=0.5, xanchor="center"))
+
+
+def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float = 0.01) -> go.Figure:
+    """KL per latent dimension (nats): collapsed dimensions (KL ≈ 0) are greyed."""
+    d = len(kl)
+    idx = order if order is not None else list(range(d))
+    vals = [kl[i] for i in idx]
+    colors = [TRAIN_COLOR if v > threshold * 10 else "rgba(128,128,128,0.6)" for v in vals]
+    fig = go.Figure(go.Bar(x=[f"z{i}" for i in idx], y=vals, marker_color=colors,
+                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+    fig.update_xaxes(title_text="latent dimension", type="category")
+    fig.update_yaxes(title_text="KL, nats per image", rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: list[str] | None, *,
+                   axis_names: tuple[str, str] = ("z0", "z1"), prior_center: tuple[float, float] | None = (0.0, 0.0),
+                   paths: list[tuple[str, np.ndarray, str]] | None = None,
+                   marked: list[tuple[str, float, float]] | None = None,
+                   index: np.ndarray | None = None, height: int = 520) -> go.Figure:
+    """Test means on the map, coloured by label, with customdata = test index (for clicks;
+    ``index`` gives the test index of each point, default 0..N-1).
+
+    ``prior_center``: draw the prior's 1σ and 2σ circles there (None: no circles).
+    ``paths``: (name, [T, 2] points, dash) drawn as lines; ``marked``: (text, x, y) markers.
+    """
+    fig = go.Figure()
+    n = len(points)
+    scatter = go.Scattergl if n > 3000 else go.Scatter
+    size = 6 if n <= 1000 else 4
+    idx = np.arange(n) if index is None else np.asarray(index)
+    if labels is None:
+        fig.add_trace(scatter(x=points[:, 0], y=points[:, 1], mode="markers", name="test images", customdata=idx,
+                              marker=dict(size=size, opacity=0.8),
+                              hovertemplate="#%{customdata}<extra></extra>"))
+    else:
+        for c in np.unique(labels):
+            m = labels == c
+            name = class_names[int(c)] if class_names and int(c) < len(class_names) else str(int(c))
+            color = CLASS_COLORS[int(c) % len(CLASS_COLORS)] if len(np.unique(labels)) <= len(CLASS_COLORS) else None
+            fig.add_trace(scatter(x=points[m, 0], y=points[m, 1], mode="markers", name=name, customdata=idx[m],
+                                  marker=dict(size=size, opacity=0.85, color=color),
+                                  hovertemplate=f"#%{{customdata}} · label {name}<extra></extra>"))
+    if prior_center is not None:
+        cx, cy = prior_center
+        for r, dash in ((1, "dot"), (2, "dash")):
+            fig.add_shape(type="circle", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, line=dict(color=GUIDE, width=1.5,
+                          dash=dash), layer="below")
+            fig.add_annotation(x=cx + r * math.cos(math.pi / 4), y=cy + r * math.sin(math.pi / 4), text=f"{r}σ",
+                               showarrow=False, font=dict(color=GUIDE, size=12), xshift=10, yshift=8)
+    for name, pts, dash in paths or []:
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
+                                 line=dict(width=3, dash=dash), marker=dict(size=5), hoverinfo="skip"))
+    for text, x, y in marked or []:
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", text=[text], textposition="top center",
+                                 name=f"point {text}", showlegend=False, hoverinfo="skip",
+                                 marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
+                                 textfont=dict(size=15)))
+    fig.update_xaxes(title_text=axis_names[0], zeroline=False)
+    fig.update_yaxes(title_text=axis_names[1], zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain")
+    return _layout(fig, height, legend=dict(title=dict(text="label " if labels is not None else ""), orientation="h",
+                                            y=1.02, yanchor="bottom", x=0, itemsizing="constant"),
+                   dragmode="pan", clickmode="event+select")

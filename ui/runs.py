@@ -1,0 +1,164 @@
+"""The run catalogue and the active run: demo runs, runs trained here, uploaded runs.
+
+A run is named by its folder path. Loaded models are cached process-wide with
+``st.cache_resource`` keyed by path and modification time, so every session shares
+one model per run: callers must never mutate it (no ``.train()``, no ``.to()``, no
+optimiser steps). Inference goes through ``vae.latent`` / ``vae.evaluate``, which run
+under ``torch.no_grad()`` in eval mode.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from vae.runs import CONFIG, WEIGHTS, Run, RunError, config_from_bytes, is_run_dir, list_runs, load_run
+
+from . import settings, state
+
+DEMO_ORDER = ("mnist-2d", "mnist-16d", "mnist-cvae-2d")
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    path: str
+    kind: str        # demo | saved
+    mtime: float
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def key(self) -> str:
+        """Changes whenever the weights change: the cache key for everything derived from the run."""
+        return f"{self.path}@{self.mtime}"
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return max((p / WEIGHTS).stat().st_mtime, (p / CONFIG).stat().st_mtime)
+    except OSError:
+        return 0.0
+
+
+def catalogue() -> list[RunEntry]:
+    """Demo runs first (in ``DEMO_ORDER``), then saved runs newest first."""
+    demo_root = settings.demo_dir()
+    demos = [p for p in demo_root.iterdir() if p.is_dir() and is_run_dir(p)] if demo_root.is_dir() else []
+    rank = {n: i for i, n in enumerate(DEMO_ORDER)}
+    demos.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    out = [RunEntry(str(p), "demo", _mtime(p)) for p in demos]
+    out += [RunEntry(str(p), "saved", _mtime(p)) for p in list_runs(settings.runs_dir())]
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _summary(path: str, mtime: float) -> dict:
+    """What the picker shows about a run, from its config (and metrics when small)."""
+    p = Path(path)
+    try:
+        cfg = config_from_bytes((p / CONFIG).read_bytes(), str(p / CONFIG))
+    except (OSError, RunError) as e:
+        return {"ok": False, "error": str(e)}
+    m = cfg.model
+    data = Path(cfg.data.name).name if ("/" in cfg.data.name or "\\" in cfg.data.name) else cfg.data.name
+    out = {"ok": True, "latent_dim": m.latent_dim, "arch": m.arch, "conditional": m.conditional, "data": data,
+           "epochs": cfg.train.epochs, "beta": cfg.train.beta, "likelihood": m.likelihood}
+    try:
+        metrics_path = p / "metrics.json"
+        if metrics_path.is_file() and metrics_path.stat().st_size < (8 << 20):
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            final = metrics.get("final") or {}
+            out["neg_elbo"] = final.get("neg_elbo")
+            out["status"] = metrics.get("status")
+            out["uploaded"] = metrics.get("uploaded_from")
+            hist = (metrics.get("history") or {}).get("epochs") or []
+            out["epochs_done"] = len(hist)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return out
+
+
+def label(entry: RunEntry) -> str:
+    s = _summary(entry.path, entry.mtime)
+    if not s.get("ok"):
+        return f"{entry.name} (unreadable)"
+    kind = "CVAE" if s["conditional"] else "VAE"
+    tag = "demo" if entry.kind == "demo" else ("uploaded" if s.get("uploaded") else "trained")
+    return f"{entry.name} · {s['latent_dim']}-D {kind} · {tag}"
+
+
+def summary(entry: RunEntry) -> dict:
+    return _summary(entry.path, entry.mtime)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def _load(path: str, mtime: float) -> Run:
+    return load_run(path)
+
+
+def entry_for(path: str | None) -> RunEntry | None:
+    if not path:
+        return None
+    for e in catalogue():
+        if e.path == path:
+            return e
+    return None
+
+
+def active_entry() -> RunEntry | None:
+    """The run chosen in the sidebar, or the first in the catalogue."""
+    entries = catalogue()
+    if not entries:
+        return None
+    chosen = st.session_state.get(state.APP_RUN)
+    return next((e for e in entries if e.path == chosen), entries[0])
+
+
+def load(entry: RunEntry) -> Run:
+    """The shared, cached model of ``entry`` (raises ``RunError`` with one line if the folder is bad)."""
+    return _load(entry.path, entry.mtime)
+
+
+def active_run() -> tuple[RunEntry, Run] | None:
+    """The active run loaded, or None after showing one line saying why (no run, or a bad folder)."""
+    entry = active_entry()
+    if entry is None:
+        st.info("No run yet: train one on the **Train** page or upload one in the sidebar.")
+        return None
+    try:
+        return entry, load(entry)
+    except RunError as e:
+        st.error(f"The run {entry.name} cannot be loaded: {e}")
+        return None
+
+
+def order_by_kl(run: Run) -> list[int]:
+    """Latent dimensions, most informative (largest KL to the prior on test data) first."""
+    final = (run.metrics or {}).get("final") or {}
+    kl = final.get("kl_per_dim")
+    d = run.config.model.latent_dim
+    if not (isinstance(kl, list) and len(kl) == d and all(isinstance(v, (int, float)) for v in kl)):
+        epochs = ((run.metrics or {}).get("history") or {}).get("epochs") or []
+        kl = epochs[-1].get("kl_per_dim") if epochs and isinstance(epochs[-1], dict) else None
+    if not (isinstance(kl, list) and len(kl) == d):
+        return list(range(d))
+    return sorted(range(d), key=lambda i: -float(kl[i] or 0.0))
+
+
+def kl_per_dim(run: Run) -> list[float] | None:
+    final = (run.metrics or {}).get("final") or {}
+    kl = final.get("kl_per_dim")
+    d = run.config.model.latent_dim
+    return [float(v or 0.0) for v in kl] if isinstance(kl, list) and len(kl) == d else None
+
+
+def class_names(run: Run) -> list[str] | None:
+    names = ((run.metrics or {}).get("data") or {}).get("class_names")
+    k = run.config.model.num_classes
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return [str(i) for i in range(k)] if k else None

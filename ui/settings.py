@@ -1,0 +1,57 @@
+"""Where the app keeps things and how it behaves, from environment variables.
+
+- ``VAE_LAB_RUNS_DIR``: folder of saved runs (trained or uploaded in the app), shared by
+  every session; default ``runs/`` in the repository.
+- ``VAE_LAB_DEMO_DIR``: folder of the pretrained demo runs; default ``assets/runs``.
+- ``VAE_LAB_HEARTBEAT_S``: a training run whose browser tab has sent no heartbeat for this
+  many seconds (and whose websocket is gone) stops itself and is saved; default 60.
+- ``VAE_LAB_POLL_S``: how often a page polls a training run, seconds; default 1.
+- ``VAE_LAB_THREADS``: torch CPU threads for the whole app (inference and training);
+  default half the cores, at least 1, so the server stays responsive while a model trains.
+
+Read on every call (cheap), so a test can set them before starting the app.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _float(name: str, default: float, lo: float) -> float:
+    try:
+        return max(lo, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def runs_dir() -> Path:
+    env = os.environ.get("VAE_LAB_RUNS_DIR")
+    return Path(env).expanduser().resolve() if env else ROOT / "runs"
+
+
+def demo_dir() -> Path:
+    env = os.environ.get("VAE_LAB_DEMO_DIR")
+    return Path(env).expanduser().resolve() if env else ROOT / "assets" / "runs"
+
+
+def uploads_dir() -> Path:
+    """Validated data-set uploads, kept so that runs trained on them can reload their test images."""
+    return runs_dir() / ".uploads"
+
+
+def heartbeat_timeout() -> float:
+    return _float("VAE_LAB_HEARTBEAT_S", 60.0, 0.5)
+
+
+def poll_seconds() -> float:
+    return _float("VAE_LAB_POLL_S", 1.0, 0.2)
+
+
+def torch_threads() -> int:
+    try:
+        n = int(os.environ.get("VAE_LAB_THREADS", "0"))
+    except ValueError:
+        n = 0
+    return n if n > 0 else max(1, (os.cpu_count() or 2) // 2)

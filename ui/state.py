@@ -1,0 +1,123 @@
+"""Every session-state key of the app, prefixed by the page that owns it.
+
+Pages use these names for their widgets and never invent keys. Widget values are kept
+across page changes by ``keep_widget_values()`` (Streamlit drops the state of widgets
+that were not drawn in a run; re-assigning the value before the page draws prevents it).
+"""
+from __future__ import annotations
+
+import zlib
+
+import streamlit as st
+
+# ---- app-wide: the sidebar
+APP_RUN = "app.run"                          # selectbox: the active run's folder path
+APP_RUN_PENDING = "app.run_pending"          # a run to make active on the next run (set by training/upload)
+APP_RUN_UPLOAD = "app.run_upload"            # file_uploader key prefix (a new key clears the widget)
+APP_RUN_UPLOAD_N = "app.run_upload_n"        # counter giving the uploader's key
+APP_RUN_UPLOAD_RESULT = "app.run_upload_result"  # ("success" | "error", one line)
+APP_TOAST = "app.toast"                      # a message to toast on the next run
+
+# ---- shared between pages
+SHARED_SAVED = "shared.saved_points"         # {run_key: [{"name", "z", "label"}]} saved on the Sliders page
+SHARED_ENDS = "shared.interp_ends"           # {run_key: {"A": {"z", "label"}, "B": {...}}} for the Latent map
+
+# ---- Train
+TRAIN_DATA = "train.data"                    # built-in data set name, or UPLOAD_CHOICE
+TRAIN_UPLOAD = "train.upload"                # file_uploader
+TRAIN_UPLOADED = "train.uploaded"            # {file_id: {"path", "message", "ok"}}: each upload checked once
+TRAIN_UPLOAD_PATH = "train.upload_path"      # the validated upload to train on
+TRAIN_IMAGE_SIZE = "train.image_size"
+TRAIN_ARCH = "train.arch"
+TRAIN_LATENT = "train.latent_dim"
+TRAIN_HIDDEN = "train.hidden"
+TRAIN_ACTIVATION = "train.activation"
+TRAIN_LIKELIHOOD = "train.likelihood"
+TRAIN_BETA = "train.beta"
+TRAIN_WARMUP = "train.warmup"
+TRAIN_FREE_BITS = "train.free_bits"
+TRAIN_CONDITIONAL = "train.conditional"
+TRAIN_EPOCHS = "train.epochs"
+TRAIN_BATCH = "train.batch_size"
+TRAIN_LR = "train.lr"
+TRAIN_SEED = "train.seed"
+TRAIN_MAX_TRAIN = "train.max_train"
+TRAIN_MAX_TEST = "train.max_test"
+TRAIN_BINARIZE = "train.binarize"
+TRAIN_BUDGET = "train.time_budget"
+TRAIN_QUICK = "train.quick"                  # button: quick demo settings
+TRAIN_START = "train.start"
+TRAIN_STOP = "train.stop"
+TRAIN_ERROR = "train.error"                  # one line from a refused Start
+
+# ---- Reconstructions
+RECON_SORT = "recon.sort"
+RECON_COUNT = "recon.count"
+RECON_INDEX = "recon.index"
+RECON_SAMPLES = "recon.samples"
+RECON_SEED = "recon.seed"
+
+# ---- Latent map
+MAP_METHOD = "map.method"
+MAP_CHART = "map.chart"                      # plotly chart selection
+MAP_CLICKS = "map.clicks"                    # {run_key: [last two clicked test indices]}
+MAP_GRID_N = "map.grid_n"
+MAP_LABEL = "map.label"
+MAP_ENDS_FROM = "map.ends_from"
+MAP_A = "map.a"
+MAP_B = "map.b"
+MAP_STEPS = "map.steps"
+MAP_PAD = "map.pad"
+MAP_GIF = "map.gif"                          # download buttons: f"{MAP_GIF}.linear" / ".spherical"
+
+# ---- Sliders
+SLIDERS_START = "sliders.start"
+SLIDERS_SEED = "sliders.seed"
+SLIDERS_INDEX = "sliders.index"
+SLIDERS_NEW_SAMPLE = "sliders.new_sample"
+SLIDERS_SHOW_ALL = "sliders.show_all"
+SLIDERS_PANEL = "sliders.panel"
+SLIDERS_Z0 = "sliders.z0"                    # {run_key: z} set by "Send to the sliders"
+SLIDERS_PRECISE = "sliders.precise"          # prefix of the number inputs: f"{prefix}.{run}.{dim}"
+SLIDERS_PRECISE_LABEL = "sliders.precise_label"
+SLIDERS_SEND = "sliders.send"
+SLIDERS_SAVE = "sliders.save"
+SLIDERS_TO_A = "sliders.to_a"
+SLIDERS_TO_B = "sliders.to_b"
+SLIDERS_CLEAR = "sliders.clear_saved"
+
+# ---- Generate
+GEN_N = "gen.n"
+GEN_SEED = "gen.seed"
+GEN_TEMP = "gen.temperature"
+GEN_CLASS = "gen.class"
+GEN_REDRAW = "gen.redraw"
+GEN_PNG = "gen.png"
+GEN_NPZ = "gen.npz"
+
+UPLOAD_CHOICE = "upload"
+
+# value widgets whose state survives page changes (buttons, uploaders and charts cannot be re-assigned)
+_KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, TRAIN_ACTIVATION, TRAIN_LIKELIHOOD,
+         TRAIN_BETA, TRAIN_WARMUP, TRAIN_FREE_BITS, TRAIN_CONDITIONAL, TRAIN_EPOCHS, TRAIN_BATCH, TRAIN_LR,
+         TRAIN_SEED, TRAIN_MAX_TRAIN, TRAIN_MAX_TEST, TRAIN_BINARIZE, TRAIN_BUDGET, RECON_SORT, RECON_COUNT,
+         RECON_INDEX,
+         RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
+         SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS)
+
+
+def keep_widget_values() -> None:
+    ss = st.session_state
+    for k in _KEEP:
+        if k in ss:
+            ss[k] = ss[k]
+
+
+def per_run(store_key: str, run_key: str, default):
+    """A per-run slot inside the dict at ``store_key`` (created on first use)."""
+    store = st.session_state.setdefault(store_key, {})
+    return store.setdefault(run_key, default)
+
+
+def precise_key(run_key: str, dim: int) -> str:
+    return f"{SLIDERS_PRECISE}.{zlib.crc32(run_key.encode()):08x}.{dim}"

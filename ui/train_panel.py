@@ -1,0 +1,189 @@
+"""The Train page's glue: settings -> RunConfig, and the training dashboard drawn from a
+job snapshot (progress with ETA, live curves, KL per dimension, reconstructions, and for a
+2-D latent the test set's latent map, redrawn every epoch)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import DataSplit
+
+from . import images, plots, settings, state, training
+
+MLP_HIDDEN, CONV_HIDDEN = ModelConfig().hidden, (32, 64)   # the core's measured default; the CLI's conv default
+DEFAULT_TRAIN = TrainConfig()
+QUICK_SECONDS = 15
+QUICK = {state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
+         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "",
+         state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_LR: DEFAULT_TRAIN.lr, state.TRAIN_BETA: 1.0,
+         state.TRAIN_CONDITIONAL: False, state.TRAIN_LIKELIHOOD: "bernoulli"}
+
+
+def apply_quick_settings() -> None:
+    """Button callback: MNIST digits, a 2-D latent, the default model, 15 seconds of training."""
+    st.session_state.update(QUICK)
+
+
+def parse_hidden(text: str, arch: str) -> tuple[int, ...]:
+    text = (text or "").strip()
+    if not text:
+        return MLP_HIDDEN if arch == "mlp" else CONV_HIDDEN
+    try:
+        vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ValueError(f"hidden sizes must be comma-separated whole numbers like 512,256, got {text!r}") from None
+    if not vals:
+        raise ValueError("hidden sizes need at least one number")
+    return vals
+
+
+def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> RunConfig:
+    """Widget values -> a validated RunConfig (raises ConfigError / ValueError with one line)."""
+    arch = v["arch"]
+    conditional = bool(v["conditional"])
+    if conditional and not data.has_labels:
+        raise ValueError("a conditional model needs labelled data; this data set has no labels")
+    model = ModelConfig(arch=arch, channels=data.channels, image_size=data.image_size, latent_dim=int(v["latent_dim"]),
+                        hidden=parse_hidden(v["hidden"], arch), activation=v["activation"],
+                        likelihood=v["likelihood"], conditional=conditional,
+                        num_classes=data.num_classes if conditional else 0)
+    steps_per_epoch = math.ceil(len(data.train) / max(1, int(v["batch_size"])))
+    train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]), lr=float(v["lr"]),
+                        beta=float(v["beta"]), warmup_epochs=float(v["warmup"]), free_bits=float(v["free_bits"]),
+                        seed=int(v["seed"]), binarize=bool(v["binarize"]), threads=settings.torch_threads(),
+                        time_budget=float(v.get("time_budget") or 0.0),
+                        device="cpu", recon_every=max(5, min(50, steps_per_epoch // 3 or 1)))
+    return RunConfig(model=model, train=train, data=data_cfg)
+
+
+def data_summary(split: DataSplit) -> str:
+    c, s = split.channels, split.image_size
+    bits = [f"{len(split.train):,} training and {len(split.test):,} test images", f"{c}×{s}×{s} "
+            f"({'grey' if c == 1 else 'colour'})"]
+    bits.append(f"{split.num_classes} classes" if split.has_labels else "no labels")
+    return " · ".join(bits)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_text(snap: dict) -> tuple[float, str]:
+    total = snap["total_steps"]
+    if snap["status"] == "starting" or not total:
+        return 0.0, "Starting…"
+    frac = min(1.0, snap["step"] / total)
+    eta = snap["eta"]
+    budget = snap["config"].train.time_budget
+    if budget > 0:  # the run ends on the clock or after its epochs, whichever comes first
+        frac = max(frac, min(1.0, snap["elapsed"] / budget))
+        eta = min(eta, max(0.0, budget - snap["elapsed"])) if math.isfinite(eta) else max(0.0, budget - snap["elapsed"])
+    if snap["status"] == "saving":
+        return frac, "Saving the run…"
+    text = (f"Epoch {max(1, snap['epoch'])} of {snap['epochs']} · step {snap['step']:,}/{total:,} · "
+            f"{snap['samples_per_sec']:,.0f} images/s")
+    if snap["status"] == "training":
+        text += f" · about {_duration(eta)} left"
+    else:
+        text += f" · took {_duration(snap['elapsed'])}"
+    return frac, text
+
+
+def dashboard(snap: dict) -> None:
+    """Everything a training run shows while it runs (and after)."""
+    frac, text = progress_text(snap)
+    st.progress(frac, text=text)
+    cfg: RunConfig = snap["config"]
+    d = cfg.model.latent_dim
+    epochs = snap["epoch_records"]
+    spe = snap["total_steps"] / max(1, snap["epochs"]) if snap["total_steps"] else None
+    # drawn from the start (empty until the first batch), so the chart library loads meanwhile
+    st.plotly_chart(plots.curves(snap["steps"], epochs, spe), width="stretch", config=plots.NO_MODEBAR)
+    latest = epochs[-1] if epochs else None
+    two_d = d == 2 and snap["latent"] is not None
+    left, right = st.columns(2, gap="large")
+    with left:
+        if two_d:
+            lat = snap["latent"]
+            mu = np.asarray(lat["mu"])
+            y = None if lat["y"] is None else np.asarray(lat["y"])
+            st.markdown(f"**Test images in the latent space** after epoch {latest['epoch']}")
+            st.plotly_chart(plots.latent_scatter(mu, y, snap["class_names"], height=430), width="stretch",
+                            config=plots.NO_MODEBAR)
+        elif latest is not None:
+            _kl(latest)
+        else:
+            st.caption("KL per latent dimension appears after the first epoch.")
+    with right:
+        if two_d and latest is not None:
+            _kl(latest)
+        if snap["recon"] is not None:
+            inputs, recons = snap["recon"]
+            pair = np.concatenate([images.float_from_uint8(inputs), images.float_from_uint8(recons)])
+            st.image(images.grid(pair, len(inputs), target=56),
+                     caption="Top: test inputs. Bottom: their reconstructions, right now.", width="stretch",
+                     output_format="PNG")
+        if latest is not None and latest.get("test"):
+            t = latest["test"]
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Test −ELBO", f"{t['neg_elbo']:.1f}", help="nats per image after the last epoch")
+            c2.metric("Bits per pixel", f"{t['bits_per_dim']:.3f}")
+            c3.metric("Active dims", f"{latest.get('active_units', '?')}/{d}")
+
+
+def preview() -> None:
+    """Before the first run: where the live curves will appear (this also loads the chart library
+    in the browser before Start is pressed, so the first update after Start is quick)."""
+    st.markdown("**Live curves** fill in here from the first batch after you press Start.")
+    st.plotly_chart(plots.curves([], [], None), width="stretch", config=plots.NO_MODEBAR)
+
+
+def _kl(record: dict) -> None:
+    st.markdown(f"**KL per latent dimension** after epoch {record['epoch']} (grey: unused)")
+    st.plotly_chart(plots.kl_bars(record["kl_per_dim"]), width="stretch", config=plots.NO_MODEBAR)
+
+
+def stop_job() -> None:
+    job = training.current_job()
+    if job is not None:
+        job.stop()
+
+
+@st.fragment(run_every=settings.poll_seconds())
+def live() -> None:
+    """Polls this session's job: draws its state, sends the heartbeat, and when the job ends
+    reruns the whole app (the sidebar then makes the saved run active)."""
+    job = training.current_job()
+    if job is None:
+        return
+    job.heartbeat()
+    if not job.running:
+        st.rerun(scope="app")
+    snap = job.snapshot()
+    stopping = job.cancel.is_set()
+    st.button("Stopping…" if stopping else "Stop", key=state.TRAIN_STOP, on_click=stop_job, disabled=stopping,
+              icon=":material/stop_circle:", help="Stops after the current batch and saves what was learned.")
+    dashboard(snap)
+
+
+def finished(job) -> None:
+    snap = job.snapshot()
+    name = snap["run_path"].name if snap["run_path"] is not None else None
+    if snap["status"] == "done":
+        why = f" ({snap['message']})" if "budget" in (snap["message"] or "") else ""
+        st.success(f"Training finished{why}. Saved as **{name}**, now the active run.", icon=":material/check_circle:")
+    elif snap["status"] == "stopped":
+        msg = snap["message"] or "stopped"
+        st.warning(f"{msg[0].upper()}{msg[1:]}." + (f" What was learned is saved as **{name}**, now the active run."
+                                                    if name else ""), icon=":material/stop_circle:")
+    else:
+        st.error(snap["message"] or "training failed", icon=":material/error:")
+    if snap["steps"]:
+        dashboard(snap)
