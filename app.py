@@ -20,6 +20,8 @@ pages = [
     st.Page("app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:"),
     st.Page("app_pages/sliders.py", title="Sliders", icon=":material/tune:"),
     st.Page("app_pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("app_pages/use_cases.py", title="Use cases", icon=":material/lightbulb:"),
+    st.Page("app_pages/doctor.py", title="Doctor", icon=":material/stethoscope:"),
 ]
 page = st.navigation(pages)
 shell.sidebar()

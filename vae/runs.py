@@ -29,6 +29,16 @@ MAX_WEIGHTS_BYTES = 512 << 20
 MAX_JSON_BYTES = 64 << 20
 
 
+def _build_semisup(config: RunConfig):
+    from .semisup import build_semisup  # imported on demand: semisup imports this package's train loop
+    return build_semisup(config)
+
+
+#: How to rebuild a run's model from its config, keyed by ``config.kind``. Every builder returns a
+#: ``VAE`` (or a subclass of it, such as ``vae.semisup.SemiSupervisedVAE``).
+BUILDERS = {"vae": lambda config: build_model(config.model), "semisup": _build_semisup}
+
+
 class RunError(ValueError):
     """A run folder is missing, incomplete or does not match its config; one-line message."""
 
@@ -129,7 +139,10 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
     if not path.is_dir():
         raise RunError(f"{path} is not a run folder (expected a folder with {WEIGHTS} and {CONFIG})")
     config = config_from_bytes(_read_capped(path / CONFIG, MAX_JSON_BYTES, "config"), str(path / CONFIG))
-    model = build_model(config.model)
+    try:
+        model = BUILDERS[config.kind](config)
+    except ValueError as e:
+        raise RunError(f"{path / CONFIG}: {e}") from None
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
     metrics: dict[str, Any] = {}
     if (path / METRICS).is_file():

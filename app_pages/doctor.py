@@ -1,0 +1,43 @@
+"""Doctor: reads the active run's training history and flags what went wrong, with the evidence
+plotted, the change to try and a button that starts that run."""
+import streamlit as st
+
+from ui import runs
+from ui import data as uidata
+from ui import usecases_view as U
+
+st.title("Doctor")
+st.caption("Reads the active run's history and reconstructions and looks for posterior collapse, a KL blow-up, "
+           "non-finite losses, blurry reconstructions and a learning rate that is too high.")
+
+msg = st.session_state.pop(U.DOC_MESSAGE, None)
+if msg:
+    (st.success if msg[0] == "success" else st.error)(msg[1])
+
+active = runs.active_run()
+if active is not None:
+    entry, run = active
+    history_only = st.toggle("History only (skip the reconstruction check)", key=U.DOC_HISTORY_ONLY)
+    test, dkey = None, None
+    if not history_only:
+        test, dkey, note = uidata.for_run(run)
+        if note:
+            st.caption(note)
+    hist = (run.metrics.get("history") or {})
+    st.caption(f"{entry.name}: {len(hist.get('epochs') or [])} epochs and {len(hist.get('steps') or [])} step "
+               f"records; status {run.metrics.get('status', 'unknown')}.")
+    found = U.findings(run, entry.key, test, str(dkey))
+    if not found:
+        st.success("No problems found: KL per dimension, loss, gradients and reconstructions look healthy.")
+    for f in found:
+        icon = ":material/error:" if f["severity"] == "error" else ":material/warning:"
+        with st.expander(f"{f['title']}", expanded=True, icon=icon):
+            st.markdown(f"**{f['code']}** ({f['severity']}): {f['advice']}")
+            st.plotly_chart(U.evidence_figure(f), key=f"doctor.chart.{f['code']}")
+            st.markdown("**Change to try:** " + ", ".join(f"`{sec}.{k} = {v}`" for sec, ch in
+                                                          f["suggested_changes"].items() for k, v in ch.items()))
+            if f.get("command"):
+                st.code(f["command"], language="bash")
+            if st.button("Start this run", key=U.DOC_START_PREFIX + f["code"], icon=":material/play_arrow:"):
+                st.session_state[U.DOC_MESSAGE] = U.start_fix(run, f)
+                st.rerun()

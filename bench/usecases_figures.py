@@ -1,0 +1,58 @@
+"""Redraw the use-case figures in assets/usecases/ from the JSON results in bench/results/.
+
+    python bench/usecases_figures.py
+
+Each JSON file is the last stdout line of the command listed in bench/usecases.md; this script
+only reads them (no training), so the figures always match the numbers in the tables.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vae.usecase_plots import plot_anomaly, plot_anomaly_all, plot_probe, plot_rd, plot_semisup  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "assets" / "usecases"
+
+
+def load(name: str):
+    p = RESULTS / f"{name}.json"
+    if not p.is_file() or not p.read_text().strip():
+        return None
+    return json.loads(p.read_text().strip().splitlines()[-1])
+
+
+def main() -> int:
+    made = []
+    rd = load("rd")
+    if rd:
+        made.append(plot_rd(rd, OUT / "rate_distortion.png"))
+    probe = load("probe")
+    if probe:
+        made.append(plot_probe(probe, OUT / "probe.png"))
+    rows = [r for r in (load(name) for name in ("semisup_k100", "semisup_k600", "semisup_k1000", "semisup_all")) if r]
+    if rows:
+        made.append(plot_semisup(rows, OUT / "semisup.png"))
+    anomaly = load("anomaly")
+    if anomaly:
+        made.append(plot_anomaly(anomaly, OUT / "anomaly_per_class.png"))
+    all_digits = RESULTS / "anomaly_all_digits.jsonl"
+    if all_digits.is_file():
+        rows = [json.loads(line) for line in all_digits.read_text().splitlines() if line.strip()]
+        made.append(plot_anomaly_all(rows, OUT / "anomaly_auroc_by_digit.png"))
+    aug = load("augment")
+    if aug and aug.get("export") and Path(ROOT / aug["export"]["png"]).is_file():
+        shutil.copyfile(ROOT / aug["export"]["png"], OUT / "augment_samples.png")
+        made.append(OUT / "augment_samples.png")
+    print(json.dumps({"figures": [str(p.relative_to(ROOT)) for p in made]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""AppTest: the Use cases and Doctor pages (run as scripts; app.py registers them in the navigation)."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_support import ROOT, make_env, texts
+
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import load_dataset
+from vae.evaluate import evaluate
+from vae.runs import save_run
+from vae.train import fit
+
+
+def page(name: str, run_path: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / name), default_timeout=90)
+    if run_path:
+        at.session_state["app.run"] = run_path
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def results(monkeypatch, tmp_path):
+    d = tmp_path / "results"
+    d.mkdir()
+    monkeypatch.setenv("VAE_LAB_RESULTS_DIR", str(d))
+    return d
+
+
+def collapsed_run(runs_dir: Path) -> str:
+    data = load_dataset("mnist5k", max_train=500, max_test=100)
+    cfg = RunConfig(model=ModelConfig(latent_dim=4, hidden=(64,)),
+                    train=TrainConfig(epochs=2, batch_size=64, beta=60.0, threads=1),
+                    data=DataConfig(name="mnist5k", max_train=500, max_test=100))
+    r = fit(cfg, data)
+    path = runs_dir / "collapsed"
+    save_run(path, r.model, cfg, {"status": r.status, "message": r.message, "history": r.history,
+                                  "final": evaluate(r.model, data.test)})
+    return str(path)
+
+
+def test_doctor_quiet_on_the_demo_run(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = page("doctor.py", str(ROOT / "assets" / "runs" / "mnist-16d"))
+    assert texts(at.title) == ["Doctor"]
+    assert any("No problems found" in s.value for s in at.success)
+    assert not at.get("expander")
+
+
+def test_doctor_flags_collapse_and_starts_the_fix(monkeypatch, tmp_path):
+    runs_dir = make_env(monkeypatch, tmp_path)
+    path = collapsed_run(runs_dir)
+    at = page("doctor.py", path)
+    titles = [e.proto.label for e in at.get("expander")]
+    assert any(t.startswith("Posterior collapse: 0 of 4 latent dimensions active") for t in titles), titles
+    assert len(at.get("plotly_chart")) == len(titles) >= 1
+    assert any("--beta 1" in c.value and "--free-bits 0.5" in c.value for c in at.code)
+    at.button(key="doctor.start.posterior_collapse").click().run()
+    assert not at.exception, at.exception
+    assert any("Started the suggested run" in s.value for s in at.success), [e.value for e in at.error]
+    from ui.training import registry
+    job = registry().running()[0]
+    assert job.config.train.beta == 1.0 and job.config.train.free_bits == 0.5
+    job.stop()
+    job.join(30)
+
+
+def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
+    make_env(monkeypatch, tmp_path)
+    (results / "semisup_k100.json").write_text(json.dumps(
+        {"labels": 100, "test_error": 0.0957, "baseline_test_error": 0.2397, "minutes": 15.9, "m1_minutes": 3.9}))
+    (results / "rd.json").write_text(json.dumps({"points": [
+        {"beta": 0.5, "rate_nats": 40.0, "distortion_nats": 70.0}, {"beta": 4.0, "rate_nats": 8.0,
+                                                                     "distortion_nats": 130.0}], "epochs": 2}))
+    (results / "augment.json").write_text(json.dumps({"accuracy_without": 0.71, "accuracy_with": 0.74,
+                                                      "gain": 0.03, "labels": 100}))
+    at = page("use_cases.py", str(ROOT / "assets" / "runs" / "mnist-16d"))
+    assert texts(at.title) == ["Use cases"]
+    table = at.dataframe[0].value
+    assert list(table["M1+M2 test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
+    assert len(at.get("plotly_chart")) == 1  # the rate-distortion curve (no probe result given)
+    assert "74.00 %" in [m.value for m in at.metric]
+    # sections without results say how to make them
+    assert any("python -m vae probe" in c.value for c in at.code)
+    # live anomaly scores of the active run: 16 images, highest score first
+    caps = [c for img in at.get("image") for c in img.captions if c.startswith("#")]
+    scores = [float(c.split("·")[1].split()[0]) for c in caps]
+    assert len(scores) == 16 and scores == sorted(scores, reverse=True)
+    at.select_slider(key="usecases.top_n").set_value(8).run()
+    assert len([c for img in at.get("image") for c in img.captions if c.startswith("#")]) == 8

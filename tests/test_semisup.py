@@ -1,0 +1,114 @@
+"""Semi-supervised M1+M2: labelled subsets, the M2 objective, a run folder round trip, the CLI."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vae.cli import main
+from vae.config import ModelConfig, RunConfig, TrainConfig
+from vae.runs import load_run, save_run
+from vae.semisup import (M2, SemiSupervisedVAE, error_rate, fit_semisup, labelled_indices,
+                         pixel_baseline)
+
+from helpers import tiny_split
+
+
+def test_labelled_indices_are_balanced_and_seeded():
+    y = np.repeat(np.arange(10), 50)
+    idx = labelled_indices(y, 100, seed=0)
+    assert len(idx) == 100 and np.all(np.bincount(y[idx]) == 10)
+    assert np.array_equal(idx, labelled_indices(y, 100, seed=0))
+    assert not np.array_equal(idx, labelled_indices(y, 100, seed=1))
+    assert np.array_equal(labelled_indices(y, None), np.arange(500))
+    with pytest.raises(ValueError, match="fewer than one per class"):
+        labelled_indices(y, 5)
+    assert np.array_equal(labelled_indices(y, 600), np.arange(500))  # more than there are: all
+    with pytest.raises(ValueError, match="only 5 images"):
+        labelled_indices(np.concatenate([y[y > 0], np.zeros(5, int)]), 100)
+
+
+def test_unlabelled_term_trains_the_classifier():
+    """M2's point: images without labels still send gradient to q(y|x) (through E_q[-ELBO] - H)."""
+    torch.manual_seed(0)
+    m2 = M2(6, 3, hidden=16, latent=2)
+    z = torch.randn(5, 6)
+    terms = m2.loss(z[:0], torch.zeros(0, dtype=torch.long), z, alpha=0.0)
+    m2.zero_grad()
+    terms["unlabelled"].backward()
+    g = m2.classifier[0].weight.grad
+    assert g is not None and g.abs().sum() > 0
+    # with a classifier that is certain of class c, U equals -ELBO(z, c) (entropy 0)
+    m2b = M2(6, 3, hidden=16, latent=2)
+    with torch.no_grad():
+        m2b.classifier[-1].weight.zero_()
+        m2b.classifier[-1].bias.copy_(torch.tensor([-1e4, 1e4, -1e4]))
+    torch.manual_seed(1)
+    u = m2b.loss(z[:0], torch.zeros(0, dtype=torch.long), z[:1], alpha=0.0)["unlabelled"]
+    torch.manual_seed(1)
+    rep = z[:1].repeat_interleave(3, 0)
+    ne = m2b.neg_elbo(rep, torch.eye(3)).view(1, 3)
+    assert torch.allclose(u, ne[0, 1], atol=1e-4)
+
+
+def _config(**train):
+    return RunConfig(kind="semisup", model=ModelConfig(image_size=8, latent_dim=4, hidden=(32,), num_classes=3),
+                     train=TrainConfig(**{"epochs": 15, "batch_size": 32, "threads": 1, "lr": 3e-3, **train}))
+
+
+def test_fit_learns_from_few_labels_and_round_trips(tmp_path):
+    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
+    events = []
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, m2_batch=32, callback=events.append)
+    assert res.status == "completed" and len(res.labelled) == 6
+    types = {e["type"] for e in events}
+    assert {"m2_start", "m2_step", "m2_epoch", "end"} <= types and any(e.get("phase") == "m1" for e in events)
+    err = error_rate(res.model, data.test)
+    assert err <= 0.2, f"3 well-separated classes, 2 labels each: error {err}"
+    assert res.m2_history[-1]["test_error"] == pytest.approx(err, abs=1e-6)
+    path = save_run(tmp_path / "ss", res.model, _config(), {"test_error": err})
+    run = load_run(path)
+    assert isinstance(run.model, SemiSupervisedVAE) and run.config.kind == "semisup"
+    a, b = res.model.state_dict(), run.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(run.model.predict(data.test.x), res.model.predict(data.test.x))
+    base = pixel_baseline(data, res.labelled)
+    assert 0 <= base["test_error"] <= 1
+
+
+def test_needs_classes():
+    with pytest.raises(ValueError, match="num_classes"):
+        SemiSupervisedVAE(ModelConfig(image_size=8, hidden=(8,)))
+
+
+def _npz(tmp_path) -> Path:
+    data = tiny_split(n_train=300, n_test=1, side=8, classes=3)
+    p = tmp_path / "blobs.npz"
+    np.savez(p, x=data.train.x[:, 0].numpy(), y=data.train.y.numpy())
+    return p
+
+
+def test_cli_semisup_then_eval_reports_test_error(tmp_path, capsys):
+    p = _npz(tmp_path)
+    out = tmp_path / "run"
+    rc = main(["semisup", "--data", str(p), "--labels", "6", "--epochs", "5", "--m2-epochs", "2", "--latent-dim", "4",
+               "--threads", "1", "--out", str(out), "--quiet"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["labels"] == 6 and 0 <= res["test_error"] <= 1 and 0 <= res["baseline_test_error"] <= 1
+    assert json.loads((out / "config.json").read_text())["kind"] == "semisup"
+    assert main(["eval", str(out)]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["test_error"] == pytest.approx(res["test_error"])
+    assert "neg_elbo" in ev
+
+
+@pytest.mark.parametrize("argv,needle", [(["--labels", "0"], "--labels"), (["--labels", "two"], "--labels"),
+                                         (["--labels", "2"], "fewer than one per class")])
+def test_cli_semisup_bad_input(tmp_path, capsys, argv, needle):
+    p = _npz(tmp_path)
+    rc = main(["semisup", "--data", str(p), "--out", str(tmp_path / "r"), "--quiet", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,176 @@
+"""Glue for the Use cases and Doctor pages: cached results, diagnosis, figures, starting a fix.
+
+Session-state keys of these two pages live here (prefixed ``usecases.`` / ``doctor.``), next to
+the code that reads them, so that ``ui/state.py`` (owned by the other pages) need not change.
+Measured results come from ``bench/results/*.json`` (written by the commands in
+``bench/usecases.md``); the pages never train a model in the script thread.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from vae.config import RunConfig
+from vae.doctor import apply_changes, diagnose, train_command
+from vae.runs import Run
+
+from . import settings
+
+RESULTS_DIR = settings.ROOT / "bench" / "results"
+FIGURES_DIR = settings.ROOT / "assets" / "usecases"
+
+# session-state keys (widgets of app_pages/use_cases.py and app_pages/doctor.py)
+UC_TOP_N = "usecases.top_n"
+UC_PROBE_RUN = "usecases.probe_run"        # button: run the probe on the active run
+DOC_HISTORY_ONLY = "doctor.history_only"
+DOC_START_PREFIX = "doctor.start."          # + finding code: button that starts the suggested run
+DOC_MESSAGE = "doctor.message"              # ("success" | "error", text) after a start
+
+
+def results_dir() -> Path:
+    import os
+    env = os.environ.get("VAE_LAB_RESULTS_DIR")
+    return Path(env).expanduser().resolve() if env else RESULTS_DIR
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_json(path: str, mtime: float) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def result(name: str) -> Any | None:
+    """``bench/results/<name>.json`` (the last JSON line when the file holds a command's stdout), or None."""
+    p = results_dir() / f"{name}.json"
+    if not p.is_file():
+        return None
+    try:
+        return _read_json(str(p), p.stat().st_mtime)
+    except (OSError, ValueError):
+        try:
+            return json.loads(p.read_text(encoding="utf-8").strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def result_lines(name: str) -> list[dict]:
+    """``bench/results/<name>.jsonl``: one JSON object per line (e.g. one per held-out digit)."""
+    p = results_dir() / f"{name}.jsonl"
+    if not p.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def figure(name: str) -> str | None:
+    p = FIGURES_DIR / name
+    return str(p) if p.is_file() else None
+
+
+# ------------------------------------------------------------------------------------------ doctor
+
+@st.cache_data(show_spinner="Examining the run…", max_entries=32)
+def findings(_run: Run, run_key: str, _test, data_key: str) -> list[dict]:
+    """``vae.doctor.diagnose`` on the run's history (and its reconstructions of ``_test`` when given)."""
+    out = diagnose(_run.metrics, _run.config, model=_run.model if _test is not None else None, test=_test)
+    for f in out:
+        try:
+            cfg = apply_changes(_run.config, f["suggested_changes"])
+            f["command"] = " ".join(train_command(cfg, f"runs/{Path(_run.path).name if _run.path else 'run'}-"
+                                                       f"{f['code']}"))
+        except Exception as e:  # a suggestion that fails validation is shown, not fatal
+            f["command"], f["command_error"] = None, str(e)
+    return out
+
+
+def evidence_figure(f: dict) -> go.Figure:
+    """The finding's evidence: bars (KL per dimension) or lines over steps/epochs."""
+    ev = f["evidence"]
+    fig = go.Figure()
+    if ev["kind"] == "bar":
+        for name, ys in ev["series"].items():
+            fig.add_bar(x=[f"z{i}" for i in ev["x"]], y=ys, name=name)
+        fig.update_yaxes(title_text="nats")
+    else:
+        for i, (name, ys) in enumerate(ev["series"].items()):
+            fig.add_scatter(x=ev["x"], y=ys, mode="lines+markers", name=name, yaxis="y" if i == 0 else "y2",
+                            marker=dict(size=4))
+        if len(ev["series"]) > 1:
+            fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False))
+        if f["code"] in ("lr_too_high", "kl_explosion", "non_finite"):
+            fig.update_yaxes(type="log", selector=dict(overlaying=None))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=ev.get("x_label"),
+                      legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def start_fix(run: Run, f: dict) -> tuple[str, str]:
+    """Start the run a finding suggests, in this session's training worker. Returns (status, message)."""
+    from vae.data import DataError
+
+    from . import data as uidata
+    from . import training
+    job = training.current_job()
+    if job is not None and job.running:
+        return "error", "A training run is already going in this session; stop it first (Train page)."
+    try:
+        cfg: RunConfig = apply_changes(run.config, f["suggested_changes"])
+        if cfg.kind != "vae":
+            return "error", "Only plain VAE runs can be restarted from here; use `python -m vae semisup` instead."
+        split = uidata.load(uidata.DataKey.of(cfg.data))
+        training.start(cfg, split)
+    except (ValueError, DataError, RuntimeError) as e:
+        return "error", f"Could not start: {e}"
+    return "success", "Started the suggested run: follow it on the Train page; it appears in the run picker when done."
+
+
+# ------------------------------------------------------------------------------------- use cases
+
+@st.cache_data(show_spinner="Scoring the test images…", max_entries=16)
+def anomaly_scores(_run: Run, run_key: str, _test, data_key: str) -> np.ndarray:
+    from vae.usecases import anomaly_scores as scores
+    return scores(_run.model, _test)
+
+
+@st.cache_data(show_spinner="Fitting the probes…", max_entries=16)
+def probe(_run: Run, run_key: str, _split, data_key: str, budgets: tuple[int, ...]) -> dict:
+    from vae.usecases import linear_probe
+    return linear_probe(_run.model, _split, budgets=budgets, max_test=2000)
+
+
+def semisup_rows() -> list[dict]:
+    rows = []
+    for name in ("semisup_k100", "semisup_k600", "semisup_k1000", "semisup_all"):
+        r = result(name)
+        if r:
+            rows.append(r)
+    return rows
+
+
+def rd_figure(res: dict) -> go.Figure:
+    pts = sorted(res["points"], key=lambda p: p["rate_nats"])
+    fig = go.Figure(go.Scatter(x=[p["rate_nats"] for p in pts], y=[p["distortion_nats"] for p in pts],
+                               mode="lines+markers+text", text=[f"β={p['beta']:g}" for p in pts],
+                               textposition="top right"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="rate: KL(q(z|x) ‖ p(z)), nats", yaxis_title="distortion: −log p(x|z), nats")
+    return fig
+
+
+def probe_figure(res: dict) -> go.Figure:
+    rows = res["rows"]
+    k = [r["labels"] for r in rows]
+    fig = go.Figure()
+    fig.add_scatter(x=k, y=[r["latent_accuracy"] for r in rows], mode="lines+markers",
+                    name=f"latent means ({res.get('latent_dim')}-D)")
+    fig.add_scatter(x=k, y=[r["pixel_accuracy"] for r in rows], mode="lines+markers", name="raw pixels",
+                    line=dict(dash="dash"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_type="log",
+                      xaxis_title="labelled images", yaxis_title="test accuracy", legend=dict(orientation="h", y=1.15))
+    return fig

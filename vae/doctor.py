@@ -1,0 +1,349 @@
+"""The run doctor: reads a run's history and flags what went wrong, with the evidence to plot.
+
+``diagnose(metrics, config, model=None, test=None)`` returns a list of findings, most severe first::
+
+    {"code": "posterior_collapse", "severity": "error" | "warning", "title": "...",
+     "evidence": {"kind": "line" | "bar", "x": [...], "x_label": "...", "series": {name: [...]},
+                  "facts": {...}},
+     "advice": "...", "suggested_changes": {"train": {...}, "model": {...}}}
+
+Checks (each on the history ``vae.train`` writes into ``metrics.json``):
+
+* ``non_finite`` - the run stopped on a NaN/Inf loss or gradient (``status == "failed"``).
+* ``posterior_collapse`` - almost no KL per latent dimension: few active units (Burda et al. 2016)
+  or a total KL under ``COLLAPSE_KL_NATS``; the decoder ignores the latent code.
+* ``kl_explosion`` - KL far above what an image needs (over ``KL_PER_DIM_MAX`` nats per latent dim on
+  average) or a KL spike in the step log: the posterior has become a near-delta (beta near 0) or the
+  optimiser is unstable.
+* ``blurry`` - reconstructions much smoother than their inputs (sharpness ratio of image gradients,
+  measured when a model and test images are given), or a recipe known to blur: a Gaussian
+  likelihood with a fixed sigma >= ``BLURRY_SIGMA`` (the reconstruction term weighs 1/(2 sigma^2)),
+  or beta >= ``BLURRY_BETA``.
+* ``lr_too_high`` - loss spikes against its running median, a final loss worse than the best, or
+  gradient-norm spikes, with a learning rate above ``LR_HIGH`` as supporting evidence.
+
+A healthy run yields ``[]``. ``apply_changes(config, changes)`` turns a finding's
+``suggested_changes`` into the config of the run to try, and ``train_command`` into its command line.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .config import replace as cfg_replace
+
+COLLAPSE_KL_NATS = 1.0      # total KL per image below this: the code carries under ~1.4 bits
+COLLAPSE_ACTIVE_FRACTION = 0.1
+KL_PER_DIM_MAX = 6.0        # nats per latent dim on average; healthy MNIST VAEs sit near 1-2
+KL_SPIKE_FACTOR = 10.0
+BLURRY_SIGMA = 0.3
+BLURRY_BETA = 4.0
+BLURRY_SHARPNESS = 0.3      # reconstructions' mean |gradient| / inputs' below this is blurry whatever the cause
+BLURRY_SHARPNESS_CAUSED = 0.8  # ... and below this when the recipe is known to blur (short healthy runs: ~0.4-0.6)
+SPIKE_FACTOR = 1.5          # a step loss this many times its running median is a spike
+SPIKE_MIN_COUNT = 2
+DIVERGENCE_FACTOR = 1.15    # final epoch's train loss this many times the best epoch's
+GRAD_SPIKE_FACTOR = 50.0
+HIDDEN_SPIKE_FACTOR = 3.0   # an epoch's mean train loss this many times the median recorded step loss
+LR_HIGH = 3e-3
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _series(records: list[dict], key: str, sub: str | None = None) -> list[float | None]:
+    out = []
+    for r in records:
+        v = r.get(sub, {}).get(key) if sub else r.get(key)
+        out.append(float(v) if _finite(v) else None)
+    return out
+
+
+def _running_median(vals: np.ndarray, window: int) -> np.ndarray:
+    out = np.full(vals.shape, np.nan)
+    for i in range(window, len(vals)):
+        out[i] = np.median(vals[i - window:i])
+    return out
+
+
+def _final_kl_per_dim(metrics: dict) -> list[float] | None:
+    final = metrics.get("final") or {}
+    if isinstance(final.get("kl_per_dim"), list):
+        return [float(v) if _finite(v) else 0.0 for v in final["kl_per_dim"]]
+    epochs = (metrics.get("history") or {}).get("epochs") or []
+    if epochs and isinstance(epochs[-1].get("kl_per_dim"), list):
+        return [float(v) if _finite(v) else 0.0 for v in epochs[-1]["kl_per_dim"]]
+    return None
+
+
+def check_non_finite(metrics: dict, config: RunConfig) -> dict | None:
+    steps = (metrics.get("history") or {}).get("steps") or []
+    bad_steps = [s.get("global_step") for s in steps if not _finite(s.get("loss")) or not _finite(s.get("kl"))]
+    failed = metrics.get("status") == "failed"
+    msg = str(metrics.get("message", ""))
+    if not failed and not bad_steps:
+        return None
+    t = config.train
+    return {
+        "code": "non_finite", "severity": "error", "title": "The loss became NaN or infinite",
+        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
+                     "series": {"loss": _series(steps, "loss"), "grad_norm": _series(steps, "grad_norm")},
+                     "facts": {"status": metrics.get("status"), "message": msg, "lr": t.lr,
+                               "grad_clip": t.grad_clip, "non_finite_steps": bad_steps[:20]}},
+        "advice": (f"Training stopped on a non-finite value ({msg or 'see the step log'}). Lower the learning "
+                   f"rate tenfold and clip gradients; the run keeps its last good weights."),
+        "suggested_changes": {"train": {"lr": max(t.lr / 10, 1e-5), "grad_clip": t.grad_clip or 5.0}},
+    }
+
+
+def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
+    kld = _final_kl_per_dim(metrics)
+    if kld is None:
+        return None
+    d = len(kld)
+    final = metrics.get("final") or {}
+    epochs = (metrics.get("history") or {}).get("epochs") or []
+    kl_total = float(final["kl"]) if _finite(final.get("kl")) else float(sum(kld))
+    active = final.get("active_units")
+    if not _finite(active) and epochs:
+        active = epochs[-1].get("active_units")
+    active = int(active) if _finite(active) else sum(v > 0.01 for v in kld)
+    frac = active / max(1, d)
+    if not (kl_total < COLLAPSE_KL_NATS or active == 0 or frac < COLLAPSE_ACTIVE_FRACTION):
+        return None
+    severe = kl_total < COLLAPSE_KL_NATS or active == 0
+    t, m = config.train, config.model
+    train_ch: dict[str, Any] = {"free_bits": 0.5 if t.free_bits <= 0 else t.free_bits,
+                                "warmup_epochs": max(t.warmup_epochs, max(1.0, t.epochs / 5))}
+    if t.beta > 1:
+        train_ch["beta"] = 1.0
+    model_ch: dict[str, Any] = {}
+    if m.likelihood == "gaussian" and not m.learn_sigma and m.gaussian_sigma >= BLURRY_SIGMA:
+        model_ch["learn_sigma"] = True
+    why = []
+    if t.beta > 1:
+        why.append(f"beta={t.beta:g} prices every nat of KL {t.beta:g} times")
+    if model_ch:
+        why.append(f"a Gaussian likelihood with sigma={m.gaussian_sigma:g} makes reconstruction cheap to give up")
+    return {
+        "code": "posterior_collapse", "severity": "error" if severe else "warning",
+        "title": f"Posterior collapse: {active} of {d} latent dimensions active, KL {kl_total:.2f} nats",
+        "evidence": {"kind": "bar", "x": list(range(d)), "x_label": "latent dimension",
+                     "series": {"kl_per_dim": kld},
+                     "epochs": {"x": _series(epochs, "epoch"), "kl": _series(epochs, "kl", "test"),
+                                "active_units": _series(epochs, "active_units")},
+                     "facts": {"active_units": active, "latent_dim": d, "kl_nats": kl_total, "beta": t.beta}},
+        "advice": ("The encoder's posteriors equal the prior, so the decoder ignores z"
+                   + (f" ({'; '.join(why)})" if why else "") +
+                   ". Try beta <= 1 with a KL warm-up and free bits (0.5 nats per dimension)."),
+        "suggested_changes": {"train": train_ch, **({"model": model_ch} if model_ch else {})},
+    }
+
+
+def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
+    hist = metrics.get("history") or {}
+    steps, epochs = hist.get("steps") or [], hist.get("epochs") or []
+    kld = _final_kl_per_dim(metrics)
+    d = config.model.latent_dim
+    final = metrics.get("final") or {}
+    kl_total = final.get("kl") if _finite(final.get("kl")) else (sum(kld) if kld else None)
+    per_dim = kl_total / d if kl_total is not None else None
+    kl_steps = np.array([s["kl"] for s in steps if _finite(s.get("kl"))], float)
+    spike = False
+    if len(kl_steps) >= 10:
+        med = float(np.median(kl_steps))
+        spike = bool(kl_steps.max() > KL_SPIKE_FACTOR * max(med, 1.0) and kl_steps.max() > 100)
+    if not ((per_dim is not None and per_dim > KL_PER_DIM_MAX) or spike):
+        return None
+    t = config.train
+    train_ch: dict[str, Any] = {}
+    if t.beta < 1:
+        train_ch["beta"] = 1.0
+    if spike or t.lr > LR_HIGH:
+        train_ch.update({"lr": max(t.lr / 3, 1e-5), "grad_clip": t.grad_clip or 5.0})
+    if not train_ch:
+        train_ch = {"grad_clip": t.grad_clip or 5.0}
+    return {
+        "code": "kl_explosion", "severity": "warning",
+        "title": (f"KL blew up: {per_dim:.1f} nats per latent dimension" if per_dim is not None
+                  and per_dim > KL_PER_DIM_MAX else "KL spiked during training"),
+        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
+                     "series": {"kl": _series(steps, "kl"), "recon": _series(steps, "recon")},
+                     "facts": {"kl_nats": kl_total, "kl_per_dim": per_dim, "beta": t.beta, "spike": spike,
+                               "threshold_per_dim": KL_PER_DIM_MAX}},
+        "advice": ("The posteriors have become needle-thin (the model is behaving like a plain autoencoder, "
+                   "so samples from the prior will be poor)" if t.beta < 1 else
+                   "The KL term jumped, a sign of unstable optimisation") +
+                  ". Use beta = 1 (the ELBO), and clip gradients / lower the learning rate if it spiked.",
+        "suggested_changes": {"train": train_ch},
+    }
+
+
+def sharpness_ratio(model, images, labels: torch.Tensor | None = None) -> float:
+    """Mean absolute image gradient of reconstructions (from posterior means) over that of the inputs.
+
+    ``images``: uint8 [N, C, H, W] (or an ``ImageData``, whose labels a conditional model needs)."""
+    from .data import ImageData
+    from .latent import reconstruct
+    if isinstance(images, ImageData):
+        images, labels = images.x, images.y
+    x = images.float().numpy() / 255.0
+    rec = reconstruct(model, ImageData(images, labels if model.cfg.conditional else None))
+
+    def grad(a: np.ndarray) -> float:
+        return float(np.abs(np.diff(a, axis=-1)).mean() + np.abs(np.diff(a, axis=-2)).mean())
+    return grad(rec) / max(grad(x), 1e-8)
+
+
+def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dict | None:
+    m, t = config.model, config.train
+    causes = []
+    if m.likelihood == "gaussian" and not m.learn_sigma and m.gaussian_sigma >= BLURRY_SIGMA:
+        causes.append(f"Gaussian likelihood with a fixed sigma of {m.gaussian_sigma:g}: every squared pixel error "
+                      f"costs only 1/(2*{m.gaussian_sigma:g}^2) = {1 / (2 * m.gaussian_sigma ** 2):.2g} nats")
+    if t.beta >= BLURRY_BETA:
+        causes.append(f"beta = {t.beta:g} trades reconstruction detail for a small KL")
+    ratio = None
+    if model is not None and test is not None and test.x.shape[0] > 0:
+        if not model.cfg.conditional or test.y is not None:
+            ratio = sharpness_ratio(model, test.x[:500], None if test.y is None else test.y[:500])
+    measured_blurry = ratio is not None and ratio < BLURRY_SHARPNESS
+    if not (measured_blurry or (causes and (ratio is None or ratio < BLURRY_SHARPNESS_CAUSED))):
+        return None
+    epochs = (metrics.get("history") or {}).get("epochs") or []
+    model_ch: dict[str, Any] = {}
+    train_ch: dict[str, Any] = {}
+    if m.likelihood == "gaussian":
+        model_ch = {"likelihood": "bernoulli"} if m.channels == 1 else {"learn_sigma": True}
+    if t.beta >= BLURRY_BETA or (t.beta > 1 and not model_ch):
+        train_ch["beta"] = 1.0
+    if not model_ch and not train_ch:
+        model_ch = {"arch": "conv", "hidden": [32, 64]}
+    changes: dict[str, Any] = {}
+    if train_ch:
+        changes["train"] = train_ch
+    if model_ch:
+        changes["model"] = model_ch
+    return {
+        "code": "blurry", "severity": "warning",
+        "title": "Blurry reconstructions" + (f" (sharpness {ratio:.2f} of the inputs')" if ratio is not None else ""),
+        "evidence": {"kind": "line", "x": _series(epochs, "epoch"), "x_label": "epoch",
+                     "series": {"test_recon": _series(epochs, "recon", "test"), "test_kl": _series(epochs, "kl", "test")},
+                     "facts": {"sharpness_ratio": ratio, "threshold": BLURRY_SHARPNESS, "likelihood": m.likelihood,
+                               "sigma": m.gaussian_sigma if m.likelihood == "gaussian" else None, "beta": t.beta}},
+        "advice": ("Reconstructions lose the strokes' edges"
+                   + (": " + "; ".join(causes) if causes else "") +
+                   ". Use a likelihood that rewards detail (Bernoulli for [0,1] digits, or learn sigma) and beta = 1."),
+        "suggested_changes": changes,
+    }
+
+
+def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
+    hist = metrics.get("history") or {}
+    steps, epochs = hist.get("steps") or [], hist.get("epochs") or []
+    loss = np.array([s["loss"] if _finite(s.get("loss")) else np.nan for s in steps], float)
+    gn = np.array([s["grad_norm"] if _finite(s.get("grad_norm")) else np.nan for s in steps], float)
+    t = config.train
+    window = 10
+    spikes: list[int] = []
+    if len(loss) > window + 2:
+        med = _running_median(loss, window)
+        ok = ~np.isnan(med) & ~np.isnan(loss)
+        spikes = [int(steps[i]["global_step"]) for i in np.flatnonzero(ok) if loss[i] > SPIKE_FACTOR * med[i]]
+    train_loss = [e["train"]["loss"] for e in epochs if _finite((e.get("train") or {}).get("loss"))]
+    diverged = len(train_loss) >= 3 and train_loss[-1] > DIVERGENCE_FACTOR * min(train_loss)
+    gspike = False
+    if np.isfinite(gn).sum() >= 10:
+        g = gn[np.isfinite(gn)]
+        gspike = bool(g[1:].max() > GRAD_SPIKE_FACTOR * max(np.median(g), 1e-8))
+    # the step log keeps ~20 records per epoch; an epoch mean far above the recorded steps' median
+    # means spikes happened between records
+    rec = loss[np.isfinite(loss)]
+    hidden_spike = bool(len(rec) >= 5 and train_loss and max(train_loss) > HIDDEN_SPIKE_FACTOR * np.median(rec))
+    signs = (len(spikes) >= SPIKE_MIN_COUNT) + diverged + gspike + hidden_spike
+    if signs == 0 or (signs == 1 and t.lr <= LR_HIGH and not diverged):
+        return None
+    return {
+        "code": "lr_too_high", "severity": "warning",
+        "title": f"Learning rate too high ({t.lr:g})",
+        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
+                     "series": {"loss": _series(steps, "loss"), "grad_norm": _series(steps, "grad_norm"),
+                                "lr": _series(steps, "lr")},
+                     "facts": {"loss_spikes": len(spikes), "spike_steps": spikes[:20], "diverged": diverged,
+                               "grad_norm_spike": gspike, "epoch_mean_spike": hidden_spike, "lr": t.lr,
+                               "train_loss_by_epoch": train_loss}},
+        "advice": (f"The loss jumps above its running median ({len(spikes)} spikes)"
+                   + (", ends worse than its best epoch" if diverged else "")
+                   + (", and the gradient norm spikes" if gspike else "")
+                   + (f"; an epoch's mean loss reached {max(train_loss):.3g}" if hidden_spike else "")
+                   + ". Lower the learning rate (3-10x), use the cosine schedule, and clip gradients."),
+        "suggested_changes": {"train": {"lr": max(t.lr / 10, 1e-5), "lr_schedule": "cosine",
+                                        "grad_clip": t.grad_clip or 5.0}},
+    }
+
+
+def diagnose(metrics: dict, config: RunConfig, *, model=None, test=None) -> list[dict]:
+    """All findings for a run, most severe first; ``[]`` for a healthy run."""
+    found = [check_non_finite(metrics, config)]
+    if not found[0]:
+        found += [check_posterior_collapse(metrics, config), check_kl_explosion(metrics, config),
+                  check_blurry(metrics, config, model, test), check_lr_too_high(metrics, config)]
+    else:
+        found.append(check_lr_too_high(metrics, config))
+    out = [f for f in found if f]
+    collapse = any(f["code"] == "posterior_collapse" for f in out)
+    if collapse:  # a collapsed decoder draws the mean image; say it once, under collapse
+        out = [f for f in out if not (f["code"] == "blurry" and f["evidence"]["facts"]["sharpness_ratio"] is not None
+                                      and not _blur_cause(config))]
+    return sorted(out, key=lambda f: SEVERITY_ORDER[f["severity"]])
+
+
+def _blur_cause(config: RunConfig) -> bool:
+    m = config.model
+    return (m.likelihood == "gaussian" and not m.learn_sigma and m.gaussian_sigma >= BLURRY_SIGMA) or \
+        config.train.beta >= BLURRY_BETA
+
+
+def apply_changes(config: RunConfig, changes: dict[str, dict[str, Any]]) -> RunConfig:
+    """The config of the run a finding suggests: ``changes = {"train": {...}, "model": {...}}``."""
+    model, train = config.model, config.train
+    if changes.get("model"):
+        mc = dict(changes["model"])
+        if "hidden" in mc:
+            mc["hidden"] = tuple(mc["hidden"])
+        model = cfg_replace(model, **mc)
+    if changes.get("train"):
+        train = cfg_replace(train, **changes["train"])
+    return RunConfig(model=model, train=train, data=config.data, kind=config.kind)
+
+
+def train_command(config: RunConfig, out: str) -> list[str]:
+    """``python -m vae train ...`` arguments that reproduce ``config`` (a plain VAE run)."""
+    m, t, d = config.model, config.train, config.data
+    cmd = ["python", "-m", "vae", "train", "--data", d.name, "--model", m.arch,
+           "--hidden", ",".join(map(str, m.hidden)), "--latent-dim", str(m.latent_dim),
+           "--activation", m.activation, "--likelihood", m.likelihood, "--sigma", f"{m.gaussian_sigma:g}",
+           "--epochs", str(t.epochs), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
+           "--lr-schedule", t.lr_schedule, "--beta", f"{t.beta:g}", "--warmup", f"{t.warmup_epochs:g}",
+           "--free-bits", f"{t.free_bits:g}", "--grad-clip", f"{t.grad_clip:g}", "--seed", str(t.seed)]
+    if m.arch == "conv":
+        cmd += ["--fc-dim", str(m.fc_dim)]
+    if m.learn_sigma:
+        cmd.append("--learn-sigma")
+    if m.conditional:
+        cmd.append("--conditional")
+    if t.binarize:
+        cmd.append("--binarize")
+    if t.weight_decay:
+        cmd += ["--weight-decay", f"{t.weight_decay:g}"]
+    for flag, v in (("--image-size", d.image_size), ("--color", d.color), ("--max-train", d.max_train),
+                    ("--max-test", d.max_test)):
+        if v is not None:
+            cmd += [flag, str(v)]
+    return cmd + ["--out", out]
