@@ -181,16 +181,49 @@ def _progress(total_steps: int, quiet: bool):
     return bar
 
 
+def check_out(out: Path) -> None:
+    """Refuse an --out that exists and is not a run folder (never overwrite a user's files)."""
+    from .runs import RunError, is_run_dir
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_dir(out))):
+        raise RunError(f"--out {out} exists and is not a run folder; choose a new folder")
+
+
+def run_in_thread(fn, on_interrupt: str = "stopping after this batch"):
+    """Run ``fn(cancel)`` in a worker thread so Ctrl-C sets ``cancel`` and the work stops cleanly
+    after the current batch; returns its result or re-raises its error here."""
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn(cancel)
+        except BaseException as e:  # handed to the main thread
+            box["error"] = e
+
+    th = threading.Thread(target=work, name="vae-work", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            th.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        print(f"\ninterrupted: {on_interrupt}", file=sys.stderr)
+        th.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def cmd_train(args) -> int:
     from .config import ModelConfig, RunConfig, TrainConfig
     from .evaluate import evaluate
-    from .runs import RunError, is_run_dir, save_run
+    from .runs import save_run
     from .train import fit
 
     data_cfg = _data_config(args)
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_dir(out))):
-        raise RunError(f"--out {out} exists and is not a run folder; choose a new folder")
+    if out is not None:
+        check_out(out)
     hidden = args.hidden or ((32, 64) if args.model == "conv" else ModelConfig().hidden)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                        beta=args.beta, warmup_epochs=args.warmup, free_bits=args.free_bits, grad_clip=args.grad_clip,
@@ -227,29 +260,12 @@ def cmd_train(args) -> int:
                 msg += f", test -ELBO {test['neg_elbo']:.2f} nats ({test['bits_per_dim']:.4f} bits/dim)"
             bar.write(msg, file=sys.stderr)
 
-    cancel = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = fit(config, data, callback=on_event, cancel=cancel)
-        except BaseException as e:  # handed to the main thread
-            box["error"] = e
-
-    th = threading.Thread(target=work, name="vae-train", daemon=True)
-    th.start()
     try:
-        while th.is_alive():
-            th.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\ninterrupted: stopping after this batch and saving the run", file=sys.stderr)
-        th.join()
-    if bar is not None:
-        bar.close()
-    if "error" in box:
-        raise box["error"]
-    result = box["result"]
+        result = run_in_thread(lambda cancel: fit(config, data, callback=on_event, cancel=cancel),
+                               "stopping after this batch and saving the run")
+    finally:
+        if bar is not None:
+            bar.close()
     final = evaluate(result.model, _eval_view(data.test, tcfg), iw_samples=args.iw_samples, seed=tcfg.seed)
     metrics = {"status": result.status, "message": result.message, "seconds": result.seconds,
                "n_train": int(data.train.x.shape[0]), "history": result.history, "final": final,

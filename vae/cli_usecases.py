@@ -6,14 +6,11 @@ JSON object as the last stdout line, a progress bar on stderr unless ``--quiet``
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from .cli import _add_data_args, _data_config, _load_data, _progress
 
@@ -45,34 +42,13 @@ def _budgets(text: str) -> list[int | None]:
 
 
 def _check_out(out: Path) -> None:
-    from .runs import RunError, is_run_dir
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_dir(out))):
-        raise RunError(f"--out {out} exists and is not a run folder; choose a new folder")
+    from .cli import check_out
+    check_out(out)
 
 
 def _run_in_thread(fn):
-    """Run ``fn(cancel)`` in a thread so Ctrl-C cancels cleanly; returns its result or raises its error."""
-    cancel = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = fn(cancel)
-        except BaseException as e:
-            box["error"] = e
-
-    th = threading.Thread(target=work, name="vae-usecase", daemon=True)
-    th.start()
-    try:
-        while th.is_alive():
-            th.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\ninterrupted: stopping after this batch", file=sys.stderr)
-        th.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    from .cli import run_in_thread
+    return run_in_thread(fn)
 
 
 def _bar_callback(total: int, quiet: bool, desc: str):
