@@ -209,12 +209,14 @@ def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir,
             paths.append(str(f))
         side.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(paths)
         side.get_by_role("button", name="Add this run").click()
-        page.wait_for_function("(p) => { const e = document.querySelector(\"[data-testid='stSidebar'] "
-                               "[data-testid='stAlertContentError']\"); return e && e.textContent.includes(p); }",
-                               arg=phrase)
+        # wait for exactly this case's message: the previous case's (possibly the same text) can
+        # linger for a moment while the rerun replaces it
+        page.wait_for_function("(p) => { const es = document.querySelectorAll(\"[data-testid='stSidebar'] "
+                               "[data-testid='stAlertContentError']\"); "
+                               "return es.length === 1 && es[0].textContent.includes(p); }", arg=phrase)
         settle(page)
         err = side.locator("[data-testid='stAlertContentError']")
-        assert err.count() == 1 and page.locator(EXC).count() == 0, cid
+        assert err.count() == 1 and page.locator(EXC).count() == 0, (cid, err.all_text_contents())
         seen[f"run:{cid}"] = err.first.text_content()
         # clear the uploader for the next case
         chips = side.locator("[data-testid='stFileChipDeleteBtn']")
