@@ -189,10 +189,9 @@ def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir,
         f.write_bytes(blob)
         uploader.set_input_files(str(f))
         err = page.locator("[data-testid='stMain'] [data-testid='stAlertContentError']")
-        err.first.wait_for()
-        page.wait_for_function("(n) => { const e = document.querySelector(\"[data-testid='stMain'] "
-                               "[data-testid='stAlertContentError']\"); return e && e.textContent.includes(n); }",
-                               arg=name)
+        page.wait_for_function("(n) => { const es = document.querySelectorAll(\"[data-testid='stMain'] "
+                               "[data-testid='stAlertContentError']\"); "
+                               "return es.length === 1 && es[0].textContent.includes(n); }", arg=name, timeout=120_000)
         settle(page)
         text = err.first.text_content()
         assert err.count() == 1 and phrase in text and page.locator(EXC).count() == 0, (cid, text)
@@ -213,8 +212,13 @@ def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir,
         # linger for a moment while the rerun replaces it
         page.wait_for_function("(p) => { const es = document.querySelectorAll(\"[data-testid='stSidebar'] "
                                "[data-testid='stAlertContentError']\"); "
-                               "return es.length === 1 && es[0].textContent.includes(p); }", arg=phrase)
+                               "return es.length === 1 && es[0].textContent.includes(p); }", arg=phrase,
+                               timeout=120_000)
         settle(page)
+        # a rerun of the sidebar's polling fragment can briefly show the alert twice: the page must
+        # come back to exactly one
+        page.wait_for_function("() => document.querySelectorAll(\"[data-testid='stSidebar'] "
+                               "[data-testid='stAlertContentError']\").length === 1", timeout=120_000)
         err = side.locator("[data-testid='stAlertContentError']")
         assert err.count() == 1 and page.locator(EXC).count() == 0, (cid, err.all_text_contents())
         seen[f"run:{cid}"] = err.first.text_content()
