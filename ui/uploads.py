@@ -20,13 +20,12 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import stat
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from vae.data import DataError, DataSplit, Limits, load_dataset
+from vae.data import DataError, DataSplit, Limits, load_dataset, zip_entry_problem
 from vae.runs import CONFIG, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, METRICS, WEIGHTS, RunError, load_run, save_run
 
 from . import settings
@@ -87,20 +86,6 @@ def save_dataset_upload(name: str, blob: bytes, *, image_size: int | None = None
 
 # ----------------------------------------------------------------------------- runs
 
-def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.orig_filename
-    norm = name.replace("\\", "/")
-    if not name or norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
-        return "leaves the archive (absolute path or '..')"
-    if "\\" in name or "\x00" in name:
-        return "has a backslash or NUL in its name"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "is a symbolic link"
-    if info.flag_bits & 0x1:
-        return "is encrypted"
-    return None
-
-
 def _from_zip(name: str, blob: bytes) -> dict[str, bytes]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(blob))
@@ -113,7 +98,7 @@ def _from_zip(name: str, blob: bytes) -> dict[str, bytes]:
         files: dict[str, zipfile.ZipInfo] = {}
         folders: set[str] = set()
         for info in infos:
-            problem = _entry_problem(info)
+            problem = zip_entry_problem(info)
             if problem:
                 raise UploadError(f"{name}: entry {info.orig_filename!r} {problem}; {RUN_ACCEPTED}")
             parts = [p for p in info.filename.split("/") if p]

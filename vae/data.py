@@ -857,7 +857,7 @@ def _load_idx_dataset(name: str, data_dir: Path, limits: Limits, download: bool)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _zip_name_problem(info: zipfile.ZipInfo) -> str | None:
+def zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
     """Why a zip entry is unsafe (absolute, ``..``, drive, backslash, NUL, symlink, encrypted), or None."""
     name = info.orig_filename
     norm = name.replace("\\", "/")
@@ -878,7 +878,7 @@ def _check_zip(zf: zipfile.ZipFile, what: str, limits: Limits) -> list[zipfile.Z
     if len(infos) > limits.max_files:
         raise DataError(f"{what}: {len(infos):,} entries, over the limit of {limits.max_files:,} (Limits.max_files)")
     for info in infos:
-        problem = _zip_name_problem(info)
+        problem = zip_entry_problem(info)
         if problem:
             raise DataError(f"{what}: entry {info.orig_filename!r} {problem}")
     total = sum(info.file_size for info in infos)
