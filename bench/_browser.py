@@ -24,10 +24,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(env: dict | None = None, timeout: float = 60.0):
-    """``streamlit run app.py`` headless on a free port; yields the base URL."""
+def app_server(env: dict | None = None, timeout: float = 60.0, script: Path | None = None):
+    """``streamlit run app.py`` (or ``script``) headless on a free port; yields the base URL."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app.py"), "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
     log = None if os.environ.get("VAE_STREAMLIT_LOG") else subprocess.DEVNULL

@@ -22,20 +22,17 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("VAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _browser import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
+
 DEFAULT_MODELS = [
     {"name": "conv-2d", "seed": 0,
      "cfg": {"arch": "conv", "image_size": 28, "latent_dim": 2, "hidden": [32, 64], "fc_dim": 256}},
@@ -80,42 +77,6 @@ if st.query_params.get("kind") == "stock":
 else:
     latent_panel(model, key="bench", run_key=f"bench-{i}")
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(script: Path, env: dict):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not become healthy in 60 s")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # page-side instrumentation: press/release times and paint times (performance.now() ms)
@@ -218,7 +179,7 @@ def main(argv=None) -> None:
         script = Path(tmp) / "slider_bench_app.py"
         script.write_text(APP)
         env = {"BENCH_ROOT": str(ROOT), "BENCH_MODELS": json.dumps(models)}
-        with streamlit_server(script, env) as url, sync_playwright() as p:
+        with app_server(env, script=script) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             result["chromium"] = browser.version
             import streamlit
