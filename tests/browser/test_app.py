@@ -5,6 +5,7 @@ One server for the module, with its own empty runs folder and a 2 s heartbeat ti
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -177,6 +178,7 @@ def test_closed_tab_stops_its_training_and_other_sessions_never_see_it(browser, 
 
 
 def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     page = open_app(browser, app_url, "train")
     settle(page)
     page.get_by_role("combobox", name="Data set").click()
@@ -206,7 +208,20 @@ def test_bad_uploads_show_one_error_line_in_the_page(browser, app_url, runs_dir,
             f.parent.mkdir(exist_ok=True)
             f.write_bytes(blob)
             paths.append(str(f))
-        side.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(paths)
+        # the rerun that followed clearing the previous case's files can land after this upload and
+        # reset the uploader: wait until the files are there and stay there, re-uploading if not
+        chips = side.locator("[data-testid='stFileChipDeleteBtn']")
+        for _ in range(5):
+            side.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(paths)
+            with contextlib.suppress(PlaywrightTimeout):
+                page.wait_for_function("(n) => document.querySelectorAll(\"[data-testid='stSidebar'] "
+                                       "[data-testid='stFileChipDeleteBtn']\").length === n", arg=len(paths),
+                                       timeout=10_000)
+            settle(page)
+            page.wait_for_timeout(500)
+            if chips.count() == len(paths):
+                break
+        assert chips.count() == len(paths), (cid, "the uploader did not keep the files")
         side.get_by_role("button", name="Add this run").click()
         # wait for exactly this case's message: the previous case's (possibly the same text) can
         # linger for a moment while the rerun replaces it
