@@ -84,7 +84,11 @@ with settings_box:
         hidden = st.text_input("Hidden sizes", key=S.TRAIN_HIDDEN,
                                placeholder=f"{','.join(map(str, train_panel.MLP_HIDDEN))} (MLP) · "
                                            f"{','.join(map(str, train_panel.CONV_HIDDEN))} (Conv)",
-                               help="MLP: widths of the hidden layers. Conv: channels per stride-2 layer.")
+                               help="MLP: widths of the encoder's hidden layers. Conv: channels per stride-2 layer.")
+        decoder_hidden = st.text_input("Decoder sizes (MLP)", key=S.TRAIN_DECODER,
+                                       placeholder=f"{','.join(map(str, train_panel.MLP_DECODER))} · mirror",
+                                       help="Widths from the latent outward. Empty: the default decoder with the "
+                                            "default hidden sizes, else the mirror of the hidden sizes.")
         activation = st.selectbox("Activation", ["relu", "elu", "silu", "leaky_relu"], key=S.TRAIN_ACTIVATION)
 
     st.subheader("3 · Training", divider="gray")
@@ -125,7 +129,8 @@ with settings_box:
         try:
             with st.spinner("Loading the data set…"):
                 split = uidata.load(uidata.DataKey.of(dcfg), download=data_name in DATASETS)
-            values = dict(arch=arch.lower(), latent_dim=latent_dim, hidden=hidden, activation=activation,
+            values = dict(arch=arch.lower(), latent_dim=latent_dim, hidden=hidden, decoder_hidden=decoder_hidden,
+                          activation=activation,
                           likelihood=likelihood, conditional=conditional, beta=beta, warmup=warmup,
                           free_bits=free_bits, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           binarize=binarize, time_budget=budget)

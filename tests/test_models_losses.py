@@ -113,3 +113,32 @@ def test_training_loss_mean_over_batch_beta_and_free_bits():
     assert float(losses.training_loss(terms, beta=0.5)) == pytest.approx(15 + 1)
     # batch-mean KL per dim = [0.3, 1.7]; free bits 1.0 lifts the first to 1.0
     assert float(losses.training_loss(terms, free_bits=1.0)) == pytest.approx(15 + 1.0 + 1.7)
+
+
+def _decoder_widths(m: VAE) -> list[int]:
+    return [layer.out_features for layer in m.decoder.net if isinstance(layer, torch.nn.Linear)]
+
+
+def test_decoder_widths_default_mirror_and_explicit():
+    from vae.config import DEFAULT_DECODER, RunConfig
+    default = ModelConfig()
+    assert default.decoder_hidden == DEFAULT_DECODER and _decoder_widths(VAE(default)) == [*DEFAULT_DECODER, 784]
+    # other encoder widths mirror unless the decoder is given; the encoder is untouched by decoder_hidden
+    assert _decoder_widths(VAE(ModelConfig(hidden=(64, 32)))) == [32, 64, 784]
+    m = VAE(ModelConfig(hidden=(64,), decoder_hidden=(8, 16, 32)))
+    assert _decoder_widths(m) == [8, 16, 32, 784]
+    assert [layer.out_features for layer in m.encoder.head if isinstance(layer, torch.nn.Linear)] == [64]
+    assert m(torch.rand(3, 1, 28, 28)).recon_logits.shape == (3, 1, 28, 28)
+    assert _decoder_widths(VAE(ModelConfig(decoder_hidden=()))) == [1024, 784]
+    # saved configs hold the resolved widths and round-trip; a config written before the key existed mirrors
+    cfg = RunConfig()
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    legacy = cfg.to_dict()
+    for section, key in (("model", "decoder_hidden"), ("train", "lr_warmup"), ("train", "output_bias_init")):
+        del legacy[section][key]
+    old = RunConfig.from_dict(legacy)
+    assert old.model.decoder_widths == (1024,) and old.train.lr_warmup == 0 and not old.train.output_bias_init
+    with pytest.raises(ConfigError, match="decoder_hidden"):
+        ModelConfig(decoder_hidden=(0,))
+    with pytest.raises(ConfigError, match="decoder_hidden"):
+        RunConfig.from_dict({"model": {"decoder_hidden": "256"}})

@@ -132,7 +132,7 @@ def tiny_npz(tmp_path_factory):
 def trained(tiny_npz, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "r1"
     r = vae_cli("train", "--data", tiny_npz, "--epochs", 2, "--batch-size", 16, "--hidden", "32",
-                "--latent-dim", 2, "--threads", 1, "--out", out)
+                "--decoder-hidden", "8,24", "--latent-dim", 2, "--threads", 1, "--out", out)
     assert r.returncode == 0, r.stderr
     return out, r
 
@@ -145,6 +145,7 @@ def test_cli_train_eval_sample(trained, tmp_path):
     assert (out / "model.safetensors").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]["epochs"]) == 2
+    assert json.loads((out / "config.json").read_text())["model"]["decoder_hidden"] == [8, 24]
     e = vae_cli("eval", out, "--iw-samples", 8)
     assert e.returncode == 0, e.stderr
     res = json.loads(e.stdout.strip().splitlines()[-1])
@@ -189,6 +190,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_npz, trained):
         (["train", "--data", tiny_npz, "--latent-dim", 0, "--out", out], "latent_dim"),
         (["train", "--data", tiny_npz, "--epochs", "x", "--out", out], "epochs"),
         (["train", "--data", tiny_npz, "--hidden", "a,b", "--out", out], "hidden"),
+        (["train", "--data", tiny_npz, "--decoder-hidden", "wide", "--out", out], "decoder-hidden"),
         (["train", "--data", "mnist", "--data-dir", tmp_path / "empty", "--out", out], "train-images-idx3-ubyte"),
         (["eval", tmp_path / "missing-run"], "run folder"),
         (["sample", trained[0], "--out", work / "x.jpg"], ".png"),

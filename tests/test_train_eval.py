@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vae import latent
-from vae.config import ModelConfig, RunConfig, TrainConfig
+from vae.config import ConfigError, ModelConfig, RunConfig, TrainConfig
 from vae.data import ImageData
 from vae.evaluate import evaluate
 from vae.models import VAE
@@ -97,10 +97,24 @@ def test_schedules():
     assert kl_weight(c, 0, 10) == 0.0
     assert kl_weight(c, 10, 10) == pytest.approx(1.0)
     assert kl_weight(c, 50, 10) == 2.0
-    c = TrainConfig(lr=1e-3, lr_min_factor=0.1)
+    c = TrainConfig(lr=1e-3, lr_min_factor=0.1, lr_warmup=0.0)
     assert learning_rate(c, 0, 100) == pytest.approx(1e-3)
     assert learning_rate(c, 100, 100) == pytest.approx(1e-4)
     assert learning_rate(TrainConfig(lr_schedule="constant"), 50, 100) == TrainConfig().lr
+    # warm-up: linear from 1% to the peak over the first 20%, then the cosine over the remaining 80%
+    w = TrainConfig(lr=1e-3, lr_min_factor=0.1, lr_warmup=0.2)
+    assert learning_rate(w, 0, 100) == pytest.approx(1e-5)
+    assert learning_rate(w, 10, 100) == pytest.approx(0.5e-3)
+    assert learning_rate(w, 20, 100) == pytest.approx(1e-3)
+    assert learning_rate(w, 60, 100) == pytest.approx(0.55e-3)
+    assert learning_rate(w, 100, 100) == pytest.approx(1e-4)
+    cw = TrainConfig(lr=1e-3, lr_schedule="constant", lr_warmup=0.2)
+    assert learning_rate(cw, 10, 100) == pytest.approx(0.5e-3) and learning_rate(cw, 90, 100) == 1e-3
+    # under a time budget the warm-up follows the clock
+    tb = TrainConfig(lr=1e-3, lr_warmup=0.2, time_budget=100.0)
+    assert learning_rate(tb, 1, 10_000, elapsed=10.0) == pytest.approx(0.5e-3)
+    with pytest.raises(ConfigError, match="lr_warmup"):
+        TrainConfig(lr_warmup=0.6)
 
 
 def test_seed_makes_training_reproducible():
@@ -207,3 +221,33 @@ def test_elbo_does_not_depend_on_iw_sampling():
     model = VAE(ModelConfig(image_size=8, latent_dim=2, hidden=(16,)))
     data = blobs(30)
     assert evaluate(model, data, batch_size=7)["neg_elbo"] == evaluate(model, data, batch_size=7, iw_samples=5)["neg_elbo"]
+
+
+def test_output_bias_starts_at_the_mean_pixel_logit():
+    from vae.train import init_output_bias
+    x = torch.randint(0, 256, (300, 1, 28, 28), dtype=torch.uint8)
+    x[:, :, :4] = 0                                   # an always-black band: clamped, not -inf
+    for cfg in (ModelConfig(hidden=(16,)), ModelConfig(arch="conv", hidden=(4, 8), fc_dim=8)):
+        m = VAE(cfg)
+        init_output_bias(m, x)
+        bias = torch.sigmoid(m.decoder.net[-1].bias.detach())
+        want = x.double().mean(0) / 255 if cfg.arch == "mlp" else (x.double() / 255).mean().view(1)
+        assert torch.isfinite(m.decoder.net[-1].bias).all()
+        assert torch.allclose(bias.double(), want.flatten().clamp(1e-3, 1 - 1e-3), atol=1e-4), cfg.arch
+
+
+def test_adam_uses_the_fused_kernel_on_the_cpu_with_the_same_updates():
+    from vae.train import adam
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    fused, plain = adam(a.parameters(), lr=1e-2, weight_decay=1e-3), torch.optim.Adam(b.parameters(), lr=1e-2,
+                                                                                       weight_decay=1e-3)
+    assert fused.defaults.get("fused") is True
+    x = torch.randn(8, 5)
+    for _ in range(5):
+        for net, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)

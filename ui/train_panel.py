@@ -15,10 +15,11 @@ from vae.data import DataSplit
 from . import images, plots, settings, state, training
 
 MLP_HIDDEN, CONV_HIDDEN = ModelConfig().hidden, (32, 64)   # the core's measured default; the CLI's conv default
+MLP_DECODER = ModelConfig().decoder_hidden
 DEFAULT_TRAIN = TrainConfig()
 QUICK_SECONDS = 15
 QUICK = {state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
-         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "",
+         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "", state.TRAIN_DECODER: "",
          state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_LR: DEFAULT_TRAIN.lr, state.TRAIN_BETA: 1.0,
          state.TRAIN_CONDITIONAL: False, state.TRAIN_LIKELIHOOD: "bernoulli"}
 
@@ -32,6 +33,19 @@ def parse_hidden(text: str, arch: str) -> tuple[int, ...]:
     text = (text or "").strip()
     if not text:
         return MLP_HIDDEN if arch == "mlp" else CONV_HIDDEN
+    return _widths(text)
+
+
+def parse_decoder(text: str) -> tuple[int, ...] | None:
+    """The MLP decoder's widths: empty = the core's rule (the recipe's decoder with the default
+    hidden sizes, else the mirror), ``mirror`` = the reverse of the hidden sizes."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    return () if text.lower() == "mirror" else _widths(text)
+
+
+def _widths(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
@@ -48,7 +62,9 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
     if conditional and not data.has_labels:
         raise ValueError("a conditional model needs labelled data; this data set has no labels")
     model = ModelConfig(arch=arch, channels=data.channels, image_size=data.image_size, latent_dim=int(v["latent_dim"]),
-                        hidden=parse_hidden(v["hidden"], arch), activation=v["activation"],
+                        hidden=parse_hidden(v["hidden"], arch),
+                        decoder_hidden=parse_decoder(v.get("decoder_hidden", "")) if arch == "mlp" else None,
+                        activation=v["activation"],
                         likelihood=v["likelihood"], conditional=conditional,
                         num_classes=data.num_classes if conditional else 0)
     steps_per_epoch = math.ceil(len(data.train) / max(1, int(v["batch_size"])))

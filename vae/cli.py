@@ -34,10 +34,14 @@ def _widths(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers like 512,256, got {text!r}")
+        raise argparse.ArgumentTypeError(f"takes comma-separated integers like 512,256, got {text!r}")
     if not vals:
-        raise argparse.ArgumentTypeError("--hidden needs at least one width")
+        raise argparse.ArgumentTypeError("needs at least one width")
     return vals
+
+
+def _decoder_widths(text: str) -> tuple[int, ...]:
+    return () if text.strip().lower() == "mirror" else _widths(text)
 
 
 def _add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> None:
@@ -76,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=_widths, default=None,
                    help=f"mlp: hidden widths (default {','.join(map(str, m.hidden))}); conv: channels per layer "
                         "(default 32,64)")
+    g.add_argument("--decoder-hidden", type=_decoder_widths, default=None,
+                   help=f"mlp: the decoder's widths from z outward, or 'mirror' for the reverse of --hidden "
+                        f"(default {','.join(map(str, m.decoder_hidden))} with the default --hidden, else mirror)")
     g.add_argument("--fc-dim", type=int, default=m.fc_dim, help="conv: dense layer width")
     g.add_argument("--activation", choices=["relu", "elu", "silu", "leaky_relu"], default=m.activation)
     g.add_argument("--latent-dim", type=int, default=m.latent_dim)
@@ -88,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=t.batch_size)
     g.add_argument("--lr", type=float, default=t.lr)
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default=t.lr_schedule)
+    g.add_argument("--lr-warmup", type=float, default=t.lr_warmup,
+                   help="share of the run (0..0.5) over which the learning rate ramps up linearly from near 0")
     g.add_argument("--beta", type=float, default=t.beta, help="KL weight")
     g.add_argument("--warmup", type=float, default=t.warmup_epochs, help="KL warm-up, epochs")
     g.add_argument("--free-bits", type=float, default=t.free_bits, help="nats per latent dim")
@@ -99,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=t.device, help="auto, cpu, cuda or mps")
     g.add_argument("--time-budget", type=float, default=t.time_budget,
                    help="train for at most this many seconds (0 = off); the lr schedule follows the clock")
+    g.add_argument("--no-bias-init", action="store_true",
+                   help="start the decoder's output bias at 0 (torch's init) instead of the mean pixel's logit")
     g.add_argument("--no-test-eval", action="store_true", help="skip the per-epoch test evaluation")
     g.add_argument("--iw-samples", type=int, default=0, help="importance samples for the final log p(x)")
     tr.add_argument("--out", default=None, help="run folder to write (default runs/<data>-<model>-<latent>d-<time>)")
@@ -226,15 +237,16 @@ def cmd_train(args) -> int:
         check_out(out)
     hidden = args.hidden or ((32, 64) if args.model == "conv" else ModelConfig().hidden)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                       lr_warmup=args.lr_warmup,
                        beta=args.beta, warmup_epochs=args.warmup, free_bits=args.free_bits, grad_clip=args.grad_clip,
                        weight_decay=args.weight_decay, seed=args.seed, binarize=args.binarize, threads=args.threads,
                        device=args.device, eval_every_epoch=not args.no_test_eval,
-                       time_budget=args.time_budget)
+                       time_budget=args.time_budget, output_bias_init=not args.no_bias_init)
     data = _load_data(args, data_cfg)
     if args.conditional and not data.has_labels:
         raise ValueError(f"--conditional needs labelled data; {data.name} has no labels")
     mcfg = ModelConfig(arch=args.model, channels=data.channels, image_size=data.image_size,
-                       latent_dim=args.latent_dim, hidden=hidden, fc_dim=args.fc_dim, activation=args.activation,
+                       latent_dim=args.latent_dim, hidden=hidden, decoder_hidden=args.decoder_hidden, fc_dim=args.fc_dim, activation=args.activation,
                        likelihood=args.likelihood, gaussian_sigma=args.sigma, learn_sigma=args.learn_sigma,
                        conditional=args.conditional, num_classes=data.num_classes if args.conditional else 0)
     config = RunConfig(model=mcfg, train=tcfg, data=data_cfg)

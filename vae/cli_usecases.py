@@ -255,7 +255,7 @@ def cmd_compress(args) -> int:
 
 def cmd_rd(args) -> int:
     from .config import ModelConfig, RunConfig, TrainConfig
-    from .usecases import rate_distortion
+    from .usecases import MEASURED_MODEL, MEASURED_TRAIN, rate_distortion
     from .util import set_threads
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -263,8 +263,10 @@ def cmd_rd(args) -> int:
     set_threads(args.threads)
     data_cfg = _data_config(args)
     data = _load_data(args, data_cfg)
-    base = RunConfig(model=ModelConfig(channels=data.channels, image_size=data.image_size, latent_dim=args.latent_dim),
-                     train=TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads), data=data_cfg)
+    base = RunConfig(model=ModelConfig(channels=data.channels, image_size=data.image_size, latent_dim=args.latent_dim,
+                                       **MEASURED_MODEL),
+                     train=TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads, **MEASURED_TRAIN),
+                     data=data_cfg)
     n = data.train.x.shape[0]
     total = math.ceil(n / min(base.train.batch_size, n)) * args.epochs * len(args.betas)
     bar, on_event = _bar_callback(total, args.quiet, f"rd {data.name} {len(args.betas)} betas")
@@ -321,7 +323,8 @@ def cmd_anomaly(args) -> int:
     from .config import ModelConfig, RunConfig, TrainConfig
     from .runs import load_run, save_run
     from .train import fit
-    from .usecases import anomaly_scores, holdout_anomaly, holdout_auroc, top_anomalies, without_class
+    from .usecases import (MEASURED_MODEL, MEASURED_TRAIN, anomaly_scores, holdout_anomaly, holdout_auroc,
+                           top_anomalies, without_class)
     from .util import set_threads
     set_threads(args.threads)
     if not 1 <= args.top <= 1000:
@@ -345,8 +348,9 @@ def cmd_anomaly(args) -> int:
         data = _load_data(args, data_cfg)
         train_data = without_class(data, args.holdout_class)
         cfg = RunConfig(model=ModelConfig(channels=data.channels, image_size=data.image_size,
-                                          latent_dim=args.latent_dim),
-                        train=TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads), data=data_cfg)
+                                          latent_dim=args.latent_dim, **MEASURED_MODEL),
+                        train=TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads, **MEASURED_TRAIN),
+                        data=data_cfg)
         n = train_data.train.x.shape[0]
         bar, on_event = _bar_callback(math.ceil(n / min(cfg.train.batch_size, n)) * args.epochs, args.quiet,
                                       f"anomaly {data.name} without {args.holdout_class}")

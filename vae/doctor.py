@@ -315,8 +315,9 @@ def apply_changes(config: RunConfig, changes: dict[str, dict[str, Any]]) -> RunC
     model, train = config.model, config.train
     if changes.get("model"):
         mc = dict(changes["model"])
-        if "hidden" in mc:
-            mc["hidden"] = tuple(mc["hidden"])
+        for key in ("hidden", "decoder_hidden"):
+            if key in mc:
+                mc[key] = tuple(mc[key])
         model = cfg_replace(model, **mc)
     if changes.get("train"):
         train = cfg_replace(train, **changes["train"])
@@ -330,12 +331,16 @@ def train_command(config: RunConfig, out: str) -> list[str]:
            "--hidden", ",".join(map(str, m.hidden)), "--latent-dim", str(m.latent_dim),
            "--activation", m.activation, "--likelihood", m.likelihood, "--sigma", f"{m.gaussian_sigma:g}",
            "--epochs", str(t.epochs), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
-           "--lr-schedule", t.lr_schedule, "--beta", f"{t.beta:g}", "--warmup", f"{t.warmup_epochs:g}",
+           "--lr-schedule", t.lr_schedule, "--lr-warmup", f"{t.lr_warmup:g}", "--beta", f"{t.beta:g}", "--warmup", f"{t.warmup_epochs:g}",
            "--free-bits", f"{t.free_bits:g}", "--grad-clip", f"{t.grad_clip:g}", "--seed", str(t.seed)]
     if m.arch == "conv":
         cmd += ["--fc-dim", str(m.fc_dim)]
+    else:
+        cmd += ["--decoder-hidden", ",".join(map(str, m.decoder_hidden)) or "mirror"]
     if m.learn_sigma:
         cmd.append("--learn-sigma")
+    if not t.output_bias_init:
+        cmd.append("--no-bias-init")
     if m.conditional:
         cmd.append("--conditional")
     if t.binarize:

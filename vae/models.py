@@ -95,7 +95,7 @@ class Decoder(nn.Module):
         width = cfg.latent_dim + (cfg.num_classes if cfg.conditional else 0)
         layers: list[nn.Module] = []
         if cfg.arch == "mlp":
-            for h in reversed(cfg.hidden):
+            for h in cfg.decoder_widths:
                 layers += [nn.Linear(width, h), act()]
                 width = h
             layers.append(nn.Linear(width, cfg.data_dim))

@@ -58,6 +58,7 @@ from . import losses
 from .config import ModelConfig, RunConfig
 from .data import DataSplit, ImageData, to_float
 from .models import ACTIVATIONS, VAE
+from .train import adam
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -255,7 +256,7 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
         alpha = 0.1 * n / n_lab
     m2 = model.m2
     m2.train()
-    opt = torch.optim.Adam(m2.parameters(), lr=m2_lr)
+    opt = adam(m2.parameters(), lr=m2_lr)
     gen = torch.Generator().manual_seed(config.train.seed + 1)
     bs = min(m2_batch, n)
     steps = math.ceil(n / bs)
@@ -322,6 +323,7 @@ def default_semisup_config(data: DataSplit, *, epochs: int = 10, seed: int = 0, 
     from .config import DataConfig, TrainConfig
     mcfg = ModelConfig(arch="mlp", channels=data.channels, image_size=data.image_size, latent_dim=latent_dim,
                        hidden=hidden, num_classes=data.num_classes)
-    tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3,
+    tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3, "lr_warmup": 0.0,
+                          "output_bias_init": False,
                           "lr_schedule": "cosine", **train_kw})
     return RunConfig(model=mcfg, train=tcfg, data=data_cfg or DataConfig(name=data.name), kind="semisup")
