@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vae.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from vae.data import ImageData, load_dataset  # noqa: E402
 from vae.evaluate import evaluate, fixed_binarized  # noqa: E402
 from vae.runs import save_run  # noqa: E402
@@ -32,8 +32,8 @@ def main(argv=None) -> None:
     p.add_argument("--iw-samples", type=int, default=1000)
     p.add_argument("--hidden", default="1024")
     p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig().lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="also save the run folder here")
@@ -42,7 +42,8 @@ def main(argv=None) -> None:
     split = load_dataset("mnist", data_dir=args.data_dir)
     cfg = RunConfig(model=ModelConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), latent_dim=args.latent_dim),
                     train=TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=args.lr, binarize=True,
-                                      time_budget=args.budget, threads=args.threads, seed=args.seed))
+                                      time_budget=args.budget, threads=args.threads, seed=args.seed),
+                    data=DataConfig(name="mnist"))
     curve = []
     res = fit(cfg, split, callback=lambda e: e["type"] == "epoch" and curve.append(
         {"epoch": e["epoch"], "test_neg_elbo": e["test"]["neg_elbo"], "wall": e["elapsed"]}))
