@@ -98,7 +98,10 @@ with settings_box:
     batch_size = c2.selectbox("Batch size", batch_sizes, index=batch_sizes.index(train_panel.DEFAULT_TRAIN.batch_size),
                               key=S.TRAIN_BATCH)
     lr = c3.number_input("Learning rate", 1e-5, 1.0, train_panel.DEFAULT_TRAIN.lr, 1e-4, format="%.4f",
-                         key=S.TRAIN_LR)
+                         key=S.TRAIN_LR,
+                         help=f"Adam's peak rate: it ramps up over the first "
+                              f"{train_panel.DEFAULT_TRAIN.lr_warmup:.0%} of the run, then decays (cosine) to "
+                              f"{train_panel.DEFAULT_TRAIN.lr_min_factor:.0%} of the peak.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key=S.TRAIN_SEED)
     with st.expander("Advanced", icon=":material/tune:"):
         c1, c2, c3, c4 = st.columns(4)
