@@ -20,7 +20,8 @@ from vae.runs import save_run
 from vae.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE_TRAIN = {"batch_size": 32, "epochs": 3, "lr": 2e-3, "lr_warmup": 0.0, "threads": 1, "seed": 0}  # no warm-up: it would tame the lr case
+# no learning-rate warm-up: it would tame the lr_high case
+BASE_TRAIN = {"batch_size": 32, "epochs": 3, "lr": 2e-3, "lr_warmup": 0.0, "threads": 1, "seed": 0}
 CASES = {
     "healthy": ({}, {}),
     "collapse": ({}, {"beta": 60.0}),

@@ -19,8 +19,9 @@ MLP_DECODER = ModelConfig().decoder_hidden
 DEFAULT_TRAIN = TrainConfig()
 QUICK_SECONDS = 15
 QUICK = {state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
-         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "", state.TRAIN_DECODER: "",
-         state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_LR: DEFAULT_TRAIN.lr, state.TRAIN_BETA: 1.0,
+         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "",
+         state.TRAIN_DECODER: "", state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_LR: DEFAULT_TRAIN.lr,
+         state.TRAIN_BETA: 1.0,
          state.TRAIN_CONDITIONAL: False, state.TRAIN_LIKELIHOOD: "bernoulli"}
 
 

@@ -246,7 +246,8 @@ def cmd_train(args) -> int:
     if args.conditional and not data.has_labels:
         raise ValueError(f"--conditional needs labelled data; {data.name} has no labels")
     mcfg = ModelConfig(arch=args.model, channels=data.channels, image_size=data.image_size,
-                       latent_dim=args.latent_dim, hidden=hidden, decoder_hidden=args.decoder_hidden, fc_dim=args.fc_dim, activation=args.activation,
+                       latent_dim=args.latent_dim, hidden=hidden, decoder_hidden=args.decoder_hidden, fc_dim=args.fc_dim,
+                       activation=args.activation,
                        likelihood=args.likelihood, gaussian_sigma=args.sigma, learn_sigma=args.learn_sigma,
                        conditional=args.conditional, num_classes=data.num_classes if args.conditional else 0)
     config = RunConfig(model=mcfg, train=tcfg, data=data_cfg)

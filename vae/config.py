@@ -61,7 +61,8 @@ class ModelConfig:
             low_d = DEFAULT_DECODER_LOW_D if self.latent_dim <= 2 else DEFAULT_DECODER
             object.__setattr__(self, "decoder_hidden", low_d if recipe else ())
         _check(all(1 <= h <= 4096 for h in self.decoder_hidden),
-               f"model.decoder_hidden must be widths in 1..4096 (or empty to mirror hidden), got {list(self.decoder_hidden)}")
+               "model.decoder_hidden must be widths in 1..4096 (or empty to mirror hidden), "
+               f"got {list(self.decoder_hidden)}")
         _check(self.channels in (1, 3), f"model.channels must be 1 or 3, got {self.channels}")
         _check(MIN_SIDE <= self.image_size <= MAX_SIDE,
                f"model.image_size must be {MIN_SIDE}..{MAX_SIDE}, got {self.image_size}")

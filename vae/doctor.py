@@ -331,7 +331,8 @@ def train_command(config: RunConfig, out: str) -> list[str]:
            "--hidden", ",".join(map(str, m.hidden)), "--latent-dim", str(m.latent_dim),
            "--activation", m.activation, "--likelihood", m.likelihood, "--sigma", f"{m.gaussian_sigma:g}",
            "--epochs", str(t.epochs), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
-           "--lr-schedule", t.lr_schedule, "--lr-warmup", f"{t.lr_warmup:g}", "--beta", f"{t.beta:g}", "--warmup", f"{t.warmup_epochs:g}",
+           "--lr-schedule", t.lr_schedule, "--lr-warmup", f"{t.lr_warmup:g}", "--beta", f"{t.beta:g}",
+           "--warmup", f"{t.warmup_epochs:g}",
            "--free-bits", f"{t.free_bits:g}", "--grad-clip", f"{t.grad_clip:g}", "--seed", str(t.seed)]
     if m.arch == "conv":
         cmd += ["--fc-dim", str(m.fc_dim)]

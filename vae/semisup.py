@@ -323,7 +323,6 @@ def default_semisup_config(data: DataSplit, *, epochs: int = 10, seed: int = 0, 
     from .config import DataConfig, TrainConfig
     mcfg = ModelConfig(arch="mlp", channels=data.channels, image_size=data.image_size, latent_dim=latent_dim,
                        hidden=hidden, num_classes=data.num_classes)
-    tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3, "lr_warmup": 0.0,
-                          "output_bias_init": False,
-                          "lr_schedule": "cosine", **train_kw})
+    tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3,
+                          "lr_warmup": 0.0, "output_bias_init": False, "lr_schedule": "cosine", **train_kw})
     return RunConfig(model=mcfg, train=tcfg, data=data_cfg or DataConfig(name=data.name), kind="semisup")
