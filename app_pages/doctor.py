@@ -20,9 +20,7 @@ if active is not None:
     history_only = st.toggle("History only (skip the reconstruction check)", key=U.DOC_HISTORY_ONLY)
     test, dkey = None, None
     if not history_only:
-        test, dkey, note = uidata.for_run(run)
-        if note:
-            st.caption(note)
+        test, dkey = uidata.noted_test_images(run)
     hist = (run.metrics.get("history") or {})
     st.caption(f"{entry.name}: {len(hist.get('epochs') or [])} epochs and {len(hist.get('steps') or [])} step "
                f"records; status {run.metrics.get('status', 'unknown')}.")

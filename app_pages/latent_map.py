@@ -20,9 +20,7 @@ if active is not None:
     m = run.config.model
     d = m.latent_dim
     names = runs.class_names(run)
-    test, dkey, note = uidata.for_run(run)
-    if note:
-        st.caption(note)
+    test, dkey = uidata.noted_test_images(run)
 
     c1, c2, c3 = st.columns(3)
     method = "pca"

@@ -14,9 +14,7 @@ st.caption("Each test image goes through the encoder to its latent mean and back
 active = runs.active_run()
 if active is not None:
     entry, run = active
-    test, dkey, note = uidata.for_run(run)
-    if note:
-        st.caption(note)
+    test, dkey = uidata.noted_test_images(run)
     if test is None:
         st.warning("No test images fit this run, so there is nothing to reconstruct. Sliders and Generate still work.")
     else:

@@ -139,9 +139,7 @@ with anom:
     active = runs.active_run()
     if active is not None:
         entry, run = active
-        test, dkey, note = uidata.for_run(run)
-        if note:
-            st.caption(note)
+        test, dkey = uidata.noted_test_images(run)
         if test is not None:
             scores = U.anomaly_scores(run, entry.key, test, str(dkey))
             n = st.select_slider("Images shown", [8, 16, 24, 32], value=16, key=U.UC_TOP_N)

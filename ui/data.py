@@ -80,3 +80,11 @@ def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
     if m.conditional and (test.y is None or int(test.y.max()) >= m.num_classes):
         return None, None, "This conditional run needs labelled test images with its classes."
     return test, key, note
+
+
+def noted_test_images(run: Run) -> tuple[ImageData | None, DataKey | None]:
+    """``for_run`` for a page: the note, if any, is shown as a caption where the page is drawing."""
+    test, key, note = for_run(run)
+    if note:
+        st.caption(note)
+    return test, key
