@@ -1,0 +1,142 @@
+"""The entry point :func:`load_dataset`: argument checks, dispatch by name or path, subsets and tensors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .arrays import _check_decoded_bytes, _check_image_size_arg, _load_npz, _resize_uint8, _to_channels
+from .builtin import _load_digits8, _load_mnist5k
+from .cache import default_data_dir
+from .idx import _load_idx_dataset
+from .images import _load_folder, _load_zip_images
+from .types import _ACCEPTED_SPECS, DATASETS, DataError, DataSplit, ImageData, Limits
+
+
+def _take(x: np.ndarray, y: np.ndarray | None, k: int | None, shuffled: bool, seed: int,
+          stream: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """First ``k`` items after shuffling by seed (already-shuffled splits are just cut)."""
+    if k is None or k >= x.shape[0]:
+        return x, y
+    idx = np.arange(k) if shuffled else np.random.default_rng([seed, stream]).permutation(x.shape[0])[:k]
+    return x[idx], None if y is None else y[idx]
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.require(a, requirements=("C_CONTIGUOUS", "WRITEABLE")))
+
+
+def load_dataset(
+    spec: str | os.PathLike[str],
+    *,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    color: Literal["grey", "rgb"] | None = None,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    limits: Limits = Limits(),
+    download: bool = True,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> DataSplit:
+    """Load a data set by name or path into uint8 tensors.
+
+    Args:
+        spec: A name from :data:`DATASETS` (case-insensitive; names win over same-named paths, use
+            ``./name`` for those) or a path to a ``.npz`` file, a ``.zip`` of images or a folder of images.
+        data_dir: Folder with ``MNIST/raw`` etc. for the IDX data sets (default :func:`default_data_dir`).
+        image_size: Resize every image to ``image_size x image_size`` (4-512). None keeps built-in
+            sizes, requires npz sides of 8-64, and picks the most common image size for folders/zips
+            (if square and 8-64, else 32). Non-square images are centre-cropped first.
+        color: ``"grey"`` (1 channel) or ``"rgb"`` (3 channels); None keeps grey data grey and makes
+            folders/zips RGB only when some image has colour.
+        test_fraction: Test share (0 < f < 1) for sources without their own test split; the split is
+            random by ``seed``, stratified when labeled, with at least one test image (a single image
+            is used for both splits).
+        seed: Seed for the split and the ``max_train``/``max_test`` subsets.
+        limits: Safety caps, see :class:`Limits`.
+        download: Allow downloading missing IDX files into ``cache_dir()/downloads``.
+        max_train: Keep only the first ``max_train`` training images after shuffling by ``seed``.
+        max_test: Keep only the first ``max_test`` test images after shuffling by ``seed``.
+
+    Returns:
+        A :class:`DataSplit` with train/test uint8 ``[N, C, S, S]`` and int64 ``[N]`` labels (or None).
+
+    Raises:
+        DataError: Unknown name, missing files, bad or hostile data, or bad arguments.
+    """
+    text = os.fspath(spec)
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"empty data set name; accepted: {', '.join(DATASETS)} or {_ACCEPTED_SPECS}")
+    _check_image_size_arg(image_size)
+    if color == "gray":
+        color = "grey"
+    if color not in (None, "grey", "rgb"):
+        raise DataError(f"color {color!r} is not accepted; accepted: 'grey', 'rgb' or none (automatic)")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction {test_fraction!r} is not accepted; accepted: a number between 0 and 1")
+    for arg, value in (("max_train", max_train), ("max_test", max_test)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise DataError(f"{arg} {value!r} is not accepted; accepted: a positive integer or none")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise DataError(f"seed {seed!r} is not accepted; accepted: an integer >= 0")
+    seed = int(seed)
+
+    key = text.strip().lower()
+    arrays_from_images = False
+    if key in DATASETS:
+        name = key
+        if key == "mnist5k":
+            arrays = _load_mnist5k(test_fraction, seed)
+        elif key == "digits8":
+            arrays = _load_digits8(test_fraction, seed)
+        else:
+            base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+            arrays = _load_idx_dataset(key, base, limits, download)
+    else:
+        name = text
+        path = Path(text).expanduser()
+        if path.is_dir():
+            arrays = _load_folder(path, image_size, color, limits, test_fraction, seed)
+            arrays_from_images = True
+        elif path.is_file():
+            suffix = path.suffix.lower()
+            if suffix == ".npz":
+                arrays = _load_npz(path, image_size, limits, test_fraction, seed)
+            elif suffix == ".zip":
+                arrays = _load_zip_images(path, image_size, color, limits, test_fraction, seed)
+                arrays_from_images = True
+            else:
+                raise DataError(f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; "
+                                f"accepted: {_ACCEPTED_SPECS}")
+        elif path.exists():
+            raise DataError(f"{text}: not a regular file or folder; accepted: {_ACCEPTED_SPECS}")
+        else:
+            looks_like_path = any(sep in text for sep in ("/", "\\")) or "." in Path(text).name
+            what = f"{text}: no such file or folder" if looks_like_path else f"unknown data set {text!r}"
+            raise DataError(f"{what}; accepted: {', '.join(DATASETS)} or {_ACCEPTED_SPECS}")
+
+    x_train, y_train = _take(arrays.x_train, arrays.y_train, max_train, not arrays.fixed_order, seed, 0)
+    x_test, y_test = _take(arrays.x_test, arrays.y_test, max_test, not arrays.fixed_order, seed, 1)
+    total = x_train.shape[0] + x_test.shape[0] - (1 if x_train.shape[0] == 1 and x_test.shape[0] == 1 else 0)
+    if total > limits.max_images:
+        raise DataError(f"{name}: {total:,} images, over the limit of {limits.max_images:,} (Limits.max_images); "
+                        f"accepted: fewer images, or set max_train / max_test")
+    if not arrays_from_images:
+        if image_size is not None and image_size != x_train.shape[-1]:
+            _check_decoded_bytes(total, x_train.shape[1], image_size, name, limits)
+            x_train, x_test = _resize_uint8(x_train, image_size), _resize_uint8(x_test, image_size)
+        if color is not None:
+            x_train = _to_channels(x_train, 1 if color == "grey" else 3)
+            x_test = _to_channels(x_test, 1 if color == "grey" else 3)
+    return DataSplit(
+        name=name,
+        source=arrays.source,
+        train=ImageData(_tensor(x_train), None if y_train is None else _tensor(y_train)),
+        test=ImageData(_tensor(x_test), None if y_test is None else _tensor(y_test)),
+        class_names=arrays.class_names,
+    )
