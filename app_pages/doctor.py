@@ -2,8 +2,8 @@
 plotted, the change to try and a button that starts that run."""
 import streamlit as st
 
-from ui import runs
 from ui import data as uidata
+from ui import runs
 from ui import usecases_view as U
 
 st.title("Doctor")

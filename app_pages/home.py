@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ui import compute, images, runs
+from ui.pages import PAGES
 
 st.title("VAE Lab")
 st.markdown(
@@ -16,17 +17,9 @@ st.markdown(
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Pages")
-    st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
-    st.caption("Pick data and a model, press Start, and watch the losses, the KL per dimension and the "
-               "reconstructions improve live. The finished run becomes the active run.")
-    st.page_link("app_pages/reconstructions.py", label="Reconstructions", icon=":material/compare:")
-    st.caption("Test images beside their reconstructions, the worst first, and what the encoder is unsure of.")
-    st.page_link("app_pages/latent_map.py", label="Latent map", icon=":material/scatter_plot:")
-    st.caption("Every test image as a point; click one, see the decoded manifold, interpolate between two points.")
-    st.page_link("app_pages/sliders.py", label="Sliders", icon=":material/tune:")
-    st.caption("One slider per latent dimension; the image is decoded in your browser as you drag.")
-    st.page_link("app_pages/generate.py", label="Generate", icon=":material/auto_awesome:")
-    st.caption("New images from random points of the prior, as a grid to download.")
+    for page in PAGES[1:]:
+        st.page_link(page.path, label=page.title, icon=page.icon)
+        st.caption(page.blurb)
 
 with right:
     active = runs.active_run()

@@ -7,6 +7,7 @@ from ui import compute, images, runs, sliders_view
 from ui import data as uidata
 from ui import state as S
 from ui.live_decoder import latent_panel
+from vae.evaluate import UNUSED_KL_NATS
 
 st.title("Sliders")
 st.caption("Each slider moves one coordinate of the latent point; the decoder turns the point into the image on "
@@ -49,9 +50,10 @@ if active is not None:
                          class_names=names, slider_range=span, image_px=224, run_key=entry.key)
     z, label = (value["z"], value["label"]) if isinstance(value, dict) else (value, None)
     if kl is not None and d > 2:
-        unused = [i for i in range(d) if kl[i] < 0.05]
+        unused = [i for i in range(d) if kl[i] < UNUSED_KL_NATS]
         if unused:
-            st.caption(f"{len(unused)} of {d} dimensions carry almost no information (KL < 0.05 nats): moving "
+            st.caption(f"{len(unused)} of {d} dimensions carry almost no information (KL < {UNUSED_KL_NATS:g} nats): "
+                       "moving "
                        "them barely changes the image. That is posterior collapse at work.")
 
     # ---- keep this point

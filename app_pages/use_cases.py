@@ -7,8 +7,8 @@ anomaly section also scores the active run live.
 import numpy as np
 import streamlit as st
 
-from ui import images, runs
 from ui import data as uidata
+from ui import images, runs
 from ui import usecases_view as U
 
 st.title("Use cases")

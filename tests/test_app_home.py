@@ -1,5 +1,9 @@
 """AppTest: the home page opens on a demo run with no training."""
-from app_support import make_env, open_app, pick_run, texts
+from pathlib import Path
+
+from app_support import ROOT, make_env, open_app, pick_run, texts
+
+from ui.pages import PAGES
 
 
 def test_home_explains_and_shows_the_active_demo_run(monkeypatch, tmp_path):
@@ -9,9 +13,10 @@ def test_home_explains_and_shows_the_active_demo_run(monkeypatch, tmp_path):
     assert texts(at.title) == ["VAE Lab"]
     intro = at.markdown[0].value
     assert "variational autoencoder" in intro and intro.count(". ") + 1 == 3, "three sentences"
-    # every page is linked from home
+    # every page file is in the one page table, and every page but Home is linked from Home
+    assert sorted(Path(p.path).name for p in PAGES) == sorted(f.name for f in (ROOT / "app_pages").glob("*.py"))
     links = [p.proto.label for p in at.get("page_link")]
-    assert links == ["Train", "Reconstructions", "Latent map", "Sliders", "Generate"]
+    assert links == [p.title for p in PAGES[1:]] and "Doctor" in links and "Use cases" in links
     # the run picker lists the demo runs, the 2-D demo is active, its metrics are shown
     picker = at.sidebar.selectbox(key="app.run")
     assert picker.value.endswith("mnist-2d")

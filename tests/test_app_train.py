@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from app_support import make_env, open_app, poll, texts
 
 PAGE = "app_pages/train.py"
@@ -115,7 +114,7 @@ def test_a_bad_setting_is_one_error_line(monkeypatch, tmp_path):
     at.text_input(key="train.hidden").set_value("big,small").run()
     at.button(key="train.start").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and "hidden sizes must be comma-separated" in at.error[0].value
+    assert len(at.error) == 1 and "layer widths are comma-separated" in at.error[0].value
 
 
 def test_moving_to_another_page_keeps_the_run_going(monkeypatch, tmp_path):

@@ -3,9 +3,8 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from app_support import ROOT, make_env, texts
+from streamlit.testing.v1 import AppTest
 
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import load_dataset

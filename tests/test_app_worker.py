@@ -2,8 +2,8 @@
 import time
 
 import pytest
-
 from helpers import tiny_split
+
 from ui.worker import Registry, TrainJob
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.runs import load_run

@@ -5,28 +5,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_split
 
 from vae.cli import main
 from vae.config import ModelConfig, RunConfig, TrainConfig
 from vae.runs import load_run, save_run
-from vae.semisup import (M2, SemiSupervisedVAE, error_rate, fit_semisup, labelled_indices,
-                         pixel_baseline)
-
-from helpers import tiny_split
+from vae.usecases.common import balanced_subset
+from vae.usecases.semisup import M2, SemiSupervisedVAE, error_rate, fit_semisup, pixel_baseline
 
 
-def test_labelled_indices_are_balanced_and_seeded():
+def test_balanced_subset_are_balanced_and_seeded():
     y = np.repeat(np.arange(10), 50)
-    idx = labelled_indices(y, 100, seed=0)
+    idx = balanced_subset(y, 100, seed=0)
     assert len(idx) == 100 and np.all(np.bincount(y[idx]) == 10)
-    assert np.array_equal(idx, labelled_indices(y, 100, seed=0))
-    assert not np.array_equal(idx, labelled_indices(y, 100, seed=1))
-    assert np.array_equal(labelled_indices(y, None), np.arange(500))
+    assert np.array_equal(idx, balanced_subset(y, 100, seed=0))
+    assert not np.array_equal(idx, balanced_subset(y, 100, seed=1))
+    assert np.array_equal(balanced_subset(y, None), np.arange(500))
     with pytest.raises(ValueError, match="fewer than one per class"):
-        labelled_indices(y, 5)
-    assert np.array_equal(labelled_indices(y, 600), np.arange(500))  # more than there are: all
+        balanced_subset(y, 5)
+    assert np.array_equal(balanced_subset(y, 600), np.arange(500))  # more than there are: all
     with pytest.raises(ValueError, match="only 5 images"):
-        labelled_indices(np.concatenate([y[y > 0], np.zeros(5, int)]), 100)
+        balanced_subset(np.concatenate([y[y > 0], np.zeros(5, int)]), 100)
 
 
 def test_unlabelled_term_trains_the_classifier():

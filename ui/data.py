@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from vae.config import DataConfig
-from vae.data import DATASETS, DataError, DataSplit, ImageData, list_datasets, load_dataset
+from vae.data import DataError, DataSplit, ImageData, list_datasets, load_dataset
 from vae.runs import Run
 
 
@@ -44,10 +44,6 @@ def load(key: DataKey, download: bool = False) -> DataSplit:
 def builtins() -> list[dict]:
     """Built-in data sets with whether each loads offline."""
     return list_datasets()
-
-
-def builtin_names() -> list[str]:
-    return list(DATASETS)
 
 
 def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:

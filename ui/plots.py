@@ -8,6 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vae.evaluate import UNUSED_KL_NATS
+
 GUIDE = "rgba(128,128,128,0.9)"
 # Tableau 10: ten hues that stay distinct from each other on light and dark backgrounds
 CLASS_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -55,12 +57,12 @@ def curves(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None)
     return _layout(fig, 330, legend=dict(orientation="h", y=-0.25, x=0.5, xanchor="center"))
 
 
-def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float = 0.01) -> go.Figure:
-    """KL per latent dimension (nats): collapsed dimensions (KL ≈ 0) are greyed."""
+def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float = UNUSED_KL_NATS) -> go.Figure:
+    """KL per latent dimension (nats): dimensions under ``threshold`` (unused: collapsed to the prior) are greyed."""
     d = len(kl)
     idx = order if order is not None else list(range(d))
     vals = [kl[i] for i in idx]
-    colors = [TRAIN_COLOR if v > threshold * 10 else "rgba(128,128,128,0.6)" for v in vals]
+    colors = [TRAIN_COLOR if v >= threshold else "rgba(128,128,128,0.6)" for v in vals]
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in idx], y=vals, marker_color=colors,
                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
     fig.update_xaxes(title_text="latent dimension", type="category")

@@ -100,15 +100,6 @@ def _load(path: str, mtime: float) -> Run:
     return load_run(path)
 
 
-def entry_for(path: str | None) -> RunEntry | None:
-    if not path:
-        return None
-    for e in catalogue():
-        if e.path == path:
-            return e
-    return None
-
-
 def active_entry() -> RunEntry | None:
     """The run chosen in the sidebar, or the first in the catalogue."""
     entries = catalogue()

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
 
 from . import images, plots, settings, state, training
 
-MLP_HIDDEN, CONV_HIDDEN = ModelConfig().hidden, (32, 64)   # the core's measured default; the CLI's conv default
+MLP_HIDDEN, CONV_HIDDEN = default_hidden("mlp"), default_hidden("conv")
 MLP_DECODER = ModelConfig().decoder_hidden
 DEFAULT_TRAIN = TrainConfig()
 QUICK_SECONDS = 15
@@ -30,30 +30,15 @@ def apply_quick_settings() -> None:
     st.session_state.update(QUICK)
 
 
-def parse_hidden(text: str, arch: str) -> tuple[int, ...]:
-    text = (text or "").strip()
-    if not text:
-        return MLP_HIDDEN if arch == "mlp" else CONV_HIDDEN
-    return _widths(text)
+def parse_hidden(text: str) -> tuple[int, ...] | None:
+    """The hidden sizes typed in the Layers popover; empty = the core's default for the architecture."""
+    return parse_widths(text) if (text or "").strip() else None
 
 
 def parse_decoder(text: str) -> tuple[int, ...] | None:
     """The MLP decoder's widths: empty = the core's rule (the recipe's decoder with the default
     hidden sizes, else the mirror), ``mirror`` = the reverse of the hidden sizes."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    return () if text.lower() == "mirror" else _widths(text)
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise ValueError(f"hidden sizes must be comma-separated whole numbers like 512,256, got {text!r}") from None
-    if not vals:
-        raise ValueError("hidden sizes need at least one number")
-    return vals
+    return parse_widths(text, mirror=True) if (text or "").strip() else None
 
 
 def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> RunConfig:
@@ -63,7 +48,7 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
     if conditional and not data.has_labels:
         raise ValueError("a conditional model needs labelled data; this data set has no labels")
     model = ModelConfig(arch=arch, channels=data.channels, image_size=data.image_size, latent_dim=int(v["latent_dim"]),
-                        hidden=parse_hidden(v["hidden"], arch),
+                        hidden=parse_hidden(v["hidden"]),
                         decoder_hidden=parse_decoder(v.get("decoder_hidden", "")) if arch == "mlp" else None,
                         activation=v["activation"],
                         likelihood=v["likelihood"], conditional=conditional,

@@ -9,9 +9,10 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae.config import RunConfig
 from vae.data import DataSplit
+from vae.runs import new_run_dir
 
 from . import settings
-from .worker import Registry, TrainJob, run_folder_name
+from .worker import Registry, TrainJob
 
 
 @st.cache_resource(show_spinner=False)
@@ -67,8 +68,11 @@ def current_job() -> TrainJob | None:
 def start(config: RunConfig, data: DataSplit) -> TrainJob:
     """Start training ``config`` on ``data`` for this session; the run is saved into the runs folder."""
     sid = session_id()
-    out = settings.runs_dir() / run_folder_name(config, data.name)
-    settings.runs_dir().mkdir(parents=True, exist_ok=True)
+    out = new_run_dir(settings.runs_dir(), config, data.name)
     job = TrainJob(session_id=sid, config=config, data=data, out_dir=out,
                    heartbeat_timeout=settings.heartbeat_timeout(), alive=_liveness(sid))
-    return registry().start(job)
+    try:
+        return registry().start(job)
+    except RuntimeError:
+        out.rmdir()                      # the folder was made for this job only, and is still empty
+        raise

@@ -15,9 +15,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae.cli.analyse import diagnose_run
 from vae.config import RunConfig
-from vae.doctor import apply_changes, diagnose, train_command
 from vae.runs import Run
+from vae.usecases.doctor import apply_changes
 
 from . import settings
 
@@ -77,16 +78,8 @@ def figure(name: str) -> str | None:
 
 @st.cache_data(show_spinner="Examining the run…", max_entries=32)
 def findings(_run: Run, run_key: str, _test, data_key: str) -> list[dict]:
-    """``vae.doctor.diagnose`` on the run's history (and its reconstructions of ``_test`` when given)."""
-    out = diagnose(_run.metrics, _run.config, model=_run.model if _test is not None else None, test=_test)
-    for f in out:
-        try:
-            cfg = apply_changes(_run.config, f["suggested_changes"])
-            f["command"] = " ".join(train_command(cfg, f"runs/{Path(_run.path).name if _run.path else 'run'}-"
-                                                       f"{f['code']}"))
-        except Exception as e:  # a suggestion that fails validation is shown, not fatal
-            f["command"], f["command_error"] = None, str(e)
-    return out
+    """``vae.usecases.doctor.diagnose`` on the run's history (and its reconstructions of ``_test`` when given)."""
+    return diagnose_run(_run, _test, f"runs/{_run.name}")
 
 
 def evidence_figure(f: dict) -> go.Figure:

@@ -1,6 +1,6 @@
 """Training in a background thread, one job per browser session, polled by the pages.
 
-``TrainJob`` owns a thread that runs ``vae.train.fit`` and subscribes to its events; it
+``TrainJob`` owns a thread that runs the one pipeline (``vae.pipeline.train_run``) and subscribes to its events; it
 never calls ``st.*``. Pages read ``job.snapshot()`` (a copy taken under the job's lock)
 from a fragment that reruns every ``settings.poll_seconds()``; each poll is also a
 heartbeat.
@@ -19,7 +19,6 @@ Lifetime rules:
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 import time
 import traceback
@@ -30,10 +29,8 @@ from typing import Any, Callable
 import numpy as np
 
 from vae.config import RunConfig
-from vae.data import DataSplit, ImageData
-from vae.evaluate import evaluate, fixed_binarized
-from vae.runs import save_run
-from vae.train import fit
+from vae.data import DataSplit
+from vae.pipeline import train_run
 
 MAX_STEP_POINTS = 1500       # step records kept for the live curves (older ones are thinned)
 RUNNING = ("starting", "training", "saving")
@@ -153,25 +150,23 @@ class TrainJob:
                 setattr(self, k, v)
             self.version += 1
 
+    def _on_pipeline_event(self, e: dict[str, Any]) -> None:
+        if e["type"] == "end" and self.step > 0:
+            self._set(status="saving")
+        self._on_event(e)
+
     def _run(self) -> None:
         try:
-            result = fit(self.config, self.data, callback=self._on_event, cancel=self.cancel)
-            if self.step == 0:
+            def extra(result, final) -> dict[str, Any]:
+                cancelled = result.status == "cancelled" and self.stop_reason
+                return {"trained_in": "app", **({"message": self.stop_reason} if cancelled else {})}
+            result = train_run(self.config, self.data, self.out_dir, callback=self._on_pipeline_event,
+                               cancel=self.cancel, extra_metrics=extra)
+            if result.path is None:
                 self._set(status="stopped", message=self.stop_reason or "stopped before the first batch; nothing saved")
                 return
-            self._set(status="saving")
-            test = self.data.test
-            if self.config.train.binarize:
-                test = ImageData(x=fixed_binarized(test.x, seed=self.config.train.seed), y=test.y)
-            final = evaluate(result.model, test, seed=self.config.train.seed)
-            message = self.stop_reason if result.status == "cancelled" and self.stop_reason else result.message
-            metrics = {"status": result.status, "message": message, "seconds": result.seconds,
-                       "n_train": int(self.data.train.x.shape[0]), "history": result.history, "final": final,
-                       "data": {"name": self.data.name, "source": self.data.source,
-                                "class_names": self.data.class_names}, "trained_in": "app"}
-            path = save_run(self.out_dir, result.model, self.config, metrics)
             status = {"completed": "done", "cancelled": "stopped"}.get(result.status, "failed")
-            self._set(status=status, message=message, run_path=path)
+            self._set(status=status, message=result.metrics["message"], run_path=result.path)
         except Exception as e:  # shown to the session as one line; the thread ends cleanly
             line = " ".join(str(e).split()) or type(e).__name__
             self._set(status="failed", message=f"training failed: {line}")
@@ -208,11 +203,3 @@ class Registry:
         now = time.monotonic()
         for sid in [s for s, j in self._jobs.items() if not j.running and now - j.last_heartbeat > keep_s]:
             del self._jobs[sid]
-
-
-def run_folder_name(config: RunConfig, data_name: str) -> str:
-    stem = Path(data_name).stem if ("/" in data_name or "\\" in data_name) else data_name
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:40] or "data"
-    m = config.model
-    kind = ("c" if m.conditional else "") + m.arch
-    return f"{stem}-{kind}{m.latent_dim}d-{time.strftime('%m%d-%H%M')}-{secrets.token_hex(2)}"

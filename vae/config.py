@@ -18,18 +18,42 @@ Likelihood = Literal["bernoulli", "gaussian"]
 Activation = Literal["relu", "elu", "silu", "leaky_relu"]
 
 MIN_SIDE, MAX_SIDE = 8, 64
-# The default MLP: one wide encoder layer and a deeper decoder. Measured on full MNIST (bench/README.md):
+# The default MLP: one wide encoder layer and a deeper decoder. Measured on full MNIST (README, Benchmarks:
+# bench/recipe_ablation.sh and bench/recipe_search.py):
 # a deeper decoder pays and a deeper encoder does not; a 20-D latent wants a wide first decoder layer
 # (512, 1024: 97.5 nats in 98 s against 99.4 for 256, 512, 1024), a 2-D latent, which the decoder must
 # unfold from a sheet, one more layer (256, 512, 1024: 144.3-144.9 nats in 60 s against 144.7-145.0; two seeds each).
 DEFAULT_HIDDEN: tuple[int, ...] = (1024,)
 DEFAULT_DECODER: tuple[int, ...] = (512, 1024)
 DEFAULT_DECODER_LOW_D: tuple[int, ...] = (256, 512, 1024)  # for latent_dim <= 2
+# The conv default: two stride-2 layers of 32 and 64 channels (28 -> 14 -> 7), the usual small MNIST conv VAE.
+DEFAULT_CONV_HIDDEN: tuple[int, ...] = (32, 64)
 MAX_LATENT = 128
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message is one line."""
+
+
+def default_hidden(arch: str) -> tuple[int, ...]:
+    """The measured default widths for ``arch``: the MLP encoder's hidden layers or the conv channels."""
+    return DEFAULT_CONV_HIDDEN if arch == "conv" else DEFAULT_HIDDEN
+
+
+def parse_widths(text: str, *, mirror: bool = False) -> tuple[int, ...]:
+    """``"512,256"`` -> ``(512, 256)``; with ``mirror=True``, ``"mirror"`` -> ``()`` (the decoder mirrors the
+    encoder). The one parser of layer widths for the command line and the app; one-line ``ConfigError``."""
+    text = (text or "").strip()
+    if mirror and text.lower() == "mirror":
+        return ()
+    try:
+        vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"layer widths are comma-separated whole numbers like 512,256"
+                          f"{' (or mirror)' if mirror else ''}, got {text!r}") from None
+    if not vals:
+        raise ConfigError("layer widths need at least one number, like 512,256")
+    return vals
 
 
 @dataclass(frozen=True)
@@ -40,8 +64,9 @@ class ModelConfig:
     channels: int = 1                     # 1 grey, 3 RGB
     image_size: int = 28                  # square side, 8..64
     latent_dim: int = 20                  # 20 as in Kingma & Welling's MNIST experiments
-    hidden: tuple[int, ...] = DEFAULT_HIDDEN  # mlp: the encoder's hidden widths, from the pixels inward (one wide
-                                          # layer learns fastest per CPU second in bench/); conv: channels per layer
+    hidden: tuple[int, ...] | None = None  # mlp: the encoder's hidden widths, from the pixels inward; conv: channels
+                                          # per stride-2 layer. None: DEFAULT_HIDDEN (one wide layer learns fastest
+                                          # per CPU second) or DEFAULT_CONV_HIDDEN; a saved config holds the widths
     decoder_hidden: tuple[int, ...] | None = None  # mlp: the decoder's widths from z outward; () mirrors hidden;
                                           # None: the measured recipe (DEFAULT_DECODER, or DEFAULT_DECODER_LOW_D
                                           # for a 1- or 2-D latent) with the default hidden, else the mirror.
@@ -56,6 +81,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.arch in ("mlp", "conv"), f"model.arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", default_hidden(self.arch))
         if self.decoder_hidden is None:  # resolve once; a saved config always holds the widths
             recipe = self.arch == "mlp" and tuple(self.hidden) == DEFAULT_HIDDEN
             low_d = DEFAULT_DECODER_LOW_D if self.latent_dim <= 2 else DEFAULT_DECODER

@@ -1,5 +1,6 @@
 """Held-out evaluation: -ELBO (nats per image, bits per dim), its parts, an
-importance-weighted log p(x) (Burda et al. 2016), active units and per-image scores.
+importance-weighted log p(x) (Burda et al. 2016), active units and per-image scores
+(``evaluate(..., per_image=True)``).
 
 All under ``torch.no_grad()`` in eval mode, restoring the caller's mode. The -ELBO uses one
 posterior sample per image, as the pytorch/examples VAE reports it; the sampling noise comes
@@ -10,14 +11,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import losses
+from .config import ModelConfig, TrainConfig
 from .data import ImageData, to_float
 from .models import VAE
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_d | x]) > 0.01
+UNUSED_KL_NATS = 0.05         # a latent dimension whose mean KL is under this carries (almost) nothing: pages
+                              # grey it out and the doctor counts it as shut when active units are not recorded
 
 
 def fixed_binarized(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -25,6 +28,31 @@ def fixed_binarized(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed + 7919)
     p = to_float(x)
     return (torch.rand(p.shape, generator=gen) < p).to(torch.uint8) * 255
+
+
+def test_view(test: ImageData, cfg: TrainConfig) -> ImageData:
+    """The held-out images as a run is scored on them: binarised once with a fixed seed (the run's) when the
+    run trains on dynamically binarised pixels, else as they are. Every evaluation of a run goes through this."""
+    if not cfg.binarize:
+        return test
+    return ImageData(x=fixed_binarized(test.x, seed=cfg.seed), y=test.y)
+
+
+@torch.no_grad()
+def mean_image_nats(x: torch.Tensor, cfg: ModelConfig, sigma: torch.Tensor | None = None) -> float:
+    """-log p(x) per image (nats) under the model that ignores its latent code: every image decoded to the mean
+    of ``x`` (uint8 [N, C, H, W]), KL = 0. It is the -ELBO a fully collapsed VAE of this shape reaches, so
+    ``mean_image_nats - neg_elbo`` is what the latent code buys; the doctor reads it as the zero point."""
+    if x.shape[0] == 0:
+        return float("nan")
+    total = torch.zeros(x.shape[1:], dtype=torch.float64)
+    for i in range(0, x.shape[0], 4096):
+        total += x[i:i + 4096].sum(0, dtype=torch.float64)
+    mean = (total / (x.shape[0] * 255.0)).float().clamp(1e-4, 1 - 1e-4)[None]     # [1, C, H, W]
+    logits = (torch.log(mean) - torch.log1p(-mean))
+    nll = sum(float(losses.recon_nll(logits.expand(len(xb), *logits.shape[1:]), to_float(xb), cfg, sigma).sum())
+              for xb in x.split(4096))
+    return nll / x.shape[0]
 
 
 def _randn(shape, gen: torch.Generator, device) -> torch.Tensor:
@@ -38,7 +66,8 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     """Evaluate on ``data`` (uint8 images); returns a JSON-ready dict.
 
     Keys: ``neg_elbo, recon, kl`` (nats per image), ``bits_per_dim``, ``active_units``,
-    ``kl_per_dim`` (list), ``n_test``; ``nll_iw`` and ``iw_samples`` when ``iw_samples > 1``;
+    ``kl_per_dim`` (list), ``n_test``, ``mean_image_nats`` (the zero point: see :func:`mean_image_nats`);
+    ``nll_iw`` and ``iw_samples`` when ``iw_samples > 1``;
     ``per_image`` (dict of numpy arrays ``neg_elbo, recon, kl``) when asked; ``latent``
     (``mu`` numpy [N, D], ``logvar``, ``y``) when asked.
     ``binarized=True`` binarises the images once with a fixed seed first.
@@ -79,6 +108,7 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
         "neg_elbo": float(neg_elbo.mean()), "recon": float(recon.mean()), "kl": float(kl.mean()),
         "bits_per_dim": losses.bits_per_dim(float(neg_elbo.mean()), cfg),
         "active_units": int(act.sum()), "kl_per_dim": [float(v) for v in kld], "n_test": int(n),
+        "mean_image_nats": mean_image_nats(x_all, cfg, sigma),
     }
     if iw_samples > 1:
         nll = torch.cat(nll_l)
@@ -119,8 +149,3 @@ def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tenso
         done += m
     lw = torch.cat(log_w, 0)                                                     # [k, B]
     return -(torch.logsumexp(lw, 0) - math.log(k))
-
-
-def per_image_scores(model: VAE, data: ImageData, **kw) -> np.ndarray:
-    """Per-image -ELBO (nats), e.g. as an anomaly score: [N]."""
-    return evaluate(model, data, per_image=True, **kw)["per_image"]["neg_elbo"]

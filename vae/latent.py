@@ -151,7 +151,8 @@ def interpolate(model: VAE, z_a, z_b, steps: int = 10, *, method: Literal["linea
     return path, decode(model, path, y)
 
 
-def traverse(model: VAE, dim: int, *, z0=None, span: float = 3.0, steps: int = 9, y=None) -> tuple[np.ndarray, np.ndarray]:
+def traverse(model: VAE, dim: int, *, z0=None, span: float = 3.0, steps: int = 9,
+             y=None) -> tuple[np.ndarray, np.ndarray]:
     """Vary one latent dimension from -span to +span around ``z0`` (default 0): ([T], [T, C, H, W])."""
     d = model.cfg.latent_dim
     if not 0 <= dim < d:
@@ -163,7 +164,8 @@ def traverse(model: VAE, dim: int, *, z0=None, span: float = 3.0, steps: int = 9
     return vals, decode(model, z, y)
 
 
-def sample_prior(model: VAE, n: int, *, seed: int = 0, y=None, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def sample_prior(model: VAE, n: int, *, seed: int = 0, y=None,
+                 temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """n draws z ~ N(0, T^2 I) and their decoded images: ([n, D], [n, C, H, W])."""
     gen = torch.Generator().manual_seed(seed)
     z = (torch.randn((n, model.cfg.latent_dim), generator=gen) * temperature).numpy()

@@ -166,5 +166,6 @@ def build_model(cfg: ModelConfig) -> VAE:
     return VAE(cfg)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def build_model_for(config) -> VAE:
+    """The model of a run config (``vae.runs.BUILDERS["vae"]``)."""
+    return build_model(config.model)

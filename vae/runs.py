@@ -7,21 +7,26 @@ against the model the config describes, and anything else is refused with ``RunE
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import platform
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import latent
 from .config import ConfigError, RunConfig
-from .models import VAE, build_model
+from .data import ImageData
+from .models import VAE
 from .util import atomic_write_bytes, atomic_write_json
 
 WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
@@ -29,14 +34,16 @@ MAX_WEIGHTS_BYTES = 512 << 20
 MAX_JSON_BYTES = 64 << 20
 
 
-def _build_semisup(config: RunConfig):
-    from .semisup import build_semisup  # imported on demand: semisup imports this package's train loop
-    return build_semisup(config)
+#: How to rebuild a run's model from its config, keyed by ``config.kind``: ``"module:function"``, imported
+#: when a run of that kind is loaded. Every builder returns a ``VAE`` (or a subclass of it, such as
+#: ``vae.usecases.semisup.SemiSupervisedVAE``). Named, not imported: the use cases are built on the core,
+#: so the core must not import them.
+BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup"}
 
 
-#: How to rebuild a run's model from its config, keyed by ``config.kind``. Every builder returns a
-#: ``VAE`` (or a subclass of it, such as ``vae.semisup.SemiSupervisedVAE``).
-BUILDERS = {"vae": lambda config: build_model(config.model), "semisup": _build_semisup}
+def _builder(kind: str):
+    module, _, name = BUILDERS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class RunError(ValueError):
@@ -45,6 +52,14 @@ class RunError(ValueError):
 
 @dataclass
 class Run:
+    """A loaded run: its config, its model (eval mode) and its metrics, with the task-level methods a
+    notebook wants. Images are uint8 ``[N, C, H, W]`` tensors or arrays in, float32 numpy in [0, 1] out::
+
+        run = vae.load_run("assets/runs/mnist-2d")
+        z = run.encode(images)["mu"]            # [N, D]
+        pics = run.decode(z)                    # [N, C, H, W]
+    """
+
     path: Path | None
     config: RunConfig
     model: VAE
@@ -53,6 +68,36 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name if self.path else "(unsaved)"
+
+    def encode(self, images, labels=None) -> dict[str, np.ndarray]:
+        """Posterior means and log-variances: ``{"mu": [N, D], "logvar": [N, D]}``."""
+        return latent.encode(self.model, _image_data(images, labels))
+
+    def decode(self, z, labels=None) -> np.ndarray:
+        """Pixels for latents ``z`` [N, D] (labels for a conditional run): [N, C, H, W]."""
+        return latent.decode(self.model, z, labels)
+
+    def reconstruct(self, images, labels=None, *, samples: int = 0, seed: int = 0) -> np.ndarray:
+        """Decoded posterior means [N, C, H, W], or ``samples`` posterior draws each [N, S, C, H, W]."""
+        return latent.reconstruct(self.model, _image_data(images, labels), samples=samples, seed=seed)
+
+    def sample(self, n: int, *, seed: int = 0, labels=None, temperature: float = 1.0) -> np.ndarray:
+        """``n`` images decoded from z ~ N(0, T^2 I): [n, C, H, W]."""
+        return latent.sample_prior(self.model, n, seed=seed, y=labels, temperature=temperature)[1]
+
+    def interpolate(self, z_a, z_b, steps: int = 10, *, method: str = "linear", labels=None) -> np.ndarray:
+        """Images along the latent path from ``z_a`` to ``z_b`` (both included): [steps, C, H, W]."""
+        return latent.interpolate(self.model, z_a, z_b, steps, method=method, y=labels)[1]
+
+
+def _image_data(images, labels) -> ImageData:
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 3:                                   # [N, H, W] grey
+        x = x[:, None]
+    if x.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 [N, C, H, W] (0-255), got {x.dtype}")
+    y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
+    return ImageData(x=x, y=y)
 
 
 def _clean(obj: Any) -> Any:
@@ -110,7 +155,8 @@ def load_state(model: VAE, tensors: dict[str, torch.Tensor], source: str) -> Non
         if v.dtype != torch.float32:
             raise RunError(f"{source}: tensor {k} has dtype {v.dtype}; accepted: float32")
         if tuple(v.shape) != tuple(expected[k].shape):
-            raise RunError(f"{source}: tensor {k} has shape {list(v.shape)}, the config needs {list(expected[k].shape)}")
+            raise RunError(f"{source}: tensor {k} has shape {list(v.shape)}, the config needs "
+                           f"{list(expected[k].shape)}")
         if not torch.isfinite(v).all():
             raise RunError(f"{source}: tensor {k} holds NaN or Inf values")
     model.load_state_dict(tensors, strict=True)
@@ -140,7 +186,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         raise RunError(f"{path} is not a run folder (expected a folder with {WEIGHTS} and {CONFIG})")
     config = config_from_bytes(_read_capped(path / CONFIG, MAX_JSON_BYTES, "config"), str(path / CONFIG))
     try:
-        model = BUILDERS[config.kind](config)
+        model = _builder(config.kind)(config)
     except ValueError as e:
         raise RunError(f"{path / CONFIG}: {e}") from None
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
@@ -154,6 +200,30 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
             raise RunError(f"{path / METRICS}: must be a JSON object")
     model.to(device).eval()
     return Run(path=path, config=config, model=model, metrics=metrics)
+
+
+def run_folder_name(config: RunConfig, data_name: str) -> str:
+    """``<data>-<c?><arch>-<D>d-<YYYYmmdd-HHMMSS>-<4 hex>``: readable, sorted by time, and unique even
+    when two runs of the same recipe start in the same second (on one server or on two)."""
+    stem = Path(data_name).stem if ("/" in data_name or "\\" in data_name) else data_name
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:40] or "data"
+    m = config.model
+    kind = ("c" if m.conditional else "") + m.arch
+    return f"{stem}-{kind}-{m.latent_dim}d-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def new_run_dir(root: str | Path, config: RunConfig, data_name: str) -> Path:
+    """Create a fresh, empty run folder under ``root`` and return it. The folder is made with an exclusive
+    ``mkdir``, so two processes sharing ``root`` never get the same one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = root / run_folder_name(config, data_name)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def list_runs(root: str | Path) -> list[Path]:

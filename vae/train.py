@@ -17,7 +17,6 @@ loss or gradient stops the run before the optimiser step; the last good weights 
 """
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
@@ -29,8 +28,8 @@ import torch
 
 from . import losses
 from .config import RunConfig, TrainConfig
-from .data import DataSplit, ImageData, binarize, to_float
-from .evaluate import evaluate, fixed_binarized
+from .data import DataSplit, binarize, to_float
+from .evaluate import evaluate, test_view
 from .models import VAE, build_model
 from .util import pick_device, set_threads
 
@@ -162,14 +161,13 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
     total_steps = steps_per_epoch * cfg.epochs
     params = [p for p in model.parameters() if p.requires_grad]
     opt = adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    test_eval = _test_view(data.test, cfg)
+    test_eval = test_view(data.test, cfg)
     recon_x = to_float(test_eval.x[:N_RECON]).to(device)
     recon_y = test_eval.y[:N_RECON].to(device) if (mcfg.conditional and test_eval.y is not None) else None
 
     history: dict[str, list] = {"epochs": [], "steps": []}
     emit({"type": "start", "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
           "n_train": n, "n_test": int(data.test.x.shape[0]), "device": str(device), "threads": threads})
-    last_good = copy.deepcopy(model.state_dict())
     status, message = "completed", f"trained {cfg.epochs} epochs"
     t0 = time.perf_counter()
     global_step = 0
@@ -190,7 +188,8 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
                 status, message, stop = "cancelled", f"stopped by request at epoch {epoch}, step {step}", True
                 break
             if cfg.time_budget > 0 and time.perf_counter() - t0 >= cfg.time_budget:
-                status, message, stop = "completed", f"time budget of {cfg.time_budget:g} s reached at epoch {epoch}", True
+                status, stop = "completed", True
+                message = f"time budget of {cfg.time_budget:g} s reached at epoch {epoch}"
                 break
             lr = learning_rate(cfg, global_step, total_steps, time.perf_counter() - t0)
             for g in opt.param_groups:
@@ -263,7 +262,6 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
             latent = None
         record["train_seconds"] = train_time
         record["samples_per_sec"] = seen / train_time if train_time > 0 else 0.0
-        last_good = copy.deepcopy(model.state_dict())
         history["epochs"].append(record)
         ev = {"type": "epoch", **record}
         if latent is not None:
@@ -273,19 +271,10 @@ def train(model: VAE, data: DataSplit, cfg: TrainConfig, *, callback: Callback |
         _emit_recon(model, recon_x, recon_y, emit, global_step)
         if stop:
             break
-    if status == "failed" and not all(torch.isfinite(p).all() for p in model.state_dict().values()):
-        model.load_state_dict(last_good)
     model.eval()
     seconds = time.perf_counter() - t0
     emit({"type": "end", "status": status, "message": message, "seconds": seconds})
     return TrainResult(model=model, status=status, message=message, history=history, seconds=seconds)
-
-
-def _test_view(test: ImageData, cfg: TrainConfig) -> ImageData:
-    """The held-out images as evaluated: binarised once with a fixed seed when training binarises."""
-    if not cfg.binarize:
-        return test
-    return ImageData(x=fixed_binarized(test.x, seed=cfg.seed), y=test.y)
 
 
 @torch.no_grad()

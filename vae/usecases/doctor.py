@@ -20,10 +20,19 @@ Checks (each on the history ``vae.train`` writes into ``metrics.json``):
   likelihood with a fixed sigma >= ``BLURRY_SIGMA`` (the reconstruction term weighs 1/(2 sigma^2)),
   or beta >= ``BLURRY_BETA``.
 * ``lr_too_high`` - loss spikes against its running median, a final loss worse than the best, or
-  gradient-norm spikes, with a learning rate above ``LR_HIGH`` as supporting evidence.
+  gradient-norm spikes, with a learning rate above ``LR_HIGH`` as supporting evidence; or a rate far above
+  the standard one for the batch size (``LR_FAR_FACTOR`` times Adam's 1e-3 at batch 128, scaled by the square
+  root of the batch) in a run that learned little (see below), which is how a too-high rate usually ends on
+  a CPU whose arithmetic lets it survive the spikes: quietly, with most latent dimensions shut.
+
+"Learned little" compares the run with the model that ignores its latent code (``final.mean_image_nats``,
+the -ELBO of decoding every image to the mean one): a test -ELBO that recovers under ``WEAK_GAIN`` of that
+zero point, or a KL under ``WEAK_KL_PER_DIM`` nats per latent dimension. ``posterior_collapse`` also fires
+on a run whose KL collapsed *during* training (after any KL warm-up) to under ``COLLAPSING_FACTOR`` of its
+peak.
 
 A healthy run yields ``[]``. ``apply_changes(config, changes)`` turns a finding's
-``suggested_changes`` into the config of the run to try, and ``train_command`` into its command line.
+``suggested_changes`` into the config of the run to try (``vae.cli.train.args_for`` gives its command line).
 """
 from __future__ import annotations
 
@@ -33,8 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .config import replace as cfg_replace
+from ..config import DEFAULT_CONV_HIDDEN, RunConfig
+from ..config import replace as cfg_replace
+from ..evaluate import UNUSED_KL_NATS, mean_image_nats
 
 COLLAPSE_KL_NATS = 1.0      # total KL per image below this: the code carries under ~1.4 bits
 COLLAPSE_ACTIVE_FRACTION = 0.1
@@ -50,6 +60,12 @@ DIVERGENCE_FACTOR = 1.15    # final epoch's train loss this many times the best 
 GRAD_SPIKE_FACTOR = 50.0
 HIDDEN_SPIKE_FACTOR = 3.0   # an epoch's mean train loss this many times the median recorded step loss
 LR_HIGH = 3e-3
+LR_FAR_FACTOR = 10.0        # a rate this many times standard_lr(batch) is far out of the usual range
+WEAK_GAIN = 0.15            # a test -ELBO recovering under 15% of the mean-image model's nats learned little
+                            # (healthy 3-epoch runs of the tests' small MLP on 2,000 digits: 18-21 %)
+WEAK_KL_PER_DIM = 0.5       # ... or under half a nat per latent dimension (healthy: 0.9-1.1)
+COLLAPSING_FACTOR = 0.25    # test KL ending under this share of its post-warm-up peak: collapsing in training
+COLLAPSING_MIN_PEAK = 2.0   # ... when the peak carried at least this many nats
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -80,6 +96,29 @@ def _final_kl_per_dim(metrics: dict) -> list[float] | None:
     if epochs and isinstance(epochs[-1].get("kl_per_dim"), list):
         return [float(v) if _finite(v) else 0.0 for v in epochs[-1]["kl_per_dim"]]
     return None
+
+
+def standard_lr(batch_size: int) -> float:
+    """Adam's usual 1e-3 at batch 128, scaled by sqrt(batch / 128) (larger batches average out more noise)."""
+    return 1e-3 * math.sqrt(max(1, batch_size) / 128)
+
+
+def lr_far_too_high(t) -> bool:
+    return t.lr >= LR_FAR_FACTOR * standard_lr(t.batch_size)
+
+
+def learned_little(metrics: dict, config: RunConfig) -> dict[str, float] | None:
+    """Why the run learned little, if it did: ``{"gain": share of the mean-image nats recovered, "kl_per_dim":
+    ...}`` with only the signs that hold, or None. Needs ``final`` (a finished evaluation)."""
+    final = metrics.get("final") or {}
+    d = config.model.latent_dim
+    signs: dict[str, float] = {}
+    if _finite(final.get("kl")) and final["kl"] / d < WEAK_KL_PER_DIM:
+        signs["kl_per_dim"] = float(final["kl"]) / d
+    base, nll = final.get("mean_image_nats"), final.get("neg_elbo")
+    if _finite(base) and _finite(nll) and base > 0 and (base - nll) / base < WEAK_GAIN:
+        signs["gain"] = float((base - nll) / base)
+    return signs or None
 
 
 def check_non_finite(metrics: dict, config: RunConfig) -> dict | None:
@@ -113,32 +152,46 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
     active = final.get("active_units")
     if not _finite(active) and epochs:
         active = epochs[-1].get("active_units")
-    active = int(active) if _finite(active) else sum(v > 0.01 for v in kld)
+    active = int(active) if _finite(active) else sum(v > UNUSED_KL_NATS for v in kld)
     frac = active / max(1, d)
-    if not (kl_total < COLLAPSE_KL_NATS or active == 0 or frac < COLLAPSE_ACTIVE_FRACTION):
+    t, m = config.train, config.model
+    after_warmup = [e["test"]["kl"] for e in epochs
+                    if e.get("epoch", 0) > t.warmup_epochs and _finite((e.get("test") or {}).get("kl"))]
+    peak = max(after_warmup, default=0.0)
+    collapsing = (len(after_warmup) >= 2 and peak >= COLLAPSING_MIN_PEAK
+                  and after_warmup[-1] < COLLAPSING_FACTOR * peak)
+    if not (kl_total < COLLAPSE_KL_NATS or active == 0 or frac < COLLAPSE_ACTIVE_FRACTION or collapsing):
         return None
     severe = kl_total < COLLAPSE_KL_NATS or active == 0
-    t, m = config.train, config.model
     train_ch: dict[str, Any] = {"free_bits": 0.5 if t.free_bits <= 0 else t.free_bits,
                                 "warmup_epochs": max(t.warmup_epochs, max(1.0, t.epochs / 5))}
     if t.beta > 1:
         train_ch["beta"] = 1.0
+    if lr_far_too_high(t):
+        train_ch.update({"lr": max(t.lr / 10, 1e-5), "grad_clip": t.grad_clip or 5.0})
     model_ch: dict[str, Any] = {}
     if m.likelihood == "gaussian" and not m.learn_sigma and m.gaussian_sigma >= BLURRY_SIGMA:
         model_ch["learn_sigma"] = True
     why = []
+    if collapsing:
+        why.append(f"the test KL fell from {peak:.1f} to {after_warmup[-1]:.1f} nats during training")
     if t.beta > 1:
         why.append(f"beta={t.beta:g} prices every nat of KL {t.beta:g} times")
+    if lr_far_too_high(t):
+        why.append(f"a learning rate of {t.lr:g} at batch {t.batch_size} is {t.lr / standard_lr(t.batch_size):.0f}x "
+                   "the usual one and can shut latent dimensions in the first steps")
     if model_ch:
         why.append(f"a Gaussian likelihood with sigma={m.gaussian_sigma:g} makes reconstruction cheap to give up")
     return {
         "code": "posterior_collapse", "severity": "error" if severe else "warning",
-        "title": f"Posterior collapse: {active} of {d} latent dimensions active, KL {kl_total:.2f} nats",
+        "title": (f"Posterior collapse: {active} of {d} latent dimensions active, KL {kl_total:.2f} nats"
+                  + (f" (it was {peak:.1f} nats earlier in training)" if collapsing else "")),
         "evidence": {"kind": "bar", "x": list(range(d)), "x_label": "latent dimension",
                      "series": {"kl_per_dim": kld},
                      "epochs": {"x": _series(epochs, "epoch"), "kl": _series(epochs, "kl", "test"),
                                 "active_units": _series(epochs, "active_units")},
-                     "facts": {"active_units": active, "latent_dim": d, "kl_nats": kl_total, "beta": t.beta}},
+                     "facts": {"active_units": active, "latent_dim": d, "kl_nats": kl_total, "beta": t.beta,
+                               "peak_test_kl": peak, "collapsing_in_training": collapsing}},
         "advice": ("The encoder's posteriors equal the prior, so the decoder ignores z"
                    + (f" ({'; '.join(why)})" if why else "") +
                    ". Try beta <= 1 with a KL warm-up and free bits (0.5 nats per dimension)."),
@@ -147,8 +200,7 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
 
 
 def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
-    hist = metrics.get("history") or {}
-    steps, epochs = hist.get("steps") or [], hist.get("epochs") or []
+    steps = (metrics.get("history") or {}).get("steps") or []
     kld = _final_kl_per_dim(metrics)
     d = config.model.latent_dim
     final = metrics.get("final") or {}
@@ -189,8 +241,8 @@ def sharpness_ratio(model, images, labels: torch.Tensor | None = None) -> float:
     """Mean absolute image gradient of reconstructions (from posterior means) over that of the inputs.
 
     ``images``: uint8 [N, C, H, W] (or an ``ImageData``, whose labels a conditional model needs)."""
-    from .data import ImageData
-    from .latent import reconstruct
+    from ..data import ImageData
+    from ..latent import reconstruct
     if isinstance(images, ImageData):
         images, labels = images.x, images.y
     x = images.float().numpy() / 255.0
@@ -224,7 +276,7 @@ def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dic
     if t.beta >= BLURRY_BETA or (t.beta > 1 and not model_ch):
         train_ch["beta"] = 1.0
     if not model_ch and not train_ch:
-        model_ch = {"arch": "conv", "hidden": [32, 64]}
+        model_ch = {"arch": "conv", "hidden": list(DEFAULT_CONV_HIDDEN)}
     changes: dict[str, Any] = {}
     if train_ch:
         changes["train"] = train_ch
@@ -234,7 +286,8 @@ def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dic
         "code": "blurry", "severity": "warning",
         "title": "Blurry reconstructions" + (f" (sharpness {ratio:.2f} of the inputs')" if ratio is not None else ""),
         "evidence": {"kind": "line", "x": _series(epochs, "epoch"), "x_label": "epoch",
-                     "series": {"test_recon": _series(epochs, "recon", "test"), "test_kl": _series(epochs, "kl", "test")},
+                     "series": {"test_recon": _series(epochs, "recon", "test"),
+                                "test_kl": _series(epochs, "kl", "test")},
                      "facts": {"sharpness_ratio": ratio, "threshold": BLURRY_SHARPNESS, "likelihood": m.likelihood,
                                "sigma": m.gaussian_sigma if m.likelihood == "gaussian" else None, "beta": t.beta}},
         "advice": ("Reconstructions lose the strokes' edges"
@@ -266,7 +319,8 @@ def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
     # means spikes happened between records
     rec = loss[np.isfinite(loss)]
     hidden_spike = bool(len(rec) >= 5 and train_loss and max(train_loss) > HIDDEN_SPIKE_FACTOR * np.median(rec))
-    signs = (len(spikes) >= SPIKE_MIN_COUNT) + diverged + gspike + hidden_spike
+    weak = learned_little(metrics, config) if lr_far_too_high(t) else None
+    signs = (len(spikes) >= SPIKE_MIN_COUNT) + diverged + gspike + hidden_spike + bool(weak)
     if signs == 0 or (signs == 1 and t.lr <= LR_HIGH and not diverged):
         return None
     return {
@@ -277,19 +331,36 @@ def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
                                 "lr": _series(steps, "lr")},
                      "facts": {"loss_spikes": len(spikes), "spike_steps": spikes[:20], "diverged": diverged,
                                "grad_norm_spike": gspike, "epoch_mean_spike": hidden_spike, "lr": t.lr,
+                               "standard_lr": standard_lr(t.batch_size), "learned_little": weak,
                                "train_loss_by_epoch": train_loss}},
         "advice": (f"The loss jumps above its running median ({len(spikes)} spikes)"
                    + (", ends worse than its best epoch" if diverged else "")
                    + (", and the gradient norm spikes" if gspike else "")
                    + (f"; an epoch's mean loss reached {max(train_loss):.3g}" if hidden_spike else "")
-                   + ". Lower the learning rate (3-10x), use the cosine schedule, and clip gradients."),
+                   + (f"; the rate is {t.lr / standard_lr(t.batch_size):.0f}x the usual one for batch "
+                      f"{t.batch_size} and the run learned little ({_weak_text(weak)})" if weak else "")
+                   + ". Lower the learning rate (3-10x), use the cosine schedule with a warm-up, and clip gradients."),
         "suggested_changes": {"train": {"lr": max(t.lr / 10, 1e-5), "lr_schedule": "cosine",
-                                        "grad_clip": t.grad_clip or 5.0}},
+                                        "lr_warmup": max(t.lr_warmup, 0.1), "grad_clip": t.grad_clip or 5.0}},
     }
 
 
+def _weak_text(weak: dict[str, float]) -> str:
+    parts = []
+    if "kl_per_dim" in weak:
+        parts.append(f"{weak['kl_per_dim']:.2f} nats of KL per latent dimension")
+    if "gain" in weak:
+        parts.append(f"a test -ELBO only {100 * weak['gain']:.0f}% below the model that ignores z")
+    return " and ".join(parts)
+
+
 def diagnose(metrics: dict, config: RunConfig, *, model=None, test=None) -> list[dict]:
-    """All findings for a run, most severe first; ``[]`` for a healthy run."""
+    """All findings for a run, most severe first; ``[]`` for a healthy run. ``test`` (uint8 images) adds the
+    reconstruction check and, for a run saved without it, the mean-image zero point."""
+    final = metrics.get("final") or {}
+    if test is not None and len(test) and final and not _finite(final.get("mean_image_nats")):
+        sigma = model.sigma() if model is not None and config.model.likelihood == "gaussian" else None
+        metrics = {**metrics, "final": {**final, "mean_image_nats": mean_image_nats(test.x, config.model, sigma)}}
     found = [check_non_finite(metrics, config)]
     if not found[0]:
         found += [check_posterior_collapse(metrics, config), check_kl_explosion(metrics, config),
@@ -322,34 +393,3 @@ def apply_changes(config: RunConfig, changes: dict[str, dict[str, Any]]) -> RunC
     if changes.get("train"):
         train = cfg_replace(train, **changes["train"])
     return RunConfig(model=model, train=train, data=config.data, kind=config.kind)
-
-
-def train_command(config: RunConfig, out: str) -> list[str]:
-    """``python -m vae train ...`` arguments that reproduce ``config`` (a plain VAE run)."""
-    m, t, d = config.model, config.train, config.data
-    cmd = ["python", "-m", "vae", "train", "--data", d.name, "--model", m.arch,
-           "--hidden", ",".join(map(str, m.hidden)), "--latent-dim", str(m.latent_dim),
-           "--activation", m.activation, "--likelihood", m.likelihood, "--sigma", f"{m.gaussian_sigma:g}",
-           "--epochs", str(t.epochs), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
-           "--lr-schedule", t.lr_schedule, "--lr-warmup", f"{t.lr_warmup:g}", "--beta", f"{t.beta:g}",
-           "--warmup", f"{t.warmup_epochs:g}",
-           "--free-bits", f"{t.free_bits:g}", "--grad-clip", f"{t.grad_clip:g}", "--seed", str(t.seed)]
-    if m.arch == "conv":
-        cmd += ["--fc-dim", str(m.fc_dim)]
-    else:
-        cmd += ["--decoder-hidden", ",".join(map(str, m.decoder_hidden)) or "mirror"]
-    if m.learn_sigma:
-        cmd.append("--learn-sigma")
-    if not t.output_bias_init:
-        cmd.append("--no-bias-init")
-    if m.conditional:
-        cmd.append("--conditional")
-    if t.binarize:
-        cmd.append("--binarize")
-    if t.weight_decay:
-        cmd += ["--weight-decay", f"{t.weight_decay:g}"]
-    for flag, v in (("--image-size", d.image_size), ("--color", d.color), ("--max-train", d.max_train),
-                    ("--max-test", d.max_test)):
-        if v is not None:
-            cmd += [flag, str(v)]
-    return cmd + ["--out", out]

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .util import atomic_write_bytes
+from ..util import atomic_write_bytes
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
@@ -27,7 +27,8 @@ def save_sample_grid(x: np.ndarray, y: np.ndarray | None, path: str | Path, *, p
                      scale: int = 2) -> Path:
     """PNG grid of uint8 images [N, C, H, W]; with labels and ``per_class``, one row per class."""
     from PIL import Image
-    from .latent import image_grid
+
+    from ..latent import image_grid
     imgs = x.astype(np.float32) / 255.0
     nrow = None
     if y is not None and per_class:
@@ -125,7 +126,8 @@ def plot_anomaly(res: dict[str, Any], path: str | Path) -> Path:
     ax.bar(cls, [per[c] for c in cls], color=colors)
     ax.set_xlabel("test class")
     ax.set_ylabel("mean -ELBO, nats")
-    extra = f", complexity-corrected {res['auroc_complexity_corrected']:.3f}" if "auroc_complexity_corrected" in res else ""
+    corrected = res.get("auroc_complexity_corrected")
+    extra = f", complexity-corrected {corrected:.3f}" if corrected is not None else ""
     ax.set_title(f"Trained without {res['holdout_class']}: AUROC {res['auroc']:.3f}{extra}", fontsize=9)
     out = _save(fig, path)
     plt.close(fig)

@@ -31,7 +31,7 @@ Adam 1e-3 cosine, 10 epochs; see :func:`default_semisup_config`), and one M1 can
 budget (``fit_semisup(m1=...)``, ``--m1-from``) because M1 never reads a label.
 
 The labelled subset is balanced: ``k / num_classes`` images per class, chosen by the seed
-(``labelled_indices``). The whole model is saved as one run folder (``kind: "semisup"``):
+(``balanced_subset``). The whole model is saved as one run folder (``kind: "semisup"``):
 :class:`SemiSupervisedVAE` *is* a :class:`~vae.models.VAE` (M1) with an extra ``m2`` module, so
 every VAE tool (evaluate, latent maps, sampling) works on it unchanged, and ``classify`` adds
 the labels. ``vae.runs`` rebuilds it through :data:`vae.runs.BUILDERS` keyed by ``config.kind``.
@@ -54,11 +54,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
-from .config import ModelConfig, RunConfig
-from .data import DataSplit, ImageData, to_float
-from .models import ACTIVATIONS, VAE
-from .train import adam
+from .. import losses
+from ..config import ModelConfig, RunConfig
+from ..data import DataSplit, ImageData, to_float
+from ..models import ACTIVATIONS, VAE
+from ..train import TrainResult, adam, fit
+from .common import balanced_subset
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -93,7 +94,8 @@ class M2(nn.Module):
         kl = losses.kl_per_dim(mu, logvar).sum(1)
         return nll + kl + math.log(self.num_classes)
 
-    def loss(self, z_lab: torch.Tensor, y_lab: torch.Tensor, z_unl: torch.Tensor, alpha: float) -> dict[str, torch.Tensor]:
+    def loss(self, z_lab: torch.Tensor, y_lab: torch.Tensor, z_unl: torch.Tensor,
+             alpha: float) -> dict[str, torch.Tensor]:
         """Kingma et al. 2014 eq. 9 on batch means: ``L + U + alpha * CE`` and its parts."""
         k = self.num_classes
         eye = torch.eye(k, device=z_lab.device)
@@ -142,26 +144,6 @@ class SemiSupervisedVAE(VAE):
 
 def build_semisup(config: RunConfig) -> SemiSupervisedVAE:
     return SemiSupervisedVAE(config.model)
-
-
-def labelled_indices(y: np.ndarray | torch.Tensor, k: int | None, seed: int = 0) -> np.ndarray:
-    """Balanced labelled subset: ``k // K`` indices per class (all when ``k`` is None or >= N), sorted."""
-    y = np.asarray(y)
-    n = y.shape[0]
-    if k is None or k >= n:
-        return np.arange(n)
-    classes = np.unique(y)
-    per = k // len(classes)
-    if per < 1:
-        raise ValueError(f"--labels {k} is fewer than one per class ({len(classes)} classes)")
-    rng = np.random.default_rng([seed, 4242])
-    idx = []
-    for c in classes:
-        members = np.flatnonzero(y == c)
-        if members.shape[0] < per:
-            raise ValueError(f"class {c} has only {members.shape[0]} images, {per} labelled ones were asked")
-        idx.append(rng.choice(members, per, replace=False))
-    return np.sort(np.concatenate(idx))
 
 
 def error_rate(model: SemiSupervisedVAE, data: ImageData) -> float:
@@ -218,20 +200,18 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     ``m1``: an M1 already trained on these images with ``config.model`` (M1 never sees a label, so one
     M1 serves every label budget); it is copied, not trained, and ``m1_seconds`` is then 0.
     """
-    from .train import fit
     emit = callback or (lambda e: None)
     if config.kind != "semisup":
         raise ValueError("fit_semisup needs config.kind == 'semisup'")
     if data.train.y is None or data.test.y is None:
         raise ValueError(f"semi-supervised training needs labelled data; {data.name} has no labels")
     t0 = time.perf_counter()
-    idx = labelled_indices(data.train.y, labels, config.train.seed)
+    idx = balanced_subset(data.train.y, labels, config.train.seed)
     torch.manual_seed(config.train.seed)
     model = SemiSupervisedVAE(config.model)
     if m1 is not None:
         if m1.cfg != config.model:
             raise ValueError("the given M1 was built with a different model config")
-        from .train import TrainResult
         vae_state = {k: v for k, v in m1.state_dict().items() if not k.startswith("m2.")}
         m1 = TrainResult(model=m1, status="completed", message="M1 reused", history=m1_history or {})
     else:
@@ -320,7 +300,7 @@ def default_semisup_config(data: DataSplit, *, epochs: int = 10, seed: int = 0, 
     Adam 1e-3 with cosine decay. Pinned here (not taken from ``TrainConfig``'s defaults) because it is the
     recipe whose M2 error was measured: with batch 256 / lr 2e-3 (half the M1 steps) M2 reached 15.2 %
     after 4 epochs against 12.6 % with this one."""
-    from .config import DataConfig, TrainConfig
+    from ..config import DataConfig, TrainConfig
     mcfg = ModelConfig(arch="mlp", channels=data.channels, image_size=data.image_size, latent_dim=latent_dim,
                        hidden=hidden, num_classes=data.num_classes)
     tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3,

@@ -1,0 +1,192 @@
+"""What every command shares: the one-line-error parser, the data options, the progress bar, Ctrl-C.
+
+Conventions (README, "The command line"): exit 0 on success; on bad input exit 2 with one line on
+stderr starting with ``error:`` and no traceback; a command that computes something prints one JSON
+object as the last line of stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import DataConfig, parse_widths
+from ..config import replace as cfg_replace
+from ..data import DataSplit, Limits, load_dataset
+from ..runs import Run, RunError, is_run_dir
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """A command-line mistake; the message is one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UsageError(f"{message} (see python -m vae {self.prog.split()[-1]} --help)"
+                         if " " in self.prog else message)
+
+
+def widths(text: str) -> tuple[int, ...]:
+    """argparse type for ``--hidden 512,256``."""
+    try:
+        return parse_widths(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def decoder_widths(text: str) -> tuple[int, ...]:
+    """argparse type for ``--decoder-hidden 512,1024`` or ``mirror`` (-> ``()``)."""
+    try:
+        return parse_widths(text, mirror=True)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default_data,
+                   help="built-in name (see `python -m vae datasets`) or a path to an .npz, a .zip or a folder of "
+                        "images")
+    g.add_argument("--data-dir", default=None,
+                   help="folder with torchvision-layout data sets (default: $VAE_LAB_DATA_DIR or "
+                        "~/.cache/vae-lab/data)")
+    g.add_argument("--image-size", type=int, default=None, help="resize images to this side (8..64)")
+    g.add_argument("--color", choices=["grey", "rgb"], default=None, help="convert images to grey or RGB")
+    g.add_argument("--test-fraction", type=float, default=None, help="held-out share when the data has no test split")
+    g.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
+    g.add_argument("--max-test", type=int, default=None, help="use at most this many test images")
+    g.add_argument("--max-files", type=int, default=None, help="limit: files in a zip or folder")
+    g.add_argument("--max-file-mb", type=float, default=None, help="limit: size of an upload on disk, MB")
+    g.add_argument("--max-uncompressed-mb", type=float, default=None,
+                   help="limit: declared uncompressed size of a zip or npz, MB")
+    g.add_argument("--max-image-pixels", type=int, default=None, help="limit: pixels in one source image")
+
+
+def limits(args) -> Limits:
+    kw: dict[str, Any] = {}
+    if getattr(args, "max_files", None) is not None:
+        kw["max_files"] = args.max_files
+    if getattr(args, "max_file_mb", None) is not None:
+        kw["max_file_bytes"] = int(args.max_file_mb * (1 << 20))
+    if getattr(args, "max_uncompressed_mb", None) is not None:
+        kw["max_uncompressed_bytes"] = int(args.max_uncompressed_mb * (1 << 20))
+    if getattr(args, "max_image_pixels", None) is not None:
+        kw["max_image_pixels"] = args.max_image_pixels
+    return Limits(**kw)
+
+
+def data_config(args, base: DataConfig | None = None) -> DataConfig:
+    """The data options as a ``DataConfig``; ``base`` (a run's own) fills what the options leave out.
+
+    A path is stored absolute, so the run folder can reload its data from anywhere."""
+    d = base or DataConfig(name=args.data)
+    changes: dict[str, Any] = {"name": args.data or d.name}
+    for key in ("image_size", "color", "test_fraction", "split_seed", "max_train", "max_test"):
+        v = getattr(args, key, None)
+        if v is not None:
+            changes[key] = v
+    if args.data and base is not None and args.data != base.name:
+        changes.setdefault("max_train", None)
+    if os.path.exists(changes["name"]):
+        changes["name"] = str(Path(changes["name"]).resolve())
+    return cfg_replace(d, **changes)
+
+
+def load_data(args, cfg: DataConfig) -> DataSplit:
+    return load_dataset(cfg.name, data_dir=args.data_dir, image_size=cfg.image_size, color=cfg.color,
+                        test_fraction=cfg.test_fraction, seed=cfg.split_seed, limits=limits(args),
+                        max_train=cfg.max_train, max_test=cfg.max_test)
+
+
+def load_run_data(args, run: Run) -> DataSplit:
+    """The run's own data set (or the one ``--data`` names), checked to have the run's image shape."""
+    data = load_data(args, data_config(args, base=run.config.data))
+    m = run.config.model
+    if (data.channels, data.image_size) != (m.channels, m.image_size):
+        raise ValueError(f"data {data.name} has {data.channels}x{data.image_size}x{data.image_size} images, the run "
+                         f"expects {m.channels}x{m.image_size}x{m.image_size} (use --image-size/--color)")
+    if m.conditional and not data.has_labels:
+        raise ValueError("this run is conditional and needs labelled data")
+    return data
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a run folder (never overwrite a user's files)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_dir(out))):
+        raise RunError(f"--out {out} exists and is not a run folder; choose a new folder")
+
+
+def progress_bar(total: int | None, quiet: bool, desc: str = ""):
+    """A tqdm bar with ETA on stderr (the notebook widget inside Jupyter, via ``tqdm.auto``)."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", disable=quiet, dynamic_ncols=True, file=sys.stderr, desc=desc or None)
+
+
+def bar_callback(total: int | None, quiet: bool, desc: str) -> tuple[Any, Callable[[dict], None]]:
+    """A progress bar and the training-event subscriber that moves it (VAE and M2 steps, epoch summaries).
+
+    ``total`` may be None (or too small): each ``start`` / ``m2_start`` event then extends it by the steps
+    that phase announces, so no command has to guess another module's batch size."""
+    bar = progress_bar(total, quiet, desc)
+
+    def on_event(e: dict) -> None:
+        kind = e["type"]
+        if kind in ("start", "m2_start") and bar.n + e["total_steps"] > (bar.total or 0):
+            bar.total = bar.n + e["total_steps"]
+            bar.refresh()
+        elif kind in ("step", "m2_step"):
+            bar.update(1)
+            if kind == "step" and e["global_step"] % 20 == 0:
+                bar.set_postfix_str(f"ep {e['epoch']} loss {e['loss']:.1f} kl {e['kl']:.1f}", refresh=False)
+        elif kind == "epoch" and e.get("test"):
+            bar.write(f"epoch {e['epoch']}: train -ELBO {e['train']['neg_elbo']:.2f}, test -ELBO "
+                      f"{e['test']['neg_elbo']:.2f} nats ({e['test']['bits_per_dim']:.4f} bits/dim)", file=sys.stderr)
+        elif kind == "m2_epoch":
+            bar.set_postfix_str(f"M2 ep {e['epoch']} test error {e['test_error']:.4f}", refresh=False)
+    return bar, on_event
+
+
+def run_in_thread(fn: Callable[[threading.Event], Any], on_interrupt: str = "stopping after this batch") -> Any:
+    """Run ``fn(cancel)`` in a worker thread so Ctrl-C sets ``cancel`` and the work stops cleanly after the
+    current batch; returns its result or re-raises its error here."""
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn(cancel)
+        except BaseException as e:  # handed to the main thread
+            box["error"] = e
+
+    th = threading.Thread(target=work, name="vae-work", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            th.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        print(f"\ninterrupted: {on_interrupt}", file=sys.stderr)
+        th.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def with_progress(total: int | None, quiet: bool, desc: str, work: Callable[[Callable, threading.Event], Any],
+                  on_interrupt: str = "stopping after this batch") -> Any:
+    """``work(callback, cancel)`` in a worker thread with a progress bar fed by its events; Ctrl-C stops it."""
+    bar, on_event = bar_callback(total, quiet, desc)
+    try:
+        return run_in_thread(lambda cancel: work(on_event, cancel), on_interrupt)
+    finally:
+        bar.close()
+
+
+def steps_for(n: int, batch_size: int, epochs: int) -> int:
+    """Optimiser steps of ``epochs`` passes over ``n`` images in batches of ``batch_size`` (the bar's total)."""
+    return -(-n // max(1, min(batch_size, n))) * epochs if n else 0
