@@ -1,44 +1,60 @@
 #!/usr/bin/env bash
 # VAE Lab's one entry point: sets up a virtual environment on first use, then runs.
-#   ./run.sh app            set up and open the app (http://localhost:8501) on the offline default
-#   ./run.sh test [ARGS]    set up and run the whole test suite (browser tests need /usr/bin/chromium)
-#   ./run.sh vae ARGS       the command line, e.g. ./run.sh vae train --epochs 5
+#   ./run.sh app [ARGS]     set up and serve the app (http://localhost:8501) on the offline default
+#   ./run.sh dev [ARGS]     the same, reloading pages when a source file is saved (for editing the code)
+#   ./run.sh test [ARGS]    set up and run the linter and the whole test suite (browser tests need /usr/bin/chromium)
+#   ./run.sh vae ARGS       the command line, e.g. ./run.sh vae train --epochs 5 (paths are relative to where you are)
 #   ./run.sh python ARGS    the environment's python (benchmarks: ./run.sh python bench/train_vs_baseline.py)
+# The environment is .venv in the checkout (VAE_LAB_VENV to move it); the project is installed into it in
+# editable mode with the exact versions CI tested (constraints.txt).
 set -euo pipefail
-cd "$(dirname "$0")"
-VENV="${VAE_LAB_VENV:-.venv}"
+ROOT="$(cd "$(dirname "$0")" && pwd)"
+VENV="${VAE_LAB_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
-setup() {  # $1: requirements file
+setup() {  # $1: the extras to install (app | test)
   if [ ! -x "$PY" ]; then
     echo "setting up $VENV (first run only; torch is large, allow a few minutes)" >&2
     python3 -m venv "$VENV"
   fi
-  local stamp="$VENV/.vae-lab-$(basename "$1").sha"
+  local stamp="$VENV/.vae-lab-$1.sha"
   local want
-  want=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$PY" -m pip install --disable-pip-version-check -q -r "$1"
+    "$PY" -m pip install --disable-pip-version-check -q -c "$ROOT/constraints.txt" -e "$ROOT[$1]"
     echo "$want" > "$stamp"
   fi
 }
+
+# Serving settings, chosen by measurement (README, "Serving a class"): no file watcher (it walked the whole
+# checkout, .venv included, on every change) and Streamlit's full garbage collection after each script run
+# replaced by ui/shell.py's frozen start-up heap, so a click costs the page's own work.
+SERVE=(--server.fileWatcherType none --server.runOnSave false --browser.gatherUsageStats false)
 
 cmd="${1:-app}"
 shift || true
 case "$cmd" in
   app)
-    setup requirements.txt
-    exec "$PY" -m streamlit run app.py --browser.gatherUsageStats false "$@" ;;
+    setup app
+    cd "$ROOT"   # .streamlit/config.toml is read from the working folder
+    exec "$PY" -m streamlit run app.py "${SERVE[@]}" "$@" ;;
+  dev)
+    setup app
+    cd "$ROOT"
+    exec "$PY" -m streamlit run app.py --server.fileWatcherType auto --server.runOnSave true \
+      --browser.gatherUsageStats false "$@" ;;
   test)
-    setup requirements-dev.txt
+    setup test
+    cd "$ROOT"
+    "$PY" -m ruff check .
     exec "$PY" -m pytest -q "$@" ;;
   vae)
-    setup requirements.txt
+    setup app
     exec "$PY" -m vae "$@" ;;
   python)
-    setup requirements-dev.txt
+    setup test
     exec "$PY" "$@" ;;
   *)
-    echo "usage: ./run.sh app | test [pytest args] | vae ARGS | python ARGS" >&2
+    echo "usage: ./run.sh app | dev | test [pytest args] | vae ARGS | python ARGS" >&2
     exit 2 ;;
 esac
