@@ -19,13 +19,10 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _browser import app_server, chromium  # noqa: E402
+from appserver import app_server, chromium
 
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox'] input"
 IDLE = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
@@ -75,7 +72,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as runs, app_server({"VAE_LAB_RUNS_DIR": runs}) as url, chromium() as browser:
+    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}) as url,
+          chromium() as browser):
         opens = [open_once(browser, url) for _ in range(args.repeats)]
         starts = [train_once(browser, url) for _ in range(args.repeats)]
     out = {

@@ -14,10 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from hostile_files import cases  # bench/hostile_files.py, next to this script
 
-from hostile_files import cases  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def snapshot(folder: Path) -> set[str]:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from vae.data import ImageData, load_dataset  # noqa: E402
-from vae.evaluate import evaluate, fixed_binarized  # noqa: E402
-from vae.runs import save_run  # noqa: E402
-from vae.train import fit  # noqa: E402
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import ImageData, load_dataset
+from vae.evaluate import evaluate, fixed_binarized
+from vae.runs import save_run
+from vae.train import fit
 
 
 def main(argv=None) -> None:

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae import losses  # noqa: E402
-from vae.cli import _widths  # noqa: E402
-from vae.config import ModelConfig  # noqa: E402
-from vae.models import build_model  # noqa: E402
-from vae.train import _grad_norm, adam  # noqa: E402
+from vae import losses
+from vae.cli.common import widths
+from vae.config import ModelConfig
+from vae.models import build_model
+from vae.train import _grad_norm, adam
 
 PHASES = ("forward", "backward", "grad_norm", "adam_step")
 
@@ -52,7 +48,7 @@ def time_steps(model, opt, x, steps: int, warmup: int = 20) -> dict[str, float]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--hidden", type=_widths, default=(1024,))
+    p.add_argument("--hidden", type=widths, default=(1024,))
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=300)
     args = p.parse_args(argv)

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae.cli import _decoder_widths, _widths  # noqa: E402
-from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from vae.data import load_dataset  # noqa: E402
-from vae.train import fit  # noqa: E402
+from vae.cli.common import decoder_widths, widths
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import load_dataset
+from vae.train import fit
 
 
 def main(argv=None) -> None:
@@ -31,8 +28,8 @@ def main(argv=None) -> None:
     p.add_argument("--data-dir", type=Path, required=True, help="folder holding MNIST/raw/*.gz")
     p.add_argument("--budget", type=float, default=98.0, help="seconds of training (evaluations included)")
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
-    p.add_argument("--hidden", type=_widths, default=m.hidden, help="encoder widths")
-    p.add_argument("--decoder-hidden", type=_decoder_widths, default=None, help="decoder widths or 'mirror'")
+    p.add_argument("--hidden", type=widths, default=m.hidden, help="encoder widths")
+    p.add_argument("--decoder-hidden", type=decoder_widths, default=None, help="decoder widths or 'mirror'")
     p.add_argument("--activation", default=m.activation)
     p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument("--lr", type=float, default=t.lr)

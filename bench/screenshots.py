@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _browser import ROOT, app_server, chromium  # noqa: E402
+from appserver import ROOT, app_server, chromium
 
 PAGES = [("home", ""), ("train", "train"), ("reconstructions", "reconstructions"), ("latent_map", "latent_map"),
          ("sliders", "sliders"), ("generate", "generate")]
@@ -47,7 +45,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     wanted = set(args.pages.split(","))
     files = []
-    with tempfile.TemporaryDirectory() as runs, app_server({"VAE_LAB_RUNS_DIR": runs}) as url, chromium() as browser:
+    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}) as url,
+          chromium() as browser):
         ctx = browser.new_context(viewport={"width": args.width, "height": args.height},
                                   color_scheme="dark" if args.dark else "light", device_scale_factor=1)
         page = ctx.new_page()

@@ -22,16 +22,13 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _browser import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
+from appserver import CHROMIUM, CHROMIUM_ARGS, app_server
 
 DEFAULT_MODELS = [
     {"name": "conv-2d", "seed": 0,
@@ -40,10 +37,10 @@ DEFAULT_MODELS = [
      "cfg": {"arch": "conv", "image_size": 28, "latent_dim": 32, "hidden": [32, 64], "fc_dim": 256}},
 ]
 
-# The Streamlit script both pages run (written to a temp file): ?kind=stock|panel&model=i
+# The Streamlit script both pages run (written to a temp file): ?kind=stock|panel&model=i.
+# app_server puts the repo root on its PYTHONPATH, so `ui` imports from the checkout.
 APP = r'''
-import json, os, sys
-sys.path.insert(0, os.environ["BENCH_ROOT"])
+import json, os
 import streamlit as st
 import torch
 from vae.config import ModelConfig, from_dict
@@ -171,15 +168,14 @@ def main(argv=None) -> None:
 
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(ROOT))
     result: dict = {"bench": "slider_bench", "streamlit": None, "chromium": None, "cpus": os.cpu_count(),
                     "machine": platform.machine(), "duration_s": args.duration, "interval_ms": args.interval_ms,
                     "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "slider_bench_app.py"
         script.write_text(APP)
-        env = {"BENCH_ROOT": str(ROOT), "BENCH_MODELS": json.dumps(models)}
-        with app_server(env, script=script) as url, sync_playwright() as p:
+        env = {"BENCH_MODELS": json.dumps(models)}
+        with app_server(script, env=env) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             result["chromium"] = browser.version
             import streamlit
@@ -193,6 +189,7 @@ def main(argv=None) -> None:
     # the spec's size: what the panel sends once
     try:
         import torch
+
         from vae.config import ModelConfig, from_dict
         from vae.export import decoder_spec, spec_bytes
         from vae.models import build_model

@@ -28,11 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from vae.data import cache_dir, load_dataset  # noqa: E402
-from vae.train import fit  # noqa: E402
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import cache_dir, load_dataset
+from vae.train import fit
 
 MNIST = DataConfig(name="mnist")  # recorded in each run's config: full MNIST from --data-dir
 RAW = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
+from vae.usecases.plots import plot_anomaly, plot_anomaly_all, plot_probe, plot_rd, plot_semisup
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vae.usecase_plots import plot_anomaly, plot_anomaly_all, plot_probe, plot_rd, plot_semisup  # noqa: E402
-
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "assets" / "usecases"
 

@@ -3,7 +3,6 @@ import json
 import zipfile
 
 import pytest
-
 from app_support import ROOT, make_env, open_app, texts
 from upload_cases import data_cases, run_cases
 
@@ -72,14 +71,14 @@ def test_good_run_uploads_as_zip_or_files_are_saved_and_become_active(monkeypatc
 
 
 def _hostile():
-    """The CLI's table of hostile data files (tests/hostile_files.py), the ones a page upload can carry:
+    """The CLI's table of hostile data files (bench/hostile_files.py), the ones a page upload can carry:
     single files needing no special limits."""
     import atexit
     import shutil
     import tempfile
     from pathlib import Path
 
-    from hostile_files import cases
+    from bench.hostile_files import cases
     folder = Path(tempfile.mkdtemp(prefix="vae-hostile-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return [(name, path, word) for name, (path, args, word) in cases(folder).items()

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, new_page
+from upload_cases import data_cases, run_cases
 
-from conftest import ROOT, new_page, start_streamlit
-
-sys.path.insert(0, str(ROOT / "tests"))
-from upload_cases import data_cases, run_cases  # noqa: E402
+from bench.appserver import app_server
 
 APP = ROOT / "app.py"
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
@@ -35,7 +33,7 @@ def runs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(browser, runs_dir):  # depends on browser so a missing Chromium skips before a server starts
     env = {"VAE_LAB_RUNS_DIR": str(runs_dir), "VAE_LAB_HEARTBEAT_S": "2", "VAE_LAB_THREADS": "1"}
-    with start_streamlit(APP, env=env) as url:
+    with app_server(APP, env=env) as url:
         yield url
 
 

@@ -6,7 +6,6 @@ with query parameters, so a new model costs a page load, not a server start.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -14,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apps.model_factory import make_model  # tests/browser/apps/, this folder being on sys.path
+from conftest import new_page
 
-from conftest import new_page, start_streamlit
+from bench.appserver import app_server
 
-APPS = Path(__file__).parent / "apps"
-APP = APPS / "latent_panel_app.py"
-sys.path.insert(0, str(APPS))
-from model_factory import make_model  # noqa: E402
+APP = Path(__file__).parent / "apps" / "latent_panel_app.py"
 IMG = "[data-testid='vae-live-image']"
 SLIDERS = "[data-testid='vae-latent-sliders'] input[type=range]"
 COMMITTED = "[data-testid='vae-committed']"
@@ -38,7 +36,7 @@ CONV_2D = {"arch": "conv", "image_size": 28, "latent_dim": 2, "hidden": [16, 32]
 
 @pytest.fixture(scope="module")
 def app_url(browser):  # depends on browser so a missing Chromium skips before a server starts
-    with start_streamlit(APP) as url:
+    with app_server(APP) as url:
         yield url
 
 
@@ -255,7 +253,8 @@ def test_pad_background_extent_and_order(browser, app_url):
     assert z == pytest.approx([2.0, 0.0, 1.0], abs=0.05)
     # the background is drawn: the pad's pixels are not one flat colour
     spread = pad.evaluate("""c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let lo = 255, hi = 0; for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); }
+        let lo = 255, hi = 0;
+        for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); }
         return hi - lo; }""")
     assert spread > 150
     page.context.close()

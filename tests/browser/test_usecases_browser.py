@@ -4,19 +4,18 @@ button starts the suggested run."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import new_page
 
-from conftest import ROOT, new_page, start_streamlit
+from bench.appserver import app_server
 
 APP = Path(__file__).resolve().parent / "apps" / "usecases_app.py"
 EXC = "[data-testid='stException']"
 
 
 def _collapsed_run(folder: Path) -> None:
-    sys.path.insert(0, str(ROOT))
     from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from vae.data import load_dataset
     from vae.evaluate import evaluate
@@ -41,7 +40,7 @@ def app_url(browser, tmp_path_factory):
         {"labels": 100, "test_error": 0.0957, "baseline_test_error": 0.2397, "minutes": 15.9, "m1_minutes": 3.9}))
     env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_DEMO_DIR": str(demos), "VAE_LAB_RESULTS_DIR": str(results),
            "VAE_LAB_THREADS": "1", "VAE_LAB_HEARTBEAT_S": "5"}
-    with start_streamlit(APP, env=env) as url:
+    with app_server(APP, env=env) as url:
         yield url, runs
 
 

@@ -9,19 +9,12 @@ The committed value is written to ``<pre data-testid="vae-committed">`` as JSON.
 """
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
+import streamlit as st
+from model_factory import make_model  # this folder: Streamlit puts the script's folder on sys.path
 
-import streamlit as st  # noqa: E402
-
-from model_factory import make_model  # noqa: E402
-from ui.live_decoder import latent_panel  # noqa: E402
+from ui.live_decoder import latent_panel  # the repo root: bench/appserver.py puts it on PYTHONPATH
 
 
 def setting(name: str, default: str) -> str:
