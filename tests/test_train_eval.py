@@ -5,15 +5,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import blobs, tiny_split
 
-from vae import latent
+from vae import latent, losses
 from vae.config import ConfigError, ModelConfig, RunConfig, TrainConfig
-from vae.data import ImageData
-from vae.evaluate import evaluate
+from vae.evaluate import ACTIVE_UNIT_THRESHOLD, _iw_nll, evaluate
 from vae.models import VAE
 from vae.train import fit, kl_weight, learning_rate, train
-
-from helpers import blobs, tiny_split
 
 
 def cfg(**train_kw) -> RunConfig:
@@ -144,17 +142,33 @@ def test_evaluate_keys_iw_bound_and_active_units():
     # the importance-weighted bound is tighter than the ELBO (on average; exact here by a margin)
     assert r["nll_iw"] <= r["neg_elbo"] + 1e-3
     assert r["per_image"]["neg_elbo"].shape == (40,)
-    assert 0 <= r["active_units"] <= 3
+    # active units: dimensions whose posterior mean varies over the data (Burda et al.), counted independently
+    mu = latent.encode(model, data)["mu"]
+    assert r["active_units"] == int((mu.var(0) > ACTIVE_UNIT_THRESHOLD).sum())
+    assert sum(r["kl_per_dim"]) == pytest.approx(r["kl"], rel=1e-4)
     # same seed, same numbers
     assert evaluate(model, data)["neg_elbo"] == evaluate(model, data)["neg_elbo"]
 
 
-def test_iw_with_one_sample_is_the_elbo_on_average():
+def test_iw_with_one_sample_is_the_elbo_on_average_and_tightens_with_k():
+    """With K = 1 the importance-weighted estimate is a one-sample ELBO (Burda et al. 2016), so its mean over
+    many draws is the closed-form -ELBO; with more samples the bound can only tighten (in expectation)."""
     torch.manual_seed(0)
-    model = VAE(ModelConfig(image_size=8, latent_dim=2, hidden=(16,)))
-    data = blobs(200)
-    r = evaluate(model, data, iw_samples=2)
-    assert r["nll_iw"] <= r["neg_elbo"] + 0.5
+    model = VAE(ModelConfig(image_size=8, latent_dim=2, hidden=(16,))).eval()
+    x = blobs(200).x.float() / 255
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        closed_kl = float(losses.kl_per_dim(mu, logvar).sum(1).mean())
+        gen = torch.Generator().manual_seed(1)
+        one = torch.stack([_iw_nll(model, x, None, mu, logvar, 1, gen, None) for _ in range(200)])   # [200 draws, B]
+        z = mu + torch.randn((200, *mu.shape), generator=gen) * torch.exp(0.5 * logvar)
+        recon = torch.stack([losses.recon_nll(model.decode(zi), x, model.cfg) for zi in z])
+        neg_elbo = float(recon.mean()) + closed_kl
+        se = float(one.mean(1).std() / math.sqrt(one.shape[0]))
+        assert abs(float(one.mean()) - neg_elbo) < 4 * se + 1e-3, (float(one.mean()), neg_elbo, se)
+        k10 = float(torch.stack([_iw_nll(model, x, None, mu, logvar, 10, gen, None) for _ in range(20)]).mean())
+        k100 = float(torch.stack([_iw_nll(model, x, None, mu, logvar, 100, gen, None) for _ in range(5)]).mean())
+    assert k100 < k10 < float(one.mean()), (k100, k10, float(one.mean()))
 
 
 def test_active_units_counts_used_dimensions():
@@ -220,7 +234,8 @@ def test_elbo_does_not_depend_on_iw_sampling():
     torch.manual_seed(0)
     model = VAE(ModelConfig(image_size=8, latent_dim=2, hidden=(16,)))
     data = blobs(30)
-    assert evaluate(model, data, batch_size=7)["neg_elbo"] == evaluate(model, data, batch_size=7, iw_samples=5)["neg_elbo"]
+    plain = evaluate(model, data, batch_size=7)["neg_elbo"]
+    assert plain == evaluate(model, data, batch_size=7, iw_samples=5)["neg_elbo"]
 
 
 def test_output_bias_starts_at_the_mean_pixel_logit():
