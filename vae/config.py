@@ -146,6 +146,8 @@ class TrainConfig:
     eval_every_epoch: bool = True         # test -ELBO after each epoch (needed for the live curves)
     time_budget: float = 0.0              # seconds of training (0 = off); the lr schedule then follows the clock
     output_bias_init: bool = True         # start the decoder's output bias at the mean training pixel's logit
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: the forward pass under autocast (losses, gradients and
+                                          # Adam stay fp32); pays on GPUs with bf16 units, costs on most CPUs
 
     def __post_init__(self) -> None:
         _check(1 <= self.epochs <= 100_000, f"train.epochs must be 1..100000, got {self.epochs}")
@@ -165,6 +167,7 @@ class TrainConfig:
                f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
         _check(0 <= self.time_budget <= 7 * 86400, f"train.time_budget must be 0..604800 s, got {self.time_budget}")
         _check(self.recon_every >= 1, f"train.recon_every must be >= 1, got {self.recon_every}")
+        _check(self.precision in ("fp32", "bf16"), f"train.precision must be fp32 or bf16, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

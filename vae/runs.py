@@ -123,7 +123,7 @@ def save_run(path: str | Path, model: VAE, config: RunConfig, metrics: dict[str,
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunError(f"{path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not is_run_dir(path):
+    if path.is_dir() and any(path.iterdir()) and not (path / CONFIG).is_file():
         raise RunError(f"{path} is a non-empty folder that is not a run; choose a new --out folder")
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
@@ -214,11 +214,16 @@ def run_folder_name(config: RunConfig, data_name: str) -> str:
 
 def new_run_dir(root: str | Path, config: RunConfig, data_name: str) -> Path:
     """Create a fresh, empty run folder under ``root`` and return it. The folder is made with an exclusive
-    ``mkdir``, so two processes sharing ``root`` never get the same one."""
+    ``mkdir``, so two processes sharing ``root`` (two app replicas, say) never get the same one."""
+    return new_folder(root, lambda: run_folder_name(config, data_name))
+
+
+def new_folder(root: str | Path, name) -> Path:
+    """``root / name()``, created exclusively; ``name()`` is asked again (it must vary) while a folder exists."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     while True:
-        path = root / run_folder_name(config, data_name)
+        path = root / name()
         try:
             path.mkdir()
             return path

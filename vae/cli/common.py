@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..config import DataConfig, parse_widths
 from ..config import replace as cfg_replace
 from ..data import DataSplit, Limits, load_dataset
-from ..runs import Run, RunError, is_run_dir
+from ..runs import CONFIG, Run, RunError
 
 EXIT_BAD_INPUT = 2
 
@@ -117,7 +117,7 @@ def load_run_data(args, run: Run) -> DataSplit:
 
 def check_out(out: Path) -> None:
     """Refuse an ``--out`` that exists and is not a run folder (never overwrite a user's files)."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_dir(out))):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG).is_file())):
         raise RunError(f"--out {out} exists and is not a run folder; choose a new folder")
 
 
@@ -154,7 +154,7 @@ def bar_callback(total: int | None, quiet: bool, desc: str) -> tuple[Any, Callab
 def run_in_thread(fn: Callable[[threading.Event], Any], on_interrupt: str = "stopping after this batch") -> Any:
     """Run ``fn(cancel)`` in a worker thread so Ctrl-C sets ``cancel`` and the work stops cleanly after the
     current batch; returns its result or re-raises its error here."""
-    cancel = threading.Event()
+    cancel, done = threading.Event(), threading.Event()
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -162,16 +162,26 @@ def run_in_thread(fn: Callable[[threading.Event], Any], on_interrupt: str = "sto
             box["result"] = fn(cancel)
         except BaseException as e:  # handed to the main thread
             box["error"] = e
+        finally:
+            done.set()
 
-    th = threading.Thread(target=work, name="vae-work", daemon=True)
-    th.start()
-    try:
-        while th.is_alive():
-            th.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        print(f"\ninterrupted: {on_interrupt}", file=sys.stderr)
-        th.join()
+    threading.Thread(target=work, name="vae-work", daemon=True).start()
+    interrupts = 0
+    # wait on an event, not Thread.join: a KeyboardInterrupt inside join() can leave the thread looking
+    # finished while it still runs (CPython's interrupted _tstate_lock), and the result would be lost
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            # the first stops after the batch and saves; a second (torchrun forwards the terminal's Ctrl-C
+            # to its workers, which also got it directly) is ignored; a third quits without saving
+            interrupts += 1
+            if interrupts == 1:
+                cancel.set()
+                print(f"\ninterrupted: {on_interrupt} (press Ctrl-C twice more to quit without saving)",
+                      file=sys.stderr)
+            elif interrupts >= 3:
+                raise
     if "error" in box:
         raise box["error"]
     return box["result"]

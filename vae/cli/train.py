@@ -8,20 +8,26 @@ run's ``config.json``) instead of the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..config import replace as cfg_replace
 from ..data import DEFAULT_DATASET, DataSplit
+from ..distributed import Dist, from_env
+from ..jobs import StopSignal
 from ..pipeline import train_run
-from ..runs import RunError, config_from_bytes, new_run_dir
+from ..runs import CONFIG, RunError, config_from_bytes, new_run_dir
+from ..util import pick_device
 from .common import add_data_args, check_out, data_config, decoder_widths, load_data, steps_for, widths, with_progress
 
 #: Options that may go with ``--config`` (everything else is in the file).
-WITH_CONFIG = {"command", "func", "parser", "config", "data_dir", "out", "quiet", "iw_samples", "threads", "device",
-               "max_files", "max_file_mb", "max_uncompressed_mb", "max_image_pixels"}
+WITH_CONFIG = {"command", "func", "parser", "config", "resume", "nice", "data_dir", "out", "quiet", "iw_samples",
+               "threads", "device", "precision", "max_files", "max_file_mb", "max_uncompressed_mb", "max_image_pixels"}
 
 
 def register(sub) -> None:
@@ -32,6 +38,11 @@ def register(sub) -> None:
     tr.add_argument("--config", default=None,
                     help="train the RunConfig in this JSON file (a run's config.json) instead of the options below; "
                          "only --data-dir, --out, --threads, --device, --iw-samples and --quiet may go with it")
+    tr.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue the run in RUN_DIR from its last completed epoch (or start it, when the folder "
+                         "holds only its config.json, as a queued job does); same options as --config")
+    tr.add_argument("--nice", type=int, default=0, help="lower this process's priority by N (Unix), e.g. for a "
+                                                          "job beside a web server")
     add_data_args(tr, default_data=DEFAULT_DATASET)
     tr.add_argument("--split-seed", type=int, default=None, help="seed of the train/test split of data without one")
     g = tr.add_argument_group("model")
@@ -67,6 +78,8 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=t.seed)
     g.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = all cores")
     g.add_argument("--device", default=t.device, help="auto, cpu, cuda or mps")
+    g.add_argument("--precision", choices=["fp32", "bf16"], default=t.precision,
+                   help="bf16: the forward pass under autocast (losses and optimizer in fp32); for GPUs")
     g.add_argument("--time-budget", type=float, default=t.time_budget,
                    help="train for at most this many seconds (0 = off); the lr schedule follows the clock")
     g.add_argument("--no-bias-init", action="store_true",
@@ -92,7 +105,8 @@ def config_from_args(args, data: DataSplit) -> RunConfig:
                         warmup_epochs=args.warmup, free_bits=args.free_bits, grad_clip=args.grad_clip,
                         weight_decay=args.weight_decay, seed=args.seed, binarize=args.binarize,
                         threads=args.threads, device=args.device, eval_every_epoch=not args.no_test_eval,
-                        time_budget=args.time_budget, output_bias_init=not args.no_bias_init)
+                        time_budget=args.time_budget, output_bias_init=not args.no_bias_init,
+                        precision=args.precision)
     return RunConfig(model=model, train=train, data=dcfg)
 
 
@@ -108,7 +122,7 @@ _VALUED = (("--image-size", "data", "image_size"), ("--color", "data", "color"),
            ("--warmup", "train", "warmup_epochs"), ("--free-bits", "train", "free_bits"),
            ("--grad-clip", "train", "grad_clip"), ("--weight-decay", "train", "weight_decay"),
            ("--seed", "train", "seed"), ("--threads", "train", "threads"), ("--device", "train", "device"),
-           ("--time-budget", "train", "time_budget"))
+           ("--time-budget", "train", "time_budget"), ("--precision", "train", "precision"))
 #: (switch, section, field, the field's value when the switch is given)
 _SWITCHES = (("--learn-sigma", "model", "learn_sigma", True), ("--conditional", "model", "conditional", True),
              ("--binarize", "train", "binarize", True), ("--no-bias-init", "train", "output_bias_init", False),
@@ -139,46 +153,68 @@ def args_for(config: RunConfig, *, always: dict[str, set[str]] | None = None) ->
     return out
 
 
-def _config_file(args) -> RunConfig:
+def _config_file(args, path: Path, flag: str) -> RunConfig:
     parser_defaults = vars(args.parser.parse_args([]))
     extra = sorted(k for k, v in vars(args).items() if k not in WITH_CONFIG and v != parser_defaults.get(k))
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)
-        raise ValueError(f"{flags} cannot go with --config (the file holds the whole run); edit the file instead")
-    path = Path(args.config)
+        raise ValueError(f"{flags} cannot go with {flag} (the file holds the whole run); edit the file instead")
     try:
         blob = path.read_bytes()
     except OSError as e:
-        raise RunError(f"--config {path}: {e.strerror or e}") from None
+        raise RunError(f"{flag} {path}: {e.strerror or e}") from None
     config = config_from_bytes(blob, str(path))
     if config.kind != "vae":
-        raise ValueError(f"--config {path} describes a {config.kind!r} run; `train` trains plain VAE runs")
-    changes = {k: getattr(args, k) for k in ("threads", "device") if getattr(args, k) != parser_defaults.get(k)}
+        raise ValueError(f"{flag} {path} describes a {config.kind!r} run; `train` trains plain VAE runs")
+    changes = {k: getattr(args, k) for k in ("threads", "device", "precision")
+               if getattr(args, k) != parser_defaults.get(k)}
     return RunConfig(model=config.model, train=cfg_replace(config.train, **changes), data=config.data)
 
 
 def cmd_train(args) -> int:
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)
     out = Path(args.out) if args.out else None
+    if args.resume and (args.config or out):
+        raise ValueError("--resume RUN_DIR takes the folder's own config and writes to that folder; "
+                         "drop --config / --out")
     if out is not None:
         check_out(out)
-    if args.config:
-        config = _config_file(args)
+    if args.resume or args.config:
+        flag = "--resume" if args.resume else "--config"
+        path = Path(args.resume) / CONFIG if args.resume else Path(args.config)
+        config = _config_file(args, path, flag)
         data = load_data(args, config.data)
         m = config.model
         if (data.channels, data.image_size) != (m.channels, m.image_size):
-            raise ValueError(f"--config: the data has {data.channels}x{data.image_size}px images, the model "
+            raise ValueError(f"{flag}: the data has {data.channels}x{data.image_size}px images, the model "
                              f"{m.channels}x{m.image_size}px")
+        out = Path(args.resume) if args.resume else out
     else:
         data = load_data(args, data_config(args))
         config = config_from_args(args, data)
-    if out is None:
-        out = new_run_dir("runs", config, data.name)
+    d = from_env(pick_device(config.train.device))      # torchrun's process group, or one process
+    try:
+        return _train(args, config, data, out, d)
+    finally:
+        d.close()
+
+
+def _train(args, config: RunConfig, data: DataSplit, out: Path | None, d: Dist) -> int:
+    if out is None:                                     # rank 0 names the folder, every rank uses it
+        out = d.broadcast_object(new_run_dir("runs", config, data.name) if d.is_main else None)
     m = config.model
     total = steps_for(len(data.train), config.train.batch_size, config.train.epochs)
-    result = with_progress(total, args.quiet, f"{Path(data.name).name} {m.arch} {m.latent_dim}d",
-                           lambda callback, cancel: train_run(config, data, out, callback=callback, cancel=cancel,
-                                                              iw_samples=args.iw_samples),
-                           "stopping after this batch and saving the run")
+    with stop_on_sigterm():
+        result = with_progress(total, args.quiet or not d.is_main, f"{Path(data.name).name} {m.arch} {m.latent_dim}d",
+                               lambda callback, cancel: train_run(
+                                   config, data, out, callback=callback,
+                                   cancel=StopSignal(out, cancel) if d.is_main else None,
+                                   iw_samples=args.iw_samples, resume=bool(args.resume), dist=d,
+                                   launched_by=os.environ.get("VAE_LAB_LAUNCHED_BY", "cli")),
+                               "stopping after this batch and saving the run")
+    if not d.is_main:
+        return 0
     final = result.final
     summary = {"run_dir": str(result.path) if result.path else None, "status": result.status,
                "seconds": round(result.seconds, 2),
@@ -186,7 +222,29 @@ def cmd_train(args) -> int:
                   if k in final}}
     if "nll_iw" in final:
         summary["nll_iw"] = final["nll_iw"]
+    if d.active:
+        summary.update(d.describe())
     if result.status == "failed":
         print(f"error: {result.message}", file=sys.stderr)
     print(json.dumps(summary))
-    return 0 if result.status != "failed" else 1
+    # under torchrun an orderly ending is never an exit code a restart policy would act on: the run folder
+    # says how it ended (a NaN would only come back after a restart)
+    return 0 if result.status != "failed" or d.active else 1
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """SIGTERM (from torchrun when a peer fails or it is interrupted, from a cluster's scheduler, from kill)
+    stops after the current batch and saves, like Ctrl-C, instead of killing the process mid-write."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:                                  # not the main thread (a notebook, a test runner)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

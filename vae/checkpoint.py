@@ -1,0 +1,123 @@
+"""Per-epoch checkpoints inside a run folder: what ``python -m vae train --resume RUN_DIR`` continues from.
+
+``RUN_DIR/checkpoint/`` holds ``model.safetensors`` (weights), ``optimizer.safetensors`` (Adam's moments
+and step counts, flattened as ``state.<param index>.<name>``, plus the two generators' states) and
+``state.json`` (epoch, steps, clocks, history, the optimizer's hyper-parameters). Each file is written to
+a temporary name and renamed, tensors first and ``state.json`` last; both tensor files carry the epoch
+in their metadata, so a reader never pairs weights of one epoch with a state of another. Loading checks
+every key and shape against the model and optimizer the run's config builds; nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .config import RunConfig
+from .models import build_model
+from .runs import RunError, load_state
+from .train import Checkpoint, adam
+from .util import atomic_write_bytes, atomic_write_json
+
+FOLDER = "checkpoint"
+WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.safetensors", "state.json"
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / FOLDER / STATE).is_file()
+
+
+def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint) -> None:
+    """Write ``run_dir/checkpoint/`` for the epoch ``ck.epoch`` (atomically, file by file)."""
+    folder = Path(run_dir) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "vae-lab-checkpoint", "epoch": str(ck.epoch)}
+    weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(folder / WEIGHTS, st_save(weights, metadata=meta))
+    tensors: dict[str, torch.Tensor] = {"generator": ck.generator.contiguous(), "rng": ck.rng.contiguous()}
+    for idx, st in ck.optimizer["state"].items():
+        for name, t in st.items():
+            tensors[f"state.{idx}.{name}"] = torch.as_tensor(t).detach().to("cpu").contiguous()
+    atomic_write_bytes(folder / OPTIMIZER, st_save(tensors, metadata=meta))
+    atomic_write_json(folder / STATE, {
+        "epoch": ck.epoch, "global_step": ck.global_step, "seen": ck.seen, "train_time": ck.train_time,
+        "elapsed": ck.elapsed, "history": ck.history, "param_groups": ck.optimizer["param_groups"]})
+
+
+def load_checkpoint(run_dir: str | Path, config: RunConfig) -> tuple[dict[str, torch.Tensor], Checkpoint]:
+    """The weights and ``Checkpoint`` of ``run_dir``'s last completed epoch, checked against ``config``."""
+    folder = Path(run_dir) / FOLDER
+    try:
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+        blobs = {name: (folder / name).read_bytes() for name in (WEIGHTS, OPTIMIZER)}
+    except (OSError, ValueError) as e:
+        raise RunError(f"{folder}: no readable checkpoint ({e})") from None
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    for name, blob in blobs.items():
+        try:
+            tensors[name] = st_load(blob)
+        except (SafetensorError, ValueError, RuntimeError) as e:
+            raise RunError(f"{folder / name}: not a valid safetensors file ({str(e).splitlines()[0][:120]})") from None
+        epoch = _metadata(blob).get("epoch")
+        if epoch != str(state.get("epoch")):
+            raise RunError(f"{folder}: {name} is from epoch {epoch}, state.json from epoch {state.get('epoch')}; "
+                           "the checkpoint was cut mid-write")
+    model = build_model(config.model)
+    load_state(model, tensors[WEIGHTS], str(folder / WEIGHTS))
+    optimizer = _optimizer_state(model, tensors[OPTIMIZER], state, config, str(folder / OPTIMIZER))
+    opt_t = tensors[OPTIMIZER]
+    ck = Checkpoint(epoch=int(state["epoch"]), global_step=int(state["global_step"]), seen=int(state["seen"]),
+                    train_time=float(state["train_time"]), elapsed=float(state["elapsed"]),
+                    history=state["history"], optimizer=optimizer,
+                    generator=opt_t["generator"].to(torch.uint8), rng=opt_t["rng"].to(torch.uint8))
+    return tensors[WEIGHTS], ck
+
+
+def remove_checkpoint(run_dir: str | Path) -> None:
+    """Drop the checkpoint of a completed run (the optimizer's moments are twice the model's size)."""
+    folder = Path(run_dir) / FOLDER
+    for name in (STATE, OPTIMIZER, WEIGHTS):            # state first: a half-removed folder is no checkpoint
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _metadata(blob: bytes) -> dict[str, str]:
+    n = int.from_bytes(blob[:8], "little")
+    try:
+        header = json.loads(blob[8:8 + n])
+    except ValueError:
+        return {}
+    return header.get("__metadata__") or {}
+
+
+def _optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                     config: RunConfig, source: str) -> dict[str, Any]:
+    """Rebuild Adam's state_dict, checking it against the optimizer this model and config would get."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fresh = adam(params, lr=config.train.lr, weight_decay=config.train.weight_decay).state_dict()
+    groups = state.get("param_groups")
+    expected = [g["params"] for g in fresh["param_groups"]]
+    if not isinstance(groups, list) or [g.get("params") for g in groups] != expected:
+        raise RunError(f"{source}: the optimizer's parameter groups do not match the model the config builds")
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if not key.startswith("state."):
+            continue
+        _, idx, name = key.split(".", 2)
+        out.setdefault(int(idx), {})[name] = t
+    for idx, st in out.items():
+        if not 0 <= idx < len(params):
+            raise RunError(f"{source}: optimizer state for parameter {idx}, the model has {len(params)}")
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name not in st or tuple(st[name].shape) != tuple(params[idx].shape):
+                raise RunError(f"{source}: optimizer state {idx}.{name} does not match parameter shape "
+                               f"{list(params[idx].shape)}")
+    return {"state": out, "param_groups": groups}
