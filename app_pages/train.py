@@ -8,14 +8,16 @@ from vae.config import ConfigError, DataConfig
 from vae.data import DATASETS, DataError
 
 st.title("Train")
-st.caption("Training runs in the background: you can visit other pages meanwhile. When it ends, or when you "
-           "press Stop, the run is saved and becomes the active run.")
+st.caption("Training runs in its own process: you can visit other pages, or close the tab for a minute, "
+           "meanwhile. When it ends, or when you press Stop, the run is saved and becomes the active run.")
 
 job = training.current_job()
 if job is not None and job.running:
     train_panel.live()
 elif job is not None:
     train_panel.finished(job)
+train_panel.others_panel(exclude=None if job is None else str(job.run_dir))
+train_panel.interrupted_panel(exclude=None if job is None else str(job.run_dir))
 
 settings_box = st.container() if job is None else st.expander("Settings for a new run", expanded=not job.running,
                                                                 icon=":material/settings:")

@@ -45,12 +45,9 @@ def make_env(monkeypatch, tmp_path, **extra) -> Path:
     monkeypatch.setenv("VAE_LAB_THREADS", "1")
     for k, v in extra.items():
         monkeypatch.setenv(k, str(v))
-    # every AppTest has the same session id, so start each test with an empty job registry
-    from ui.training import registry
-    for job in registry().running():
-        job.stop()
-        job.join(30)
-    registry.clear()
+    # every AppTest has the same session id: start each test with no scheduler (its jobs stopped)
+    from ui import training
+    training.close_all()
     return runs
 
 

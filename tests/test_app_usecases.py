@@ -61,11 +61,11 @@ def test_doctor_flags_collapse_and_starts_the_fix(monkeypatch, tmp_path):
     at.button(key="doctor.start.posterior_collapse").click().run()
     assert not at.exception, at.exception
     assert any("Started the suggested run" in s.value for s in at.success), [e.value for e in at.error]
-    from ui.training import registry
-    job = registry().running()[0]
-    assert job.config.train.beta == 1.0 and job.config.train.free_bits == 0.5
-    job.stop()
-    job.join(30)
+    from vae import jobs
+    [(run_dir, status)] = jobs.list_jobs(runs_dir)          # the suggested run, queued or training
+    assert status["state"] in jobs.ACTIVE
+    queued = json.loads((run_dir / "config.json").read_text())
+    assert queued["train"]["beta"] == 1.0 and queued["train"]["free_bits"] == 0.5
 
 
 def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):

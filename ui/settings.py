@@ -6,8 +6,15 @@
 - ``VAE_LAB_HEARTBEAT_S``: a training run whose browser tab has sent no heartbeat for this
   many seconds (and whose websocket is gone) stops itself and is saved; default 60.
 - ``VAE_LAB_POLL_S``: how often a page polls a training run, seconds; default 1.
-- ``VAE_LAB_THREADS``: torch CPU threads for the whole app (inference and training);
-  default half the cores, at least 1, so the server stays responsive while a model trains.
+- ``VAE_LAB_THREADS``: torch CPU threads of the web server (inference); default half the cores, at
+  least 1.
+- ``VAE_LAB_MAX_JOBS``: training runs that train at once, each in its own process, per app server
+  (replica); more wait in a queue. Default: one per two cores, at least 1 (README, "Serving a class").
+- ``VAE_LAB_JOB_THREADS``: torch threads of each training process; default 1.
+- ``VAE_LAB_JOB_NICE``: how much lower a training process's priority is than the server's; default 10.
+- ``VAE_LAB_TRAIN_LAUNCHER``: the command prefix that runs ``-m vae train ...`` for a job: empty (default)
+  runs this Python; ``torchrun --standalone --nproc-per-node 2`` or ``srun -p gpu torchrun ...`` hand the
+  job to those engines (the runs folder must then be shared storage).
 
 Read on every call (cheap), so a test can set them before starting the app.
 """
@@ -47,6 +54,29 @@ def heartbeat_timeout() -> float:
 
 def poll_seconds() -> float:
     return _float("VAE_LAB_POLL_S", 1.0, 0.2)
+
+
+def _int(name: str, default: int, lo: int) -> int:
+    try:
+        return max(lo, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def max_jobs() -> int:
+    return _int("VAE_LAB_MAX_JOBS", max(1, (os.cpu_count() or 2) // 2), 1)
+
+
+def job_threads() -> int:
+    return _int("VAE_LAB_JOB_THREADS", 1, 1)
+
+
+def job_nice() -> int:
+    return _int("VAE_LAB_JOB_NICE", 10, 0)
+
+
+def train_launcher() -> str:
+    return os.environ.get("VAE_LAB_TRAIN_LAUNCHER", "").strip()
 
 
 def torch_threads() -> int:

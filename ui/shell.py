@@ -1,17 +1,51 @@
-"""The parts every page shares: the sidebar (run picker, run upload, training status)."""
+"""The parts every page shares: the server's one-time start-up, the sidebar (run picker, run upload,
+training status)."""
 from __future__ import annotations
+
+import gc
+import importlib
+import threading
+import time
+from pathlib import Path
 
 import streamlit as st
 
 from . import compute, runs, settings, state, training, uploads
 
 PAGE_TITLE = "VAE Lab"
+_STARTUP_LOCK = threading.Lock()
+_STARTUP: dict[str, float] = {}
+
+
+def startup() -> dict[str, float]:
+    """Once per server process, before its first page: import every module a page uses, then freeze the heap.
+
+    - Importing up front means two first visitors never import the same module at once (plotly once met a
+      half-imported pandas that way and a page failed).
+    - ``gc.freeze()`` moves everything alive now (torch, Streamlit, plotly, pandas, the core: a few hundred
+      thousand objects that live as long as the server) out of the collector's sight. Streamlit runs a full
+      ``gc.collect(2)`` after every script run (``runner.postScriptGC``); without the freeze each of those
+      walked this whole heap (README, "Serving a class": the measured cost per click with and without).
+    """
+    with _STARTUP_LOCK:
+        if not _STARTUP:
+            t0 = time.perf_counter()
+            for name in ("pandas", "plotly.graph_objects", "plotly.subplots", "PIL.Image"):
+                importlib.import_module(name)
+            for path in sorted(Path(__file__).parent.glob("*.py")):
+                importlib.import_module(f"{__package__}.{path.stem}")
+            t1 = time.perf_counter()
+            gc.collect()
+            gc.freeze()
+            _STARTUP.update(imports_s=t1 - t0, freeze_s=time.perf_counter() - t1,
+                            frozen_objects=gc.get_freeze_count())
+    return _STARTUP
 
 
 def setup() -> None:
-    """Called by app.py before any page: torch threads, kept widget values, pending run changes."""
+    """Called by app.py before any page: start-up once, torch threads, kept widget values, pending changes."""
+    startup()
     compute.configure_torch()
-    training.warm_up()
     state.keep_widget_values()
     pending = st.session_state.pop(state.APP_RUN_PENDING, None)
     if pending:
@@ -54,11 +88,12 @@ def _finish(job) -> None:
     """Make a finished job's run active once, then rerun the whole app so every widget sees it."""
     if job.seen_by_session:
         return
-    job.seen_by_session = True
-    if job.run_path is not None:
-        st.session_state[state.APP_RUN_PENDING] = str(job.run_path)
-        what = "finished" if job.status == "done" else "stopped"
-        st.session_state[state.APP_TOAST] = f"Training {what}: {job.run_path.name} is saved and now active."
+    job.mark_seen()
+    snap = job.snapshot()
+    if snap["run_path"] is not None and snap["status"] in ("done", "stopped"):
+        st.session_state[state.APP_RUN_PENDING] = str(snap["run_path"])
+        what = "finished" if snap["status"] == "done" else "stopped"
+        st.session_state[state.APP_TOAST] = f"Training {what}: {snap['run_path'].name} is saved and now active."
     st.rerun(scope="app")
 
 
@@ -72,6 +107,10 @@ def _live_status() -> None:
         _finish(job)
         return
     snap = job.snapshot()
+    if snap["status"] in ("queued", "starting"):
+        where = f"place {snap['queue_position']} in the queue" if snap["queue_position"] else "starting"
+        st.progress(0.0, text=f"Training: {where}")
+        return
     frac = snap["step"] / snap["total_steps"] if snap["total_steps"] else 0.0
     st.progress(min(1.0, frac), text=f"Training: epoch {max(1, snap['epoch'])}/{snap['epochs'] or '?'}")
 

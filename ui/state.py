@@ -49,6 +49,8 @@ TRAIN_BUDGET = "train.time_budget"
 TRAIN_QUICK = "train.quick"                  # button: quick demo settings
 TRAIN_START = "train.start"
 TRAIN_STOP = "train.stop"
+TRAIN_RESUME = "train.resume"                # button (prefix, + run folder name in the interrupted list)
+TRAIN_WATCH = "train.watch"                  # button (prefix, + run folder name in the in-progress list)
 TRAIN_ERROR = "train.error"                  # one line from a refused Start
 
 # ---- Reconstructions

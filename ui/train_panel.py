@@ -4,6 +4,7 @@ job snapshot (progress with ETA, live curves, KL per dimension, reconstructions,
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -79,8 +80,12 @@ def _duration(seconds: float) -> str:
 
 def progress_text(snap: dict) -> tuple[float, str]:
     total = snap["total_steps"]
+    if snap["status"] == "queued":
+        place = snap.get("queue_position")
+        return 0.0, (f"Waiting in the queue: place {place}. At most {settings.max_jobs()} run(s) train at once on "
+                     "this server; yours starts when one ends." if place else "Queued…")
     if snap["status"] == "starting" or not total:
-        return 0.0, "Starting…"
+        return 0.0, "Starting the training process…"
     frac = min(1.0, snap["step"] / total)
     eta = snap["eta"]
     budget = snap["config"].train.time_budget
@@ -107,7 +112,11 @@ def dashboard(snap: dict) -> None:
     epochs = snap["epoch_records"]
     spe = snap["total_steps"] / max(1, snap["epochs"]) if snap["total_steps"] else None
     # drawn from the start (empty until the first batch), so the chart library loads meanwhile
-    st.plotly_chart(plots.curves(snap["steps"], epochs, spe), width="stretch", config=plots.NO_MODEBAR)
+    key = str(snap.get("run_dir"))
+    last = snap["steps"][-1]["step"] if snap["steps"] else 0
+    st.plotly_chart(plots.cached(("curves", key, last, len(snap["steps"]), len(epochs)),
+                                 lambda: plots.curves(snap["steps"], epochs, spe)),
+                    width="stretch", config=plots.NO_MODEBAR)
     latest = epochs[-1] if epochs else None
     two_d = d == 2 and snap["latent"] is not None
     left, right = st.columns(2, gap="large")
@@ -117,19 +126,23 @@ def dashboard(snap: dict) -> None:
             mu = np.asarray(lat["mu"])
             y = None if lat["y"] is None else np.asarray(lat["y"])
             st.markdown(f"**Test images in the latent space** after epoch {latest['epoch']}")
-            st.plotly_chart(plots.latent_scatter(mu, y, snap["class_names"], height=430), width="stretch",
-                            config=plots.NO_MODEBAR)
+            st.plotly_chart(plots.cached(("train-map", key, latest["epoch"]),
+                                         lambda: plots.latent_scatter(mu, y, snap["class_names"], height=430)),
+                            width="stretch", config=plots.NO_MODEBAR)
         elif latest is not None:
-            _kl(latest)
+            _kl(latest, key)
         else:
             st.caption("KL per latent dimension appears after the first epoch.")
     with right:
         if two_d and latest is not None:
-            _kl(latest)
+            _kl(latest, key)
         if snap["recon"] is not None:
             inputs, recons = snap["recon"]
-            pair = np.concatenate([images.float_from_uint8(inputs), images.float_from_uint8(recons)])
-            st.image(images.grid(pair, len(inputs), target=56),
+            pair = images.png(("train-recon", key, zlib.crc32(recons.tobytes()), zlib.crc32(inputs.tobytes())),
+                              lambda: images.grid(np.concatenate([images.float_from_uint8(inputs),
+                                                                  images.float_from_uint8(recons)]),
+                                                  len(inputs), target=56))
+            st.image(pair,
                      caption="Top: test inputs. Bottom: their reconstructions, right now.", width="stretch",
                      output_format="PNG")
         if latest is not None and latest.get("test"):
@@ -147,9 +160,10 @@ def preview() -> None:
     st.plotly_chart(plots.curves([], [], None), width="stretch", config=plots.NO_MODEBAR)
 
 
-def _kl(record: dict) -> None:
+def _kl(record: dict, key: str = "") -> None:
     st.markdown(f"**KL per latent dimension** after epoch {record['epoch']} (grey: unused)")
-    st.plotly_chart(plots.kl_bars(record["kl_per_dim"]), width="stretch", config=plots.NO_MODEBAR)
+    st.plotly_chart(plots.cached(("kl", key, record["epoch"], tuple(record["kl_per_dim"])),
+                                 lambda: plots.kl_bars(record["kl_per_dim"])), width="stretch", config=plots.NO_MODEBAR)
 
 
 def stop_job() -> None:
@@ -169,10 +183,12 @@ def live() -> None:
     if not job.running:
         st.rerun(scope="app")
     snap = job.snapshot()
-    stopping = job.cancel.is_set()
+    stopping = job.stopping
     st.button("Stopping…" if stopping else "Stop", key=state.TRAIN_STOP, on_click=stop_job, disabled=stopping,
-              icon=":material/stop_circle:", help="Stops after the current batch and saves what was learned.")
-    dashboard(snap)
+              icon=":material/stop_circle:", help="Stops after the current batch and saves what was learned "
+                                                  "(a queued run just leaves the queue).")
+    if snap["config"] is not None:
+        dashboard(snap)
 
 
 def finished(job) -> None:
@@ -185,7 +201,65 @@ def finished(job) -> None:
         msg = snap["message"] or "stopped"
         st.warning(f"{msg[0].upper()}{msg[1:]}." + (f" What was learned is saved as **{name}**, now the active run."
                                                     if name else ""), icon=":material/stop_circle:")
+    elif snap["status"] == "interrupted":
+        st.warning(_sentence(snap["message"] or "the training process stopped before the run ended"),
+                   icon=":material/pause_circle:")
+        st.button("Resume", key=state.TRAIN_RESUME, icon=":material/play_arrow:", on_click=resume_job,
+                  args=(str(snap["run_dir"]),), help="Continues from the last completed epoch.")
     else:
         st.error(snap["message"] or "training failed", icon=":material/error:")
-    if snap["steps"]:
+    if snap["steps"] and snap["config"] is not None:
         dashboard(snap)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def resume_job(run_dir: str) -> None:
+    try:
+        training.resume(run_dir)
+    except (RuntimeError, OSError) as e:
+        st.session_state[state.TRAIN_ERROR] = str(e)
+
+
+def watch_job(run_dir: str) -> None:
+    training.watch(run_dir)
+
+
+def others_panel(exclude: str | None = None) -> None:
+    """Other runs queued or training on this runs folder (other sessions', or ones a restarted server found):
+    compact, with Watch to follow one here (its dashboard and its Stop button)."""
+    runs = [(p, s) for p, s in training.active_runs() if str(p) != exclude]
+    if not runs:
+        return
+    mine = training.current_job()
+    busy = mine is not None and mine.running
+    with st.expander(f"Other runs in progress ({len(runs)})", icon=":material/groups:"):
+        for path, status in runs:
+            c1, c2 = st.columns([4, 1])
+            if status.get("state") == "running":
+                what = f"training, epoch {status.get('epoch_running') or status.get('epoch') or 1} of " \
+                       f"{status.get('epochs', '?')}"
+            else:
+                what = "waiting in the queue"
+            c1.markdown(f"**{path.name}** · {what}")
+            c2.button("Watch", key=f"{state.TRAIN_WATCH}.{path.name}", on_click=watch_job, args=(str(path),),
+                      icon=":material/visibility:", disabled=busy,
+                      help="Follow this run here, with its live charts and its Stop button.")
+
+
+def interrupted_panel(exclude: str | None = None) -> None:
+    """Runs whose training process ended before they did (a crash, a killed process, a server restart):
+    each with what was kept and a Resume button."""
+    runs = [(p, s) for p, s in training.interrupted_runs() if str(p) != exclude]
+    if not runs:
+        return
+    with st.expander(f"Interrupted runs ({len(runs)})", icon=":material/pause_circle:", expanded=True):
+        for path, status in runs[:10]:
+            c1, c2 = st.columns([4, 1])
+            c1.markdown(f"**{path.name}** · {status.get('message') or 'interrupted'}")
+            c2.button("Resume", key=f"{state.TRAIN_RESUME}.{path.name}", on_click=resume_job, args=(str(path),),
+                      icon=":material/play_arrow:", disabled=training.current_job() is not None
+                      and training.current_job().running)

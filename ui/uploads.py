@@ -20,13 +20,24 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import secrets
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 from vae.data import DataError, DataSplit, Limits, load_dataset, zip_entry_problem
-from vae.runs import CONFIG, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, METRICS, WEIGHTS, RunError, load_run, save_run
+from vae.runs import (
+    CONFIG,
+    MAX_JSON_BYTES,
+    MAX_WEIGHTS_BYTES,
+    METRICS,
+    WEIGHTS,
+    RunError,
+    load_run,
+    new_folder,
+    save_run,
+)
 
 from . import settings
 
@@ -177,12 +188,9 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
     source = files[0][0]
     stem = _safe_name(Path(source).stem if source.lower().endswith(".zip") else "run", "run")
     stem = stem if stem not in ("model", "config", "metrics") else "run"
-    out = settings.runs_dir() / f"uploaded-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    n = 1
-    while out.exists():
-        n += 1
-        out = out.with_name(f"{out.name.rsplit('~', 1)[0]}~{n}")
     metrics = {k: v for k, v in (run.metrics or {}).items() if k != "meta"}
     metrics["uploaded_from"] = ", ".join(n for n, _ in files)[:200]
-    settings.runs_dir().mkdir(parents=True, exist_ok=True)
+    # an exclusive mkdir: two replicas storing an upload in the same second never share a folder
+    out = new_folder(settings.runs_dir(),
+                     lambda: f"uploaded-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
     return save_run(out, run.model, run.config, metrics)

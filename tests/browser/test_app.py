@@ -15,6 +15,7 @@ from conftest import ROOT, new_page
 from upload_cases import data_cases, run_cases
 
 from bench.appserver import app_server
+from vae import jobs
 
 APP = ROOT / "app.py"
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
@@ -160,14 +161,17 @@ def test_closed_tab_stops_its_training_and_other_sessions_never_see_it(browser, 
     assert b.locator("[data-testid='stMain'] [data-testid='stProgress']").count() == 0
     assert b.get_by_role("button", name="Start").is_enabled()
     b.context.close()
-    # closing A's tab: no heartbeat, no websocket -> the worker stops itself and saves
+    # closing A's tab: no heartbeat, no websocket -> the scheduler stops its job, which saves
     t0 = time.monotonic()
     a.context.close()
     deadline = t0 + 30
-    while time.monotonic() < deadline and not [p for p in saved(runs_dir) if p not in before]:
+
+    def stopped():
+        return [p for p, s in jobs.list_jobs(runs_dir) if p not in before and s.get("state") == "stopped"]
+    while time.monotonic() < deadline and not stopped():
         time.sleep(0.25)
-    new = [p for p in saved(runs_dir) if p not in before]
-    assert len(new) == 1, "the orphaned run should be saved once"
+    new = stopped()
+    assert len(new) == 1, "the orphaned run should be stopped and saved once"
     stopped_after = time.monotonic() - t0
     metrics = json.loads((new[0] / "metrics.json").read_text())
     assert metrics["status"] == "cancelled" and "no heartbeat" in metrics["message"]

@@ -1,0 +1,159 @@
+"""What a page shows of a training job, read from its run folder (``vae.jobs`` layout). No Streamlit here.
+
+``snapshot(run_dir)`` returns the dict the Train page draws: state, progress, the live curves' points,
+the epoch records, the latest reconstructions and latent map. The events log is read incrementally (each
+call reads only the bytes appended since the last), once per process for all sessions watching the same
+run, and arrays are re-read only when their file changes.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from vae import jobs
+from vae.config import RunConfig
+from vae.runs import CONFIG, WEIGHTS, RunError, config_from_bytes
+
+MAX_STEP_POINTS = 1500
+STATES = {"queued": "queued", "running": "training", "done": "done", "stopped": "stopped", "failed": "failed",
+          "interrupted": "interrupted"}
+RUNNING = ("queued", "starting", "training", "saving")
+
+
+class _Tail:
+    """The parsed events of one run folder, extended on each ``refresh``."""
+
+    def __init__(self, run_dir: Path):
+        self.dir, self.offset, self.lock = run_dir, 0, threading.Lock()
+        self.start: dict[str, Any] = {}
+        self.end: dict[str, Any] | None = None
+        self.steps: list[dict[str, float]] = []
+        self.epochs: list[dict[str, Any]] = []
+
+    def refresh(self) -> "_Tail":
+        with self.lock:
+            events, self.offset = jobs.read_events(self.dir, self.offset)
+            for e in events:
+                kind = e.get("type")
+                if kind == "start":
+                    self.start, self.end = e, None
+                    resumed = e.get("resumed_at_epoch") or 0
+                    self.epochs = [r for r in self.epochs if r["epoch"] <= resumed]
+                    self.steps = [s for s in self.steps if s["epoch"] <= resumed]
+                elif kind == "step":
+                    self.steps.append({"step": e["global_step"], "epoch": e["epoch"], "recon": e["recon"],
+                                       "kl": e["kl"], "neg_elbo": e["recon"] + e["kl"], "loss": e["loss"],
+                                       "beta": e["beta"]})
+                    if len(self.steps) > 2 * MAX_STEP_POINTS:
+                        self.steps = self.steps[::2]
+                elif kind == "epoch":
+                    self.epochs.append({k: e[k] for k in ("epoch", "train", "kl_per_dim", "elapsed", "partial",
+                                                          "test", "active_units") if k in e})
+                elif kind == "end":
+                    self.end = e
+            return self
+
+
+class _Cache:
+    """A small LRU of per-run readers and file-stamped values, shared by every session of the process."""
+
+    def __init__(self, size: int = 64):
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key, make):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = make()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+_TAILS, _FILES = _Cache(64), _Cache(256)
+
+
+def _stamp(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _file(path: Path, read):
+    """``read(path)``, cached until the file changes."""
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    return _FILES.get((str(path), stamp), lambda: read(path))
+
+
+def _config(path: Path) -> RunConfig | None:
+    try:
+        return config_from_bytes(path.read_bytes(), str(path))
+    except (OSError, RunError):
+        return None
+
+
+def latest_snapshot(run_dir: Path) -> dict | None:
+    folder = run_dir / jobs.SNAPSHOTS
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.suffix == ".npz")
+    except OSError:
+        return None
+    return _file(folder / names[-1], jobs.read_npz) if names else None
+
+
+def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str, Any]:
+    """Everything the Train page draws for the job in ``run_dir`` (keys as the dashboard reads them)."""
+    run_dir = Path(run_dir)
+    status = jobs.read_status(run_dir) or {}
+    state = STATES.get(jobs.effective_state(status) or "queued", "queued")
+    tail = _TAILS.get(str(run_dir), lambda: _Tail(run_dir)).refresh()
+    if state == "queued" and status.get("launched"):
+        state = "starting"
+    if state == "training" and tail.end is not None:
+        state = "saving"
+    last = tail.steps[-1] if tail.steps else {}
+    total = tail.start.get("total_steps") or status.get("total_steps") or 0
+    live = _file(run_dir / jobs.LIVE, jobs.read_npz)
+    snap = latest_snapshot(run_dir) or {}
+    step = max(int(status.get("step") or 0), int(last.get("step") or 0))
+    config = _file(run_dir / CONFIG, _config)
+    eta = status.get("eta")
+    message = status.get("message") or ""
+    if state == "interrupted" and status.get("state") == "running":   # before anyone has written why
+        epoch = status.get("epoch") or 0
+        message = (f"the training process stopped before the run ended; the run is kept up to epoch {epoch}"
+                   if epoch else "the training process stopped before its first epoch ended")
+    if state == "stopped" and not message:
+        message = jobs.stop_reason(run_dir) or "stopped"
+    return {
+        "status": state, "message": message, "stop_reason": jobs.stop_reason(run_dir) or "",
+        "epoch": int(status.get("epoch_running") or status.get("epoch") or 0),
+        "epochs": int(tail.start.get("epochs") or status.get("epochs") or 0), "step": step, "total_steps": total,
+        "eta": float(eta) if isinstance(eta, (int, float)) else math.nan,
+        "elapsed": float(status.get("elapsed") or 0.0),
+        "samples_per_sec": float(status.get("samples_per_sec") or 0.0),
+        "steps": list(tail.steps[-MAX_STEP_POINTS:]), "epoch_records": list(tail.epochs),
+        "recon": (live["inputs"], live["recons"]) if live and "inputs" in live else None,
+        "latent": {"mu": snap["mu"], "y": snap.get("y")} if "mu" in snap else None,
+        "run_path": run_dir if (run_dir / WEIGHTS).is_file() else None,
+        "version": (tail.offset, _stamp(run_dir / jobs.JOB)), "config": config,
+        "class_names": status.get("class_names"), "n_train": int(tail.start.get("n_train") or 0),
+        "n_test": int(tail.start.get("n_test") or 0), "queue_position": queue_position,
+        "final": status.get("final") or {}, "run_dir": run_dir,
+    }
+
+
+def forget(run_dir: str | Path) -> None:
+    """Drop a folder's cached reader (after its folder was reset by a fresh run)."""
+    with _TAILS.lock:
+        _TAILS.items.pop(str(Path(run_dir)), None)
