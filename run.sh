@@ -26,10 +26,10 @@ setup() {  # $1: the extras to install (app | test)
   fi
 }
 
-# Serving settings, chosen by measurement (README, "Serving a class"): no file watcher (it walked the whole
-# checkout, .venv included, on every change) and Streamlit's full garbage collection after each script run
-# replaced by ui/shell.py's frozen start-up heap, so a click costs the page's own work.
-SERVE=(--server.fileWatcherType none --server.runOnSave false --browser.gatherUsageStats false)
+# The serving settings (no file watcher, no forced gc.collect(2) after each script run, beside the frozen
+# start-up heap of ui/shell.py) live in .streamlit/config.toml, chosen by measurement (README, "Serving a
+# class"), so every way of starting the app serves the same; dev turns the watcher back on.
+SERVE=(--browser.gatherUsageStats false)
 
 cmd="${1:-app}"
 shift || true

@@ -37,9 +37,11 @@ if active is not None:
         nrow = min(n, 12)
     else:
         labels, nrow = None, min(n, 12)
-    z, pics = compute.prior_samples(run.model, entry.key, int(len(labels) if labels is not None else n), int(seed),
-                                    float(temp), None if labels is None else tuple(int(v) for v in labels))
-    grid = images.grid(pics, nrow, target=56)
+    count = int(len(labels) if labels is not None else n)
+    label_key = None if labels is None else tuple(map(int, labels))
+    z, pics = compute.prior_samples(run.model, entry.key, count, int(seed), float(temp), label_key)
+    grid = images.png(("samples", entry.key, count, int(seed), float(temp), label_key, nrow),
+                      lambda: images.grid(pics, nrow, target=56))
     what = f"{len(pics)} samples" + (f", {n} per class, one row per class ({', '.join(names or [])})" if per_class
                                      else (f" of class {names[cls] if names else cls}" if m.conditional else ""))
     st.image(grid, caption=f"{what} · seed {int(seed)} · temperature {temp:.1f}", width="content",
@@ -47,9 +49,9 @@ if active is not None:
 
     stem = f"{entry.name}-samples-seed{int(seed)}"
     d1, d2, _ = st.columns([1, 1, 3])
-    d1.download_button("PNG", images.png_bytes(grid), file_name=f"{stem}.png", mime="image/png",
+    d1.download_button("PNG", grid, file_name=f"{stem}.png", mime="image/png",
                        icon=":material/download:", key=S.GEN_PNG)
-    d2.download_button("npz", images.npz_bytes(images=(pics * 255).round().astype(np.uint8), z=z,
-                                               y=None if labels is None else labels),
+    d2.download_button("npz", lambda: images.npz_bytes(images=(pics * 255).round().astype(np.uint8), z=z,
+                                                       y=None if labels is None else labels),  # made on click
                        file_name=f"{stem}.npz", mime="application/octet-stream", icon=":material/download:",
                        key=S.GEN_NPZ, help="images: uint8 [N, C, H, W]; z: float32 [N, D]; y: labels")

@@ -32,13 +32,15 @@ with right:
         label = 0 if m.conditional else None
         if m.latent_dim >= 2:
             dims = (0, 1) if m.latent_dim == 2 else tuple(runs.order_by_kl(run)[:2])
-            pics = compute.manifold(run.model, entry.key, 10, dims, label)
+            pic = images.png(("home", entry.key, dims, label), lambda: images.grid(
+                compute.manifold(run.model, entry.key, 10, dims, label), target=42))
             caption = (f"Decoded over a 10×10 grid of prior quantiles in z{dims[0]} (across) and z{dims[1]} (up)"
                        + (", class " + runs.class_names(run)[0] if m.conditional else "") + ".")
         else:
-            _, pics = compute.prior_samples(run.model, entry.key, 64, 0, 1.0, None)
+            pic = images.png(("home", entry.key), lambda: images.grid(
+                compute.prior_samples(run.model, entry.key, 64, 0, 1.0, None)[1], target=42))
             caption = "Samples from the prior."
-        st.image(images.grid(pics, target=42), caption=caption, width="stretch", output_format="PNG")
+        st.image(pic, caption=caption, width="stretch", output_format="PNG")
         final = (run.metrics or {}).get("final") or {}
         if final.get("neg_elbo") is not None:
             c1, c2, c3 = st.columns(3)

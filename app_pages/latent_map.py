@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from ui import compute, images, map_view, plots, runs
+from ui import compute, images, map_view, runs
 from ui import data as uidata
 from ui import state as S
 from ui.live_decoder import latent_panel
@@ -75,9 +75,8 @@ if active is not None:
                 paths = [("linear path", proj.place(lin[0]), "solid"), ("spherical path", proj.place(sph[0]), "dot")]
                 pa, pb = proj.place(np.stack([ends[0], ends[1]]))
                 marked = [(f"A {ends[2]}", *pa), (f"B {ends[3]}", *pb)]
-            fig = plots.latent_scatter(proj.points, None if y is None else y[proj.index], names, index=proj.index,
-                                       axis_names=proj.axes, prior_center=proj.prior_center, paths=paths,
-                                       marked=marked, height=580)
+            fig = map_view.figure(proj, None if y is None else y[proj.index], names, entry.key, str(dkey),
+                                  paths=paths, marked=marked)
             st.plotly_chart(fig, key=S.MAP_CHART, on_select=functools.partial(map_view.on_select, entry.key),
                             selection_mode="points", width="stretch")
             hint = "Click a point to see its image; click two to interpolate between them."
@@ -91,17 +90,21 @@ if active is not None:
         if d == 1:
             st.info("A 1-D latent has no 2-D manifold; see the Sliders page.")
         else:
-            pics = compute.manifold(run.model, entry.key, grid_n, dims, label)
-            st.image(images.grid(pics, grid_n, target=28 if grid_n > 12 else 40), width="stretch",
+            target = 28 if grid_n > 12 else 40
+            pic = images.png(("manifold", entry.key, grid_n, dims, label, target), lambda: images.grid(
+                compute.manifold(run.model, entry.key, grid_n, dims, label), grid_n, target=target))
+            st.image(pic, width="stretch",
                      caption=f"Manifold: decoded over a {grid_n}×{grid_n} grid of prior quantiles (5% to 95%) in "
                              f"z{dims[0]} (across) and z{dims[1]} (up, larger at the top)"
                              + ("" if d <= 2 else ", other dimensions at 0") + ".", output_format="PNG")
         if clicked and test is not None:
             i = clicked[-1]
-            x_i = images.float_from_uint8(test.x[i].numpy())
-            rec = images.float_from_uint8(compute.per_image(run.model, test, entry.key, str(dkey))["recons"][i])
+            pair = images.png(("pair", entry.key, str(dkey), i, 84), lambda: images.strip(np.stack([
+                images.float_from_uint8(test.x[i].numpy()),
+                images.float_from_uint8(compute.per_image(run.model, test, entry.key, str(dkey))["recons"][i])]),
+                target=84))
             lab = f", label {names[int(y[i])]}" if y is not None and names else ""
-            st.image(images.strip(np.stack([x_i, rec]), target=84), width=200,
+            st.image(pair, width=200,
                      caption=f"Clicked #{i}{lab}: input and reconstruction", output_format="PNG")
 
     # ---- interpolation
@@ -126,13 +129,16 @@ if active is not None:
         st.caption("Linear: a straight line in latent space. Spherical (slerp): follows the arc between the two "
                    "points, keeping their length, where most of the prior's mass lies in high dimensions.")
         for name, (path, frames) in (("Linear", lin), ("Spherical", sph)):
-            st.image(images.strip(frames, target=56), width="stretch",
+            strip = images.png(("interpolation", entry.key, name, za, zb, steps, label),
+                               functools.partial(images.strip, frames, target=56))
+            st.image(strip, width="stretch",
                      caption=f"{name}: {len(frames)} frames from {ends[2]} (left) to {ends[3]} (right)",
                      output_format="PNG")
         g1, g2, _ = st.columns([1, 1, 3])
         for col, (name, (_, frames)) in zip((g1, g2), (("linear", lin), ("spherical", sph))):
-            col.download_button(f"GIF ({name})", images.gif_bytes(frames), file_name=f"{entry.name}-{name}.gif",
-                                mime="image/gif", icon=":material/download:", key=f"{S.MAP_GIF}.{name}")
+            col.download_button(f"GIF ({name})", functools.partial(images.gif_bytes, frames),  # made on click
+                                file_name=f"{entry.name}-{name}.gif", mime="image/gif", icon=":material/download:",
+                                key=f"{S.MAP_GIF}.{name}")
 
     # ---- the latent pad (2-D runs)
     if d == 2:

@@ -34,9 +34,9 @@ if active is not None:
         else:
             order = np.arange(n_test)
         shown = order[:count]
-        x = images.float_from_uint8(test.x[shown].numpy())
-        rec = images.float_from_uint8(scores["recons"][shown])
-        pairs = [images.strip(np.stack([x[i], rec[i]]), target=70) for i in range(len(shown))]
+        pairs = [images.png(("pair", entry.key, str(dkey), int(j), 70), lambda j=j: images.strip(np.stack([
+            images.float_from_uint8(test.x[j].numpy()), images.float_from_uint8(scores["recons"][j])]), target=70))
+            for j in shown]
         caps = [f"#{j} · {loss[j]:.1f} nats" for j in shown]
         st.image(pairs, caption=caps, width=150, output_format="PNG")
         st.caption("Left of each pair: the test input. Right: its reconstruction (decoded posterior mean).")
@@ -52,12 +52,13 @@ if active is not None:
         draws = compute.posterior_samples(run.model, test, entry.key, str(dkey), int(index), int(samples), int(seed))
         left, right = st.columns([1, 4])
         with left:
-            x_i = images.float_from_uint8(test.x[int(index)].numpy())
-            rec_i = images.float_from_uint8(scores["recons"][int(index)])
-            st.image(images.strip(np.stack([x_i, rec_i]), target=70),
+            i = int(index)
+            st.image(images.png(("pair", entry.key, str(dkey), i, 70), lambda: images.strip(np.stack([
+                images.float_from_uint8(test.x[i].numpy()), images.float_from_uint8(scores["recons"][i])]), target=70)),
                      caption=f"#{int(index)}: input and mean reconstruction", width=150, output_format="PNG")
         with right:
-            st.image(images.grid(draws, min(8, len(draws)), target=70),
+            st.image(images.png(("draws", entry.key, str(dkey), int(index), int(samples), int(seed)),
+                                lambda: images.grid(draws, min(8, len(draws)), target=70)),
                      caption=f"{len(draws)} decodes of z ~ q(z | x#{int(index)})", output_format="PNG")
         enc = compute.encode(run.model, test, entry.key, str(dkey))
         sd = np.exp(0.5 * enc["logvar"][int(index)])

@@ -60,26 +60,30 @@ class AppURL(str):
         return self.proc.pid
 
 
-def _pythonpath(env: dict) -> str:
-    """The repo root first, then whatever PYTHONPATH the caller had (without duplicates or empty entries)."""
-    parts = [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+def _pythonpath(env: dict, root: Path = ROOT) -> str:
+    """The app's root first, then whatever PYTHONPATH the caller had (without duplicates or empty entries)."""
+    parts = [str(root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(dict.fromkeys(parts))
 
 
 @contextlib.contextmanager
 def app_server(script: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 60.0, *,
-               port: int | None = None, extra_args: Sequence[str] = ()) -> Iterator[AppURL]:
+               port: int | None = None, extra_args: Sequence[str] = (),
+               root: str | os.PathLike | None = None) -> Iterator[AppURL]:
     """``streamlit run SCRIPT`` (default: the repo's app.py) headless on 127.0.0.1, a free port unless
     ``port`` is given; waits for ``/_stcore/health`` and yields the base URL (an ``AppURL``).
     ``env`` is added to this process's environment; ``extra_args`` go after the server options
-    (e.g. ``["--server.maxUploadSize", "1"]``). The server is stopped on exit."""
+    (e.g. ``["--server.maxUploadSize", "1"]``). ``root`` serves another checkout of the app (its app.py,
+    its working folder, its packages first on the path), e.g. an older commit to compare with. The server
+    is stopped on exit."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(Path(script or ROOT / "app.py").resolve()),
+    root = Path(root).resolve() if root else ROOT
+    cmd = [sys.executable, "-m", "streamlit", "run", str(Path(script or root / "app.py").resolve()),
            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+           "--server.address", "127.0.0.1",
            *extra_args]
     full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = _pythonpath(full_env)
+    full_env["PYTHONPATH"] = _pythonpath(full_env, root)
     target = os.environ.get("VAE_STREAMLIT_LOG", "")
     with contextlib.ExitStack() as stack:
         if not target:
@@ -88,7 +92,7 @@ def app_server(script: str | os.PathLike | None = None, env: dict | None = None,
             log = None
         else:
             log = stack.enter_context(open(target, "ab"))
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log,
+        proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=log,
                                 stderr=subprocess.STDOUT if log is not None else None)
         url = AppURL(f"http://127.0.0.1:{port}", proc, port)
         try:

@@ -1,10 +1,17 @@
-"""Pictures for the pages: crisp grids (nearest-neighbour upscaling), PNG, GIF and npz bytes."""
+"""Pictures for the pages: crisp grids (nearest-neighbour upscaling), PNG, GIF and npz bytes.
+
+``png(key, make)`` is how pages show a computed picture: Streamlit encodes an array handed to ``st.image``
+again on every rerun (a few ms per picture, per click, per session); here each picture is encoded once per
+``key`` for every session of the server.
+"""
 from __future__ import annotations
 
 import base64
 import io
+from typing import Callable
 
 import numpy as np
+import streamlit as st
 from PIL import Image
 
 from vae.latent import image_grid
@@ -41,6 +48,17 @@ def png_bytes(picture: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _png(key: tuple, _make: Callable[[], np.ndarray]) -> bytes:
+    return png_bytes(_make())
+
+
+def png(key: tuple, make: Callable[[], np.ndarray]) -> bytes:
+    """PNG bytes of the picture ``make()`` returns, made once per ``key`` (which must name everything the picture
+    depends on: the run's key, the data key, the settings)."""
+    return _png(key, make)
 
 
 def png_b64(picture: np.ndarray) -> str:

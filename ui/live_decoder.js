@@ -326,6 +326,9 @@ function compile(P) {
   try { P.net = getNet(spec); } catch (e) { fallback(P, e.message); return; }
   P.notice.hidden = true;
   P.canvas.hidden = false;
+  // tell Python at once that this page holds the weights: every later rerun of the page then sends only
+  // the header instead of serialising megabytes again (one extra rerun, on the first view)
+  if (spec.layers) commit(P);
 }
 
 function fallback(P, why) {

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
-from . import compute, images, state
+from . import compute, images, plots, state
 
 CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
 MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
@@ -36,6 +37,21 @@ def projection(mu: np.ndarray, method: str, run_key: str, data_key: str) -> MapP
     center = compute.transform(params, np.zeros((1, d), np.float32))[0]
     return MapProjection(pts, index, params, ("principal component 1", "principal component 2"),
                          (float(center[0]), float(center[1])))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _map_spec(_proj: MapProjection, _labels: np.ndarray | None, names: list[str] | None, run_key: str,
+              data_key: str, method: str, height: int) -> dict:
+    return plots.latent_scatter(_proj.points, _labels, names, index=_proj.index, axis_names=_proj.axes,
+                                prior_center=_proj.prior_center, height=height).to_dict()
+
+
+def figure(proj: MapProjection, labels: np.ndarray | None, names: list[str] | None, run_key: str, data_key: str,
+           *, paths=None, marked=None, height: int = 580):
+    """The latent map: the test points (built once per run, data and projection, for every session) with this
+    session's paths and marked points added."""
+    spec = _map_spec(proj, labels, names, run_key, data_key, proj.params["method"], height)
+    return plots.add_overlays(plots.from_spec(spec), paths, marked)
 
 
 def clicks(run_key: str) -> list[int]:
@@ -80,7 +96,12 @@ def default_test_ends(mu: np.ndarray, labels: np.ndarray | None) -> None:
     st.session_state.setdefault(state.MAP_B, b if b != a else min(1, len(mu) - 1))
 
 
-def pad_background(model, run_key: str, extent: float, label: int | None, n: int = 20) -> dict:
+@st.cache_data(show_spinner=False, max_entries=32)
+def pad_background(_model, run_key: str, extent: float, label: int | None, n: int = 20) -> dict:
     """The decoded manifold tiled evenly over [-extent, extent]^2, as the pad's background image."""
-    tiles = compute.uniform_tiles(model, run_key, n, extent, (0, 1), label)
-    return {"png_b64": images.png_b64(tiles), "extent": [-extent, extent, -extent, extent]}
+    tiles = compute.uniform_tiles(_model, run_key, n, extent, (0, 1), label)
+    # the pad is drawn at most 360 px wide: a 360 px background (not 20 tiles at full size, 560 px) keeps the
+    # component's data, serialised on every rerun of the page, at a third of the bytes
+    side = min(tiles.shape[0], 360)
+    small = np.asarray(Image.fromarray(tiles).resize((side, side), Image.Resampling.LANCZOS))
+    return {"png_b64": images.png_b64(small), "extent": [-extent, extent, -extent, extent]}

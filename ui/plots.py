@@ -1,11 +1,16 @@
 """Plotly figures. No template is set, so ``st.plotly_chart(theme="streamlit")`` themes them
-for light and dark; fixed colours are only used for neutral guides (grey)."""
+for light and dark; fixed colours are only used for neutral guides (grey).
+
+Building a plotly figure validates every property (tens of ms for a chart): ``cached(key, build)`` builds a
+figure once per key for all sessions and hands out copies without validating them again."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import plotly.graph_objects as go
+import streamlit as st
 from plotly.subplots import make_subplots
 
 from vae.evaluate import UNUSED_KL_NATS
@@ -70,6 +75,41 @@ def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float
     return _layout(fig, 300)
 
 
+def add_overlays(fig: go.Figure, paths: list[tuple[str, np.ndarray, str]] | None = None,
+                 marked: list[tuple[str, float, float]] | None = None) -> go.Figure:
+    """Paths (name, [T, 2] points, dash) as lines and marked points (text, x, y) on a latent map."""
+    for name, pts, dash in paths or []:
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
+                                 line=dict(width=3, dash=dash), marker=dict(size=5), hoverinfo="skip"))
+    for text, x, y in marked or []:
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", text=[text], textposition="top center",
+                                 name=f"point {text}", showlegend=False, hoverinfo="skip",
+                                 marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
+                                 textfont=dict(size=15)))
+    return fig
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _spec(key: tuple, _build: Callable[[], go.Figure]) -> dict:
+    return _build().to_dict()
+
+
+def cached(key: tuple, build: Callable[[], go.Figure]) -> go.Figure:
+    """``build()``'s figure, built and validated once per ``key`` for every session, then handed out as a fresh
+    figure each call (``from_spec``), so a page may add to it."""
+    return from_spec(_spec(key, build))
+
+
+def from_spec(spec: dict) -> go.Figure:
+    """A figure again from ``fig.to_dict()`` of a figure built (and validated) earlier, without validating it a
+    second time: plotly's validation is most of the cost of a chart (about 20 ms for a 10-class map against 2 ms).
+    The fast path is plotly's ``_validate`` switch; tests/test_plots.py notices if an upgrade removes it."""
+    try:
+        return go.Figure(spec, _validate=False)
+    except TypeError:       # a plotly without the switch: correct, only slower
+        return go.Figure(spec)
+
+
 def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: list[str] | None, *,
                    axis_names: tuple[str, str] = ("z0", "z1"), prior_center: tuple[float, float] | None = (0.0, 0.0),
                    paths: list[tuple[str, np.ndarray, str]] | None = None,
@@ -105,14 +145,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: l
                           dash=dash), layer="below")
             fig.add_annotation(x=cx + r * math.cos(math.pi / 4), y=cy + r * math.sin(math.pi / 4), text=f"{r}σ",
                                showarrow=False, font=dict(color=GUIDE, size=12), xshift=10, yshift=8)
-    for name, pts, dash in paths or []:
-        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
-                                 line=dict(width=3, dash=dash), marker=dict(size=5), hoverinfo="skip"))
-    for text, x, y in marked or []:
-        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", text=[text], textposition="top center",
-                                 name=f"point {text}", showlegend=False, hoverinfo="skip",
-                                 marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
-                                 textfont=dict(size=15)))
+    add_overlays(fig, paths, marked)
     fig.update_xaxes(title_text=axis_names[0], zeroline=False)
     fig.update_yaxes(title_text=axis_names[1], zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain")
     return _layout(fig, height, legend=dict(title=dict(text="label " if labels is not None else ""), orientation="h",
