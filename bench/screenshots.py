@@ -40,12 +40,16 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--full", action="store_true", help="whole page, not just the first screen")
     ap.add_argument("--pages", default=",".join(n for n, _ in PAGES))
+    ap.add_argument("--launcher", default=None,
+                    help="VAE_LAB_TRAIN_LAUNCHER for the server (e.g. 'torchrun --standalone --nproc-per-node 2'): "
+                         "the Train page is then shot while its run trains under that launcher (train-launcher.png)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wanted = set(args.pages.split(","))
     files = []
-    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}) as url,
+    env = {"VAE_LAB_TRAIN_LAUNCHER": args.launcher} if args.launcher else {}
+    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs, **env}) as url,
           chromium() as browser):
         ctx = browser.new_context(viewport={"width": args.width, "height": args.height},
                                   color_scheme="dark" if args.dark else "light", device_scale_factor=1)
@@ -59,14 +63,23 @@ def main() -> None:
                 page.get_by_role("button", name="Quick demo settings").click()
                 settle(page, 300)
                 page.get_by_role("button", name="Start").click()
-                page.get_by_text("Training finished").first.wait_for(timeout=120_000)
-                settle(page, 1500)
-                page.locator("[data-testid='stToast']").first.wait_for(state="detached", timeout=30_000)
+                if args.launcher:          # shot live, once the launched processes have trained a few epochs
+                    page.wait_for_function("[...document.querySelectorAll(\"[data-testid='stProgress']\")]"
+                                           ".some(e => /Epoch ([4-9]|\\d\\d)/.test(e.innerText))", timeout=120_000)
+                    page.wait_for_timeout(1500)
+                    name = "train-launcher"
+                else:
+                    page.get_by_text("Training finished").first.wait_for(timeout=120_000)
+                    settle(page, 1500)
+                    page.locator("[data-testid='stToast']").first.wait_for(state="detached", timeout=30_000)
             if name in ("latent_map", "sliders"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
             f = out / f"{name}{'-dark' if args.dark else ''}.png"
             page.screenshot(path=str(f), full_page=args.full)
             files.append(str(f))
+            if name == "train-launcher":   # jobs outlive their server by design: stop this one before leaving
+                page.get_by_role("button", name="Stop").click()
+                page.get_by_text("Stopped by request").first.wait_for(timeout=60_000)
         ctx.close()
     print(json.dumps({"files": files}))
 

@@ -2,7 +2,7 @@
 # Serve VAE Lab as N replicas on consecutive ports (8501, 8502, ...) sharing one runs folder, for a load
 # balancer in front (deploy/nginx.conf). Each replica is the same server ./run.sh app starts; stop with Ctrl-C.
 #   ./deploy/replicas.sh [N=2] [FIRST_PORT=8501]
-# Per replica: VAE_LAB_MAX_JOBS training processes at once (default one per two cores), so N replicas on one
+# Per replica: VAE_LAB_MAX_JOBS training processes at once (default one per core), so N replicas on one
 # machine can run N x VAE_LAB_MAX_JOBS; set it so that their sum fits the machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

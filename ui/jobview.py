@@ -150,6 +150,8 @@ def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str
         "class_names": status.get("class_names"), "n_train": int(tail.start.get("n_train") or 0),
         "n_test": int(tail.start.get("n_test") or 0), "queue_position": queue_position,
         "final": status.get("final") or {}, "run_dir": run_dir,
+        "world_size": int(status.get("world_size") or 1), "launcher": status.get("launcher") or "",
+        "device": status.get("device") or "",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,9 @@ def progress_text(snap: dict) -> tuple[float, str]:
         return frac, "Saving the run…"
     text = (f"Epoch {max(1, snap['epoch'])} of {snap['epochs']} · step {snap['step']:,}/{total:,} · "
             f"{snap['samples_per_sec']:,.0f} images/s")
+    if snap.get("world_size", 1) > 1:
+        parts = (snap.get("launcher") or "torchrun").split()
+        text += f" · {snap['world_size']} processes ({' '.join([Path(parts[0]).name, *parts[1:]])})"
     if snap["status"] == "training":
         text += f" · about {_duration(eta)} left"
     else:

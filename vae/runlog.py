@@ -53,7 +53,8 @@ class RunLog:
             self._append({**e, "time": time.time()})
             jobs.write_status(self.dir, state="running", pid=os.getpid(), host=jobs.HOST, started=time.time(),
                               epochs=e["epochs"], total_steps=e["total_steps"], launched_by=self.launched_by,
-                              message="training", epoch=e.get("resumed_at_epoch") or 0)
+                              message="training", epoch=e.get("resumed_at_epoch") or 0,
+                              world_size=e.get("world_size", 1), device=e.get("device"))
             self.last_status = time.monotonic()
         elif kind in ("step", "m2_step"):
             if e["global_step"] % self.every == 0 or e["global_step"] == 1:

@@ -247,7 +247,8 @@ class Trainer:
         cfg = self.cfg
         self.emit({"type": "start", "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch,
                    "total_steps": self.total_steps, "n_train": self.n, "n_test": len(self.data.test),
-                   "device": str(self.device), "threads": self.threads, "resumed_at_epoch": self.epoch})
+                   "device": str(self.device), "threads": self.threads, "resumed_at_epoch": self.epoch,
+                   "world_size": self.dist.world_size})
         self.t0 = time.perf_counter()
         status, message = "completed", f"trained {cfg.epochs} epochs"
         while self.epoch < cfg.epochs:
