@@ -13,6 +13,9 @@ Reusable by any browser test in this folder:
 - ``streamlit_app``: a factory fixture, ``url = streamlit_app(script_path, env)``; the servers
   stop after the test.
 - ``new_page(browser, url)``: a page that has loaded the app (the first element rendered).
+- ``settle(page)``: wait for the current script run to end and its stale elements to go.
+- ``go(page, name, heading)``: follow a sidebar link and wait until that page alone is shown.
+- ``expand(page, title)``: open an expander (no-op when open).
 """
 from __future__ import annotations
 
@@ -25,7 +28,12 @@ import pytest
 
 from bench.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, app_server, free_port
 
-__all__ = ["ROOT", "app_server", "free_port", "new_page"]
+__all__ = ["ROOT", "app_server", "expand", "free_port", "go", "new_page", "settle"]
+
+IDLE = ("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')")
+SHOWS = ("heading => { const h = document.querySelector(\"[data-testid='stMain'] h1\");"
+         " return !!h && h.textContent.trim() === heading && " + IDLE + "; }")
 
 
 def _unavailable(reason: str):
@@ -72,3 +80,41 @@ def new_page(browser, url: str, *, wait_for: str = "[data-testid='stAppViewConta
     page.goto(url)
     page.wait_for_selector(wait_for, state="attached")
     return page
+
+
+def settle(page) -> None:
+    """Wait for the current script run to end: no running indicator and no stale element left."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE)
+
+
+def go(page, name: str, heading: str) -> None:
+    """Follow the sidebar link ``name`` and wait until the page's first heading is ``heading``.
+
+    Waiting for the first heading (not any heading with that text) matters: while a page
+    switch runs, elements of the previous page can still stand above the new ones.
+    """
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
+    try:
+        page.wait_for_function(SHOWS, arg=heading)
+    except Exception as e:
+        raise AssertionError(f"{name}: {describe(page)}") from e
+    settle(page)
+
+
+def describe(page) -> str:
+    """What the page shows now: its first heading, whether a run is going, and what is stale."""
+    return page.evaluate("""() => {
+        const h = document.querySelector("[data-testid='stMain'] h1");
+        const stale = [...document.querySelectorAll('[data-stale="true"]')].map(
+            e => (e.getAttribute('data-testid') || e.tagName) + ':' + e.textContent.slice(0, 60));
+        return `first h1 ${h ? JSON.stringify(h.textContent.trim()) : 'none'}, `
+             + `running ${!!document.querySelector('[data-testid="stStatusWidget"]')}, stale ${JSON.stringify(stale)}`;
+    }""")
+
+
+def expand(page, title: str) -> None:
+    summary = page.locator("[data-testid='stExpander'] summary", has_text=title).first
+    if summary.locator("xpath=..").get_attribute("open") is None:
+        summary.click()
+    settle(page)

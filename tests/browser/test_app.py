@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, new_page
+from conftest import ROOT, go, new_page, settle
 from upload_cases import data_cases, run_cases
 
 from bench.appserver import app_server
@@ -46,16 +46,6 @@ def open_app(browser, url, path: str = "", color_scheme: str = "light"):
     return page
 
 
-def settle(page) -> None:
-    """Wait for the current script run to end."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
-
-
-def go(page, name: str, heading: str) -> None:
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
-    page.locator("[data-testid='stMain'] h1", has_text=heading).wait_for()
-    settle(page)
 
 
 def saved(runs_dir: Path) -> list[Path]:

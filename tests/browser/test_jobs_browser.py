@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import ROOT, new_page
+from conftest import ROOT, expand, new_page, settle
 
 from bench.appserver import app_server
 from vae import jobs
@@ -25,10 +25,6 @@ def open_train(browser, url):
     settle(page)
     return page
 
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
 
 def set_number(page, name: str, value: int) -> None:
@@ -47,12 +43,6 @@ def start_long_run(page) -> None:
     page.get_by_role("button", name="Start").click()
     page.get_by_role("button", name="Stop").wait_for()
 
-
-def expand(page, title: str) -> None:
-    summary = page.locator("[data-testid='stExpander'] summary", has_text=title).first
-    if summary.locator("xpath=..").get_attribute("open") is None:
-        summary.click()
-    settle(page)
 
 
 def progress_text(page) -> str:

@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, new_page
+from conftest import ROOT, new_page, settle
 
 from bench.appserver import app_server, free_port
 from vae import jobs
@@ -21,10 +21,6 @@ APP = ROOT / "app.py"
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
 EXC = "[data-testid='stException']"
 
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
 
 def quick_run(page) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import new_page
+from conftest import new_page, settle
 
 from bench.appserver import app_server
 
@@ -43,10 +43,6 @@ def app_url(browser, tmp_path_factory):
     with app_server(APP, env=env) as url:
         yield url, runs
 
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
 
 def test_use_cases_tabs_and_anomalies(browser, app_url):
