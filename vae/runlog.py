@@ -82,7 +82,7 @@ class RunLog:
                            kl_per_dim=np.asarray(e.get("test_kl_per_dim") or e["kl_per_dim"], np.float32))
             if self.recon is not None:
                 jobs.write_npz(self.dir / jobs.LIVE, inputs=self.recon[0], recons=self.recon[1])
-            jobs.write_status(self.dir, epoch=e["epoch"], test=e.get("test"))
+            # the status's "epoch" moves in on_epoch_end, once that epoch is saved
         elif kind == "end":
             self._append({**e, "time": time.time()})
 
@@ -98,3 +98,5 @@ class RunLog:
             "final": {**(last.get("test") or {}), "active_units": last.get("active_units"),
                       "kl_per_dim": last.get("test_kl_per_dim")} if last.get("test") else {},
             "data": {"name": self.data.name, "source": self.data.source, "class_names": self.data.class_names}})
+        # only now: "epoch N" in the status promises that a kill from here on keeps epoch N
+        jobs.write_status(self.dir, epoch=ck.epoch, test=last.get("test"))
