@@ -5,14 +5,15 @@ import functools
 import numpy as np
 import streamlit as st
 
-from ui import compute, images, map_view, runs
+from ui import compute, exports, images, map_view, runs
 from ui import data as uidata
 from ui import state as S
 from ui.live_decoder import latent_panel
 
 st.title("Latent map")
 st.caption("Every dot is one test image, placed at its latent mean and coloured by its label. The dashed circles "
-           "hold 68% (1σ) and 95% (2σ) of the prior N(0, I) in two dimensions: a well-trained map fills them.")
+           "hold 39% (1σ) and 86% (2σ) of the prior N(0, I) in two dimensions (68% and 95% are the 1-D figures): "
+           "a well-trained map fills them.")
 
 active = runs.active_run()
 if active is not None:
@@ -36,7 +37,7 @@ if active is not None:
                              help="A conditional model decodes a latent point differently for each class.")
     grid_n = c3.slider("Manifold grid size", 6, 24, 15, key=S.MAP_GRID_N)
 
-    mu = y = proj = None
+    mu = y = proj = enc = None
     if test is not None:
         enc = compute.encode(run.model, test, entry.key, str(dkey))
         mu = enc["mu"]
@@ -149,3 +150,5 @@ if active is not None:
         latent_panel(run.model, key=S.MAP_PAD, mode="pad", order=[0, 1], label=label, class_names=names,
                      pad_background=map_view.pad_background(run.model, entry.key, extent, label),
                      slider_range=extent, image_px=196, run_key=entry.key)
+
+    exports.panel(entry, run, test, enc, names)

@@ -72,6 +72,18 @@ MAP_B = "map.b"
 MAP_STEPS = "map.steps"
 MAP_PAD = "map.pad"
 MAP_GIF = "map.gif"                          # download buttons: f"{MAP_GIF}.linear" / ".spherical"
+MAP_EXPORT = "map.export"                    # download buttons: f"{MAP_EXPORT}.run" / ".csv" / ".png" / ".projector"
+
+# ---- Inside
+INSIDE_SOURCE = "inside.source"              # a test image or the user's own
+INSIDE_INDEX = "inside.index"                # test image number
+INSIDE_UPLOAD = "inside.upload"              # file_uploader: one picture
+INSIDE_INVERT = "inside.invert"              # dark ink on light paper
+INSIDE_LABEL = "inside.label"                # a conditional run's label for an uploaded picture
+INSIDE_SEED = "inside.eps_seed"              # the eps draw being shown
+INSIDE_FREEZE = "inside.freeze"              # keep eps when the input changes
+INSIDE_LAST_INPUT = "inside.last_input"      # which input the seed was drawn for
+INSIDE_CLOUD_N = "inside.cloud_n"            # posterior draws on the map
 
 # ---- Sliders
 SLIDERS_START = "sliders.start"
@@ -106,7 +118,8 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          TRAIN_SEED, TRAIN_MAX_TRAIN, TRAIN_MAX_TEST, TRAIN_BINARIZE, TRAIN_BUDGET, RECON_SORT, RECON_COUNT,
          RECON_INDEX,
          RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
-         SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS)
+         SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
+         INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N)
 
 
 def keep_widget_values() -> None:

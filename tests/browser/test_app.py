@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, go, new_page, settle
+from conftest import ROOT, expand, go, new_page, settle
 from upload_cases import data_cases, run_cases
 
 from bench.appserver import app_server
@@ -129,6 +129,36 @@ def test_clicking_two_map_points_shows_the_image_and_interpolates_between_them(b
     caption = page.get_by_text("Linear: 10 frames from #").first.text_content()
     a, b = caption.split("from ")[1].split(" (left) to ")
     assert a != b and a.startswith("#") and b.startswith("#")
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_export_downloads_the_projector_folder_and_the_map(browser, app_url, tmp_path):
+    import io
+    import math
+    import zipfile
+
+    from PIL import Image
+    page = open_app(browser, app_url, "latent_map")
+    settle(page)
+    expand(page, "Export this run")
+    page.get_by_role("button", name="Embedding Projector (.zip)").wait_for()
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Embedding Projector (.zip)").click()
+    blob = Path(got.value.path()).read_bytes()
+    assert got.value.suggested_filename.endswith("-projector.zip")
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        names = sorted(zf.namelist())
+        tensors = zf.read("projector/tensors.tsv").decode().splitlines()
+        sprite = Image.open(io.BytesIO(zf.read("projector/sprite.png")))
+    assert "projector/metadata.tsv" in names and "projector/projector_config.pbtxt" in names
+    n = len(tensors)
+    assert n == 500 and all(len(r.split("\t")) == 2 for r in tensors)  # the 2-D demo on its 500 test digits
+    side = 28 * math.ceil(math.sqrt(n))
+    assert sprite.size == (side, side)
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Map (.png)").click()
+    assert Image.open(got.value.path()).format == "PNG"
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 

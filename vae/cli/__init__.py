@@ -2,8 +2,8 @@
 
 One module per command group, each with ``register(subparsers)`` that adds its sub-commands and sets
 ``func`` on each: :mod:`.core` (datasets, eval, sample), :mod:`.train` (train), :mod:`.learn` (semisup,
-rd, augment, anomaly: the use cases that train) and :mod:`.analyse` (probe, compress, doctor: the ones
-that read a run). Conventions in :mod:`.common`: exit 0 on success; on bad input exit 2 and one line on
+rd, augment, anomaly: the use cases that train) and :mod:`.analyse` (probe, compress, doctor, export: the
+ones that read a run). Conventions in :mod:`.common`: exit 0 on success; on bad input exit 2 and one line on
 stderr starting with ``error:`` (no traceback); a command that computes something prints one JSON object
 as the last line of stdout, so scripts can read it with ``tail -n 1``.
 """

@@ -1,10 +1,11 @@
-"""The use cases that read a trained run: ``probe``, ``compress``, ``doctor``."""
+"""The commands that read a trained run: ``probe``, ``compress``, ``doctor``, ``export``."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
+from ..bundle import export_run
 from ..config import replace as cfg_replace
 from ..data import ImageData
 from ..runs import Run, load_run
@@ -42,6 +43,15 @@ def register(sub) -> None:
     p.add_argument("run_dir")
     add_data_args(p, default_data=None)
     p.add_argument("--no-data", action="store_true", help="judge from the history only (no reconstructions)")
+
+    p = sub.add_parser("export", help="the run as a zip, test codes as CSV, the map as PNG, an Embedding Projector "
+                                      "folder")
+    p.set_defaults(func=cmd_export)
+    p.add_argument("run_dir")
+    p.add_argument("--to", required=True, help="folder to write into (created if missing)")
+    add_data_args(p, default_data=None)
+    p.add_argument("--no-data", action="store_true", help="only the run's zip (no test images needed)")
+    p.add_argument("--n", type=int, default=10_000, help="test images to encode (1..100000)")
 
 
 def cmd_probe(args) -> int:
@@ -101,4 +111,18 @@ def cmd_doctor(args) -> int:
     if not findings:
         print("no problems found", file=sys.stderr)
     print(json.dumps({"run_dir": args.run_dir, "healthy": not findings, "findings": findings}))
+    return 0
+
+
+def cmd_export(args) -> int:
+    if not 1 <= args.n <= 100_000:
+        raise ValueError(f"--n must be 1..100000, got {args.n}")
+    run = load_run(args.run_dir)
+    data = None if args.no_data else load_run_data(args, run)
+    res = export_run(run, None if data is None else data.test, None if data is None else data.class_names, args.to,
+                     max_images=args.n)
+    for f in res["files"]:
+        print(f, file=sys.stderr)
+    res.update({"run_dir": args.run_dir, "data": None if data is None else data.name})
+    print(json.dumps(res))
     return 0
