@@ -16,7 +16,8 @@ from pathlib import Path
 
 from appserver import ROOT, app_server, chromium
 
-PAGES = [("home", ""), ("train", "train"), ("reconstructions", "reconstructions"), ("latent_map", "latent_map"),
+PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
+         ("latent_map", "latent_map"),
          ("sliders", "sliders"), ("generate", "generate")]
 
 

@@ -19,6 +19,9 @@ PAGES = (
     PageInfo("app_pages/train.py", "Train", ":material/model_training:",
              "Pick data and a model, press Start, and watch the losses, the KL per dimension and the "
              "reconstructions improve live. The finished run becomes the active run."),
+    PageInfo("app_pages/inside.py", "Inside a VAE", ":material/account_tree:",
+             "One input through the whole model: μ, σ, ε, z and the decoded image with this input's numbers, "
+             "the two loss terms, and a cloud of posterior draws on the map. Try your own picture."),
     PageInfo("app_pages/reconstructions.py", "Reconstructions", ":material/compare:",
              "Test images beside their reconstructions, the worst first, and what the encoder is unsure of."),
     PageInfo("app_pages/latent_map.py", "Latent map", ":material/scatter_plot:",

@@ -81,9 +81,12 @@ INSIDE_UPLOAD = "inside.upload"              # file_uploader: one picture
 INSIDE_INVERT = "inside.invert"              # dark ink on light paper
 INSIDE_LABEL = "inside.label"                # a conditional run's label for an uploaded picture
 INSIDE_SEED = "inside.eps_seed"              # the eps draw being shown
+INSIDE_RESAMPLE = "inside.resample"          # button: a new eps draw
 INSIDE_FREEZE = "inside.freeze"              # keep eps when the input changes
 INSIDE_LAST_INPUT = "inside.last_input"      # which input the seed was drawn for
 INSIDE_CLOUD_N = "inside.cloud_n"            # posterior draws on the map
+INSIDE_KL_CHART = "inside.kl_chart"
+INSIDE_MAP = "inside.map"
 
 # ---- Sliders
 SLIDERS_START = "sliders.start"

@@ -22,7 +22,8 @@ PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
 EXC = "[data-testid='stException']"
 SLIDERS = "[data-testid='vae-latent-sliders'] input[type=range]"
 IMG = "[data-testid='vae-live-image']"
-PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Reconstructions", "Reconstructions"),
+PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Inside a VAE", "Inside a VAE"),
+         ("Reconstructions", "Reconstructions"),
          ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate")]
 
 
@@ -129,6 +130,25 @@ def test_clicking_two_map_points_shows_the_image_and_interpolates_between_them(b
     caption = page.get_by_text("Linear: 10 frames from #").first.text_content()
     a, b = caption.split("from ")[1].split(" (left) to ")
     assert a != b and a.startswith("#") and b.startswith("#")
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_inside_resample_moves_z_not_mu_and_the_posterior_is_drawn_on_the_map(browser, app_url):
+    page = open_app(browser, app_url, "inside")
+    box = page.locator("[data-testid='vae-inside-z'] table")
+    box.wait_for()
+    settle(page)
+    mu, z = page.locator("[data-testid='vae-inside-mu'] table").inner_text(), box.inner_text()
+    page.get_by_role("button", name="Resample ε").click()
+    page.wait_for_function("(old) => document.querySelector(\"[data-testid='vae-inside-z'] table\").innerText !== old",
+                           arg=z)
+    settle(page)
+    assert page.locator("[data-testid='vae-inside-mu'] table").inner_text() == mu
+    assert page.locator("[data-testid='vae-inside-xhat'] img").evaluate("i => i.naturalWidth") > 0
+    legend = page.locator("[data-testid='stMain'] .js-plotly-plot .legendtext").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    assert "posterior 1σ (39%)" in legend and "50 draws z ~ q(z|x)" in legend
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 

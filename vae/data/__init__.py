@@ -30,7 +30,8 @@ Submodules (each imports only from the ones listed before it):
   channel conversion, and reading ``.npz`` files.
 * :mod:`~vae.data.idx`: MNIST-family IDX files: finding, parsing, downloading.
 * :mod:`~vae.data.builtin`: ``mnist5k``, ``digits8`` and :func:`list_datasets`.
-* :mod:`~vae.data.images`: folders and zips of images: walking, header checks, decoding.
+* :mod:`~vae.data.images`: folders and zips of images: walking, header checks, decoding; and
+  :func:`image_from_bytes` for one uploaded image.
 * :mod:`~vae.data.load`: :func:`load_dataset`, which checks arguments and dispatches to the above.
 """
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 from .arrays import validate_images
 from .builtin import list_datasets
 from .cache import cache_dir, default_data_dir
+from .images import image_from_bytes
 from .load import load_dataset
 from .types import (
     DATASETS,
@@ -71,6 +73,7 @@ __all__ = [
     "binarize",
     "cache_dir",
     "default_data_dir",
+    "image_from_bytes",
     "list_datasets",
     "load_dataset",
     "to_float",

@@ -295,3 +295,13 @@ def _load_folder(path: Path, image_size: int | None, color: str | None, limits: 
     entries = _folder_entries(path, limits)
     return _load_images(entries, str(path), f"folder of images {path}", image_size, color, limits,
                         test_fraction, seed)
+
+
+def image_from_bytes(blob: bytes, name: str, side: int, channels: int, limits: Limits = Limits()) -> np.ndarray:
+    """One uploaded image (PNG, JPEG, BMP, GIF or WebP) as uint8 ``[channels, side, side]``: centre-cropped to a
+    square and resized, grey or RGB as asked, with the same header and pixel checks as a folder of images."""
+    if len(blob) > limits.max_file_bytes:
+        raise DataError(f"{name} is {len(blob):,} bytes, over the limit of {limits.max_file_bytes:,} bytes")
+    entry = _ImageEntry(name, (name,), lambda: io.BytesIO(blob), len(blob))
+    pixels, _ = _decode(entry, side, "grey" if channels == 1 else "rgb", limits)
+    return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))

@@ -1,0 +1,113 @@
+"""AppTest: the Inside page follows one input, with this input's numbers, eps resampled or frozen."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+from app_support import ROOT, make_env, open_app, pick_run, texts
+from PIL import Image
+
+from vae import inside, load_run
+from vae.data import load_dataset
+
+
+def _html(at) -> str:
+    return " ".join(e.proto.body for e in at.get("html"))
+
+
+def _values(v) -> np.ndarray:
+    """A plotly spec's array: a list, or (plotly 6+) {"dtype", "bdata": base64}."""
+    if isinstance(v, dict):
+        import base64
+        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
+    return np.asarray(v, float)
+
+
+def _draw(at) -> int:
+    cap = next(c for c in texts(at.caption) if c.startswith("Following "))
+    return int(re.search(r"ε draw #(\d+)", cap).group(1))
+
+
+def test_the_numbers_shown_are_this_inputs_forward_pass(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    assert texts(at.title) == ["Inside a VAE"] and not at.exception
+    at.number_input(key="inside.index").set_value(7).run()
+    seed = _draw(at)
+    run = load_run(ROOT / "assets" / "runs" / "mnist-2d")
+    p = inside.forward_pass(run.model, load_dataset("mnist5k").test.x[7], seed=seed)
+    body = _html(at)
+    for testid in ("vae-inside-x", "vae-inside-mu", "vae-inside-sigma", "vae-inside-eps", "vae-inside-z",
+                   "vae-inside-xhat", "vae-inside-recon", "vae-inside-kl"):
+        assert f"data-testid='{testid}'" in body
+    assert f"{p.recon:.2f}</span> nats" in body and f"{p.kl:.2f}</span> nats" in body
+    for j in range(2):
+        assert f"{p.z[j]:+.3f}" in body and f"{p.mu[j]:+.3f}" in body
+    latex = " ".join(e.value for e in at.get("latex"))
+    assert f"= {p.neg_elbo:.2f}" in latex and f"{p.kl:.2f}" in latex
+    assert any("How unusual is this input?" in t for t in texts(at.markdown))
+    caps = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith("Decodes of the first 50 draws") for c in caps)
+    assert len(at.get("plotly_chart")) == 2        # KL bars and the map with the cloud
+
+
+def test_resample_moves_z_and_not_mu_and_freeze_keeps_eps_across_inputs(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    first, body0 = _draw(at), _html(at)
+    at.button(key="inside.resample").click().run()
+    assert _draw(at) == first + 1
+    body1 = _html(at)
+    mu = lambda b: re.search(r"vae-inside-mu'.*?</table>", b).group(0)  # noqa: E731
+    z = lambda b: re.search(r"vae-inside-z'.*?</table>", b).group(0)  # noqa: E731
+    assert mu(body0) == mu(body1) and z(body0) != z(body1)
+    # a new input draws a new eps, unless frozen
+    at.number_input(key="inside.index").set_value(1).run()
+    assert _draw(at) == first + 2
+    at.toggle(key="inside.freeze").set_value(True).run()
+    at.number_input(key="inside.index").set_value(2).run()
+    assert _draw(at) == first + 2 and not at.exception
+
+
+def test_an_uploaded_picture_is_followed_and_a_bad_file_is_one_line(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    at.get("button_group")[0].set_value("Your own image").run()
+    pic = Image.new("L", (60, 60), 255)
+    pic.paste(0, (25, 5, 35, 55))               # a dark stroke on white paper: a "1"
+    buf = io.BytesIO()
+    pic.save(buf, "PNG")
+    at.file_uploader(key="inside.upload").set_value([("one.png", buf.getvalue(), "image/png")]).run()
+    at.toggle(key="inside.invert").set_value(True).run()
+    assert not at.exception and not at.error
+    assert any(c.startswith("Following your picture one.png") for c in texts(at.caption))
+    assert "data-testid='vae-inside-xhat'" in _html(at)
+    at.file_uploader(key="inside.upload").set_value([("bad.png", b"not a picture", "image/png")]).run()
+    assert len(at.error) == 1 and "accepted: PNG, JPEG, BMP, GIF or WebP" in at.error[0].value
+    assert "\n" not in at.error[0].value
+
+
+def test_a_16d_run_shows_its_posterior_along_the_principal_components(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    pick_run(at, "mnist-16d")
+    assert not at.exception
+    assert any("first two principal components" in c for c in texts(at.caption))
+    assert "+8 more" in _html(at)                  # 8 of 16 dimensions in the diagram
+    pick_run(at, "mnist-cvae-2d")                   # a conditional run takes the test image's label
+    assert not at.exception and "vae-inside-z" in _html(at)
+
+
+def test_ellipses_on_the_map_are_the_posteriors(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    traces = [t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+    one = next(t for t in traces if t.get("name", "").startswith("posterior 1σ"))
+    pts = np.stack([_values(one["x"]), _values(one["y"])], 1)
+    seed = _draw(at)
+    run = load_run(ROOT / "assets" / "runs" / "mnist-2d")
+    p = inside.forward_pass(run.model, load_dataset("mnist5k").test.x[0], seed=seed)
+    r = np.sqrt((((pts - p.mu) / p.sigma) ** 2).sum(1))      # a 2-D latent is drawn as is: axis-aligned
+    np.testing.assert_allclose(r, 1.0, rtol=1e-3)
