@@ -18,7 +18,7 @@ from appserver import ROOT, app_server, chromium
 
 PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
          ("latent_map", "latent_map"),
-         ("sliders", "sliders"), ("generate", "generate")]
+         ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare")]
 
 
 READY = "[data-testid='stSidebar'] [data-testid='stSelectbox']"   # the run picker: app.py has run

@@ -63,3 +63,13 @@ def pick_run(at: AppTest, name: str) -> AppTest:
 
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
+
+
+def plotly_values(v):
+    """An array in a plotly chart's spec: a list, or (plotly 6+) {"dtype", "bdata": base64}."""
+    import base64
+
+    import numpy as np
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
+    return np.asarray(v, float)

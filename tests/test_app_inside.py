@@ -6,7 +6,7 @@ import json
 import re
 
 import numpy as np
-from app_support import ROOT, make_env, open_app, pick_run, texts
+from app_support import ROOT, make_env, open_app, pick_run, plotly_values, texts
 from PIL import Image
 
 from vae import inside, load_run
@@ -16,13 +16,6 @@ from vae.data import load_dataset
 def _html(at) -> str:
     return " ".join(e.proto.body for e in at.get("html"))
 
-
-def _values(v) -> np.ndarray:
-    """A plotly spec's array: a list, or (plotly 6+) {"dtype", "bdata": base64}."""
-    if isinstance(v, dict):
-        import base64
-        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
-    return np.asarray(v, float)
 
 
 def _draw(at) -> int:
@@ -105,7 +98,7 @@ def test_ellipses_on_the_map_are_the_posteriors(monkeypatch, tmp_path):
     at = open_app("app_pages/inside.py")
     traces = [t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
     one = next(t for t in traces if t.get("name", "").startswith("posterior 1σ"))
-    pts = np.stack([_values(one["x"]), _values(one["y"])], 1)
+    pts = np.stack([plotly_values(one["x"]), plotly_values(one["y"])], 1)
     seed = _draw(at)
     run = load_run(ROOT / "assets" / "runs" / "mnist-2d")
     p = inside.forward_pass(run.model, load_dataset("mnist5k").test.x[0], seed=seed)

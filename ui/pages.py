@@ -30,6 +30,9 @@ PAGES = (
              "One slider per latent dimension; the image is decoded in your browser as you drag."),
     PageInfo("app_pages/generate.py", "Generate", ":material/auto_awesome:",
              "New images from random points of the prior, as a grid to download."),
+    PageInfo("app_pages/compare.py", "Compare", ":material/compare_arrows:",
+             "Two to four runs side by side: curves on shared axes, final figures, the same digits reconstructed "
+             "by each, their maps; and one run's training replayed epoch by epoch."),
     PageInfo("app_pages/use_cases.py", "Use cases", ":material/lightbulb:",
              "Semi-supervised learning, latent probes, compression, rate-distortion, augmentation and anomaly "
              "scores, each measured on held-out data with the command that reproduces it."),

@@ -88,6 +88,15 @@ INSIDE_CLOUD_N = "inside.cloud_n"            # posterior draws on the map
 INSIDE_KL_CHART = "inside.kl_chart"
 INSIDE_MAP = "inside.map"
 
+# ---- Compare
+CMP_RUNS = "compare.runs"                    # multiselect: run folder paths
+CMP_CURVES = "compare.curves"
+CMP_MAP = "compare.map"                      # charts: f"{CMP_MAP}.{i}"
+CMP_REPLAY_RUN = "compare.replay_run"
+CMP_REPLAY_EPOCH = "compare.replay_epoch"
+CMP_REPLAY_MAP = "compare.replay_map"
+CMP_REPLAY_KL = "compare.replay_kl"
+
 # ---- Sliders
 SLIDERS_START = "sliders.start"
 SLIDERS_SEED = "sliders.seed"
@@ -122,7 +131,8 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          RECON_INDEX,
          RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
-         INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N)
+         INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
+         CMP_REPLAY_RUN)
 
 
 def keep_widget_values() -> None:

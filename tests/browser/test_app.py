@@ -24,7 +24,7 @@ SLIDERS = "[data-testid='vae-latent-sliders'] input[type=range]"
 IMG = "[data-testid='vae-live-image']"
 PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Inside a VAE", "Inside a VAE"),
          ("Reconstructions", "Reconstructions"),
-         ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate")]
+         ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate"), ("Compare", "Compare runs")]
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,23 @@ def test_inside_resample_moves_z_not_mu_and_the_posterior_is_drawn_on_the_map(br
     legend = page.locator("[data-testid='stMain'] .js-plotly-plot .legendtext").evaluate_all(
         "els => els.map(e => e.textContent)")
     assert "posterior 1σ (39%)" in legend and "50 draws z ~ q(z|x)" in legend
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_compare_draws_both_runs_curves_reconstructions_and_maps(browser, app_url):
+    page = open_app(browser, app_url, "compare")
+    page.get_by_text("Their maps").wait_for()
+    settle(page)
+    charts = page.locator("[data-testid='stMain'] .js-plotly-plot")
+    assert charts.count() == 3
+    legend = charts.first.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)")
+    assert legend == ["mnist-2d", "mnist-16d"]
+    titles = page.locator("[data-testid='stMain'] .js-plotly-plot .gtitle").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    assert titles == ["mnist-2d", "mnist-16d"]
+    grid = page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first
+    assert grid.evaluate("i => i.naturalHeight") > 3 * 44      # inputs and one row per run
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 
