@@ -1,9 +1,11 @@
 """Inside a VAE: one input through the whole forward pass, with this input's numbers at every stage,
 the two loss terms, and a cloud of posterior draws on the latent map."""
+import hashlib
+
 import numpy as np
 import streamlit as st
 
-from ui import compute, images, inside_view, map_view, plots, runs
+from ui import compute, draw_pad, images, inside_view, map_view, plots, runs
 from ui import data as uidata
 from ui import state as S
 from vae.data import DataError
@@ -21,8 +23,8 @@ if active is not None:
     test, dkey = uidata.noted_test_images(run)
 
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-    source = c1.segmented_control("Input", [inside_view.TEST, inside_view.UPLOAD], default=inside_view.TEST,
-                                  key=S.INSIDE_SOURCE) or inside_view.TEST
+    source = c1.segmented_control("Input", [inside_view.TEST, inside_view.DRAW, inside_view.UPLOAD],
+                                  default=inside_view.TEST, key=S.INSIDE_SOURCE) or inside_view.TEST
     x = label = None
     input_key = what = ""
     if source == inside_view.TEST:
@@ -33,6 +35,24 @@ if active is not None:
             x, label = inside_view.test_image(test, index)
             input_key, what = f"test:{index}", f"test image #{index}" + (
                 f" (label {names[label]})" if label is not None and names else "")
+    elif source == inside_view.DRAW:
+        if m.conditional:
+            label = int(c2.selectbox("Label to condition on", range(m.num_classes), key=S.INSIDE_LABEL,
+                                     format_func=lambda i: names[i] if names else str(i)))
+        if not draw_pad.supported(run.model, entry.key):
+            st.warning("This run's encoder or decoder uses a layer the browser cannot run; upload a picture instead.")
+        else:
+            drawn = draw_pad.draw_pad(run.model, key=S.INSIDE_PAD, run_key=entry.key, label=label, class_names=names,
+                                      center=(m.channels, m.image_size) == (1, 28),
+                                      **inside_view.pad_context(run.model, entry.key, test, dkey,
+                                                                runs.order_by_kl(run)))
+            st.caption("Draw with the mouse, a pen or a finger: every stroke is encoded in your browser and the "
+                       "point, its ellipses, the reconstruction and the KL follow. Lift the pen and the whole "
+                       "forward pass below follows your drawing.")
+            if drawn is not None and drawn.max() > 0:
+                x = drawn
+                input_key = "draw:" + hashlib.blake2b(drawn.tobytes(), digest_size=6).hexdigest()
+                what = "your drawing"
     else:
         up = c2.file_uploader("A picture (PNG, JPEG, BMP, GIF or WebP)", type=["png", "jpg", "jpeg", "bmp", "gif",
                               "webp"], key=S.INSIDE_UPLOAD)
@@ -54,7 +74,9 @@ if active is not None:
               help="Keep the same ε when you change the input: z then moves only through μ and σ.")
 
     if x is None:
-        if source == inside_view.UPLOAD:
+        if source == inside_view.DRAW:
+            pass
+        elif source == inside_view.UPLOAD:
             st.info(f"Upload a picture; it is cut to a centred square and resized to {m.image_size}×{m.image_size}.")
     else:
         if m.conditional and label is None:
@@ -62,6 +84,9 @@ if active is not None:
         seed = inside_view.eps_seed(input_key)
         p = inside_view.forward(run.model, entry.key, x, seed, None, label)
         order = [int(j) for j in np.argsort(-p.kl_per_dim, kind="stable")]
+        if source == inside_view.DRAW:
+            st.button("Send this point to the Sliders", icon=":material/tune:", key=S.INSIDE_SEND,
+                      on_click=inside_view.send_to_sliders, args=(entry.key, p.mu.tolist(), label))
         st.html(inside_view.diagram(p, m, order))
         st.caption(f"Following {what} with ε draw #{seed}. Dimensions are listed by their KL for this input, "
                    f"most first ({min(len(order), inside_view.SHOWN_DIMS)} of {m.latent_dim} shown).")

@@ -104,3 +104,13 @@ def test_ellipses_on_the_map_are_the_posteriors(monkeypatch, tmp_path):
     p = inside.forward_pass(run.model, load_dataset("mnist5k").test.x[0], seed=seed)
     r = np.sqrt((((pts - p.mu) / p.sigma) ** 2).sum(1))      # a 2-D latent is drawn as is: axis-aligned
     np.testing.assert_allclose(r, 1.0, rtol=1e-3)
+
+
+def test_draw_mounts_the_pad_and_waits_for_a_drawing(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/inside.py")
+    at.get("button_group")[0].set_value("Draw one").run()
+    assert not at.exception
+    assert any(getattr(e, "key", None) == "inside.pad" for e in at.main), "the pad component"
+    assert any(t.startswith("Draw with the mouse, a pen or a finger") for t in texts(at.caption))
+    assert "data-testid='vae-inside'" not in _html(at), "nothing to follow before the first stroke"

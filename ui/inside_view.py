@@ -17,7 +17,7 @@ from vae.config import ModelConfig
 from . import images
 from . import state as S
 
-TEST, UPLOAD = "A test image", "Your own image"
+TEST, DRAW, UPLOAD = "A test image", "Draw one", "Your own image"
 SHOWN_DIMS = 8          # the diagram lists the most informative dimensions; the table below has all
 
 
@@ -44,6 +44,13 @@ def eps_seed(input_key: str) -> int:
             ss[S.INSIDE_SEED] += 1
         ss[S.INSIDE_LAST_INPUT] = input_key
     return int(ss[S.INSIDE_SEED])
+
+
+def send_to_sliders(run_key: str, z: list[float], label: int | None) -> None:
+    """Make this point the Sliders page's start for the run (as its precise values do)."""
+    from .sliders_view import send_precise
+    send_precise(run_key, z, label)
+    st.session_state[S.APP_TOAST] = "Sent to the Sliders page: it now starts from your drawing's latent mean."
 
 
 def resample() -> None:
@@ -220,3 +227,17 @@ def unusual_note(p: inside.ForwardPass, order: list[int], test_logvar: np.ndarra
     return (f"**How unusual is this input?** −ELBO **{p.neg_elbo:.1f} nats**, above {share:.0%} of the test images "
             f"(median {median:.1f}): {surprise}. Posterior width (mean σ of its {len(dims)} most informative "
             f"dimensions) **{width:.3f}**, {ratio:.1f}× the test median: {spread}.")
+
+
+def pad_context(model, run_key: str, test, dkey, kl_order: list[int]) -> dict:
+    """What the drawing pad draws behind the posterior (the test set's map, PCA beyond 2-D) and the test images'
+    median posterior width over the run's most informative dimensions, to compare a drawing with."""
+    from . import compute, map_view
+    dims = kl_order[:max(1, min(len(kl_order), WIDTH_DIMS))]
+    if test is None:
+        return {"map_points": None, "map_labels": None, "map_params": None, "typical_sigma": 1.0, "width_dims": dims}
+    enc = compute.encode(model, test, run_key, str(dkey))
+    proj = map_view.projection(enc["mu"], "pca", run_key, str(dkey))
+    typical = float(np.median(np.exp(0.5 * enc["logvar"][:, dims]).mean(1)))
+    return {"map_points": proj.points, "map_labels": None if test.y is None else test.y.numpy()[proj.index],
+            "map_params": proj.params, "typical_sigma": typical, "width_dims": dims}

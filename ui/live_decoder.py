@@ -41,7 +41,7 @@ import streamlit as st
 
 from vae.export import UnsupportedForBrowser, decoder_spec, numpy_decode
 
-_JS = (Path(__file__).with_name("live_decoder.js")).read_text(encoding="utf-8")
+_JS = "\n".join((Path(__file__).with_name(name)).read_text(encoding="utf-8") for name in ("nn.js", "live_decoder.js"))
 
 _CSS = """
 .vae-panel { font-family: var(--st-font, sans-serif); color: var(--st-text-color, inherit);

@@ -28,6 +28,11 @@ line saying why, so the caller can fall back to decoding on the server.
 ``numpy_decode(spec, z, y)`` is a reference forward pass over the spec alone, written
 the way the JS computes (float64 accumulation, float32 storage between layers); tests
 compare it with torch and the browser with both.
+
+``encoder_spec(model)`` does the same for the encoder (``"kind": "encoder"``): the input is the
+image in torch's layout (CHW, flat, 0..1); layers ``conv2d`` (k 4, stride 2, pad 1, weight
+[O, I, 4, 4]), ``flatten``, ``concat_label`` (a conditional model's one-hot label), ``linear`` and
+the activations; the output is [2 * D]: mu, then log sigma^2. ``numpy_encode`` is its reference.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import VAE, Decoder
+from .models import VAE, Decoder, Encoder
 
 SPEC_VERSION = 1
 
@@ -225,3 +230,90 @@ def numpy_decode(spec: dict[str, Any], z, y=None) -> np.ndarray:
             x = _act(x.astype(np.float64), layer)
         x = x.astype(np.float32)
     return x[0] if single else x
+
+
+def encoder_spec(model: VAE) -> dict[str, Any]:
+    """A JSON-serialisable description of ``model``'s encoder (format in the module doc)."""
+    cfg = getattr(model, "cfg", None)
+    enc = getattr(model, "encoder", None)
+    if cfg is None or type(enc) is not Encoder:
+        raise UnsupportedForBrowser("the encoder is not vae.models.Encoder")
+    modules = list(enc.features) if isinstance(enc.features, nn.Sequential) else [enc.features]
+    modules += ["label", *enc.head, enc.out]
+    shape: tuple[int, ...] = (cfg.channels, cfg.image_size, cfg.image_size)
+    layers: list[dict[str, Any]] = []
+    for i, m in enumerate(modules):
+        where = f"encoder layer {i} {type(m).__name__}"
+        if m == "label":
+            if cfg.conditional:
+                layers.append({"type": "concat_label"})
+                shape = (shape[0] + cfg.num_classes,)
+        elif type(m) is nn.Conv2d:
+            ok = (m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1) and m.dilation == (1, 1)
+                  and m.groups == 1 and m.padding_mode == "zeros")
+            if not ok or len(shape) != 3 or shape[0] != m.in_channels:
+                raise UnsupportedForBrowser(f"{where}: only kernel 4, stride 2, padding 1 on {list(shape)} runs here")
+            layers.append({"type": "conv2d", "in": m.in_channels, "out": m.out_channels, "k": 4, "stride": 2,
+                           "pad": 1, "weight": _b64(m.weight), "bias": _bias(m, m.out_channels)})
+            shape = (m.out_channels, (shape[1] - 2) // 2 + 1, (shape[2] - 2) // 2 + 1)
+        elif type(m) is nn.Flatten:
+            layers.append({"type": "flatten"})
+            shape = (int(np.prod(shape)),)
+        elif type(m) is nn.Linear:
+            if shape != (m.in_features,):
+                raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
+            layers.append({"type": "linear", "in": m.in_features, "out": m.out_features,
+                           "weight": _b64(m.weight), "bias": _bias(m, m.out_features)})
+            shape = (m.out_features,)
+        elif type(m) in _ACT_TYPES:
+            layers.append(_ACT_TYPES[type(m)](m))
+        else:
+            raise UnsupportedForBrowser(f"{where} is not supported in the browser")
+    if shape != (2 * cfg.latent_dim,):
+        raise UnsupportedForBrowser(f"the encoder ends with shape {list(shape)}, expected [{2 * cfg.latent_dim}]")
+    spec: dict[str, Any] = {"version": SPEC_VERSION, "kind": "encoder", "latent_dim": cfg.latent_dim,
+                            "channels": cfg.channels, "image_size": cfg.image_size,
+                            "conditional": bool(cfg.conditional),
+                            "num_classes": int(cfg.num_classes) if cfg.conditional else 0, "layers": layers}
+    spec["id"] = spec_id(spec)
+    return spec
+
+
+_ACT_TYPES = {nn.ReLU: lambda m: {"type": "relu"}, nn.SiLU: lambda m: {"type": "silu"},
+              nn.ELU: lambda m: {"type": "elu", "alpha": float(m.alpha)},
+              nn.LeakyReLU: lambda m: {"type": "leaky_relu", "slope": float(m.negative_slope)},
+              nn.Sigmoid: lambda m: {"type": "sigmoid"}}
+
+
+def numpy_encode(spec: dict[str, Any], x, y=None) -> tuple[np.ndarray, np.ndarray]:
+    """Reference forward pass of an encoder spec: x [C, S, S] in 0..1 (and a label) -> (mu [D], logvar [D])."""
+    h = np.asarray(x, np.float64).reshape(spec["channels"], spec["image_size"], spec["image_size"])
+    for layer in spec["layers"]:
+        t = layer["type"]
+        if t == "conv2d":
+            ci, co = layer["in"], layer["out"]
+            w = _unb64(layer["weight"], (co, ci, 4, 4)).astype(np.float64)
+            bias = _unb64(layer["bias"], (co,)).astype(np.float64)
+            padded = np.pad(h, ((0, 0), (1, 1), (1, 1)))
+            ho, wo = (h.shape[1] - 2) // 2 + 1, (h.shape[2] - 2) // 2 + 1
+            out = np.zeros((co, ho, wo))
+            for ky in range(4):
+                for kx in range(4):
+                    out += np.einsum("ihw,oi->ohw", padded[:, ky:ky + 2 * ho:2, kx:kx + 2 * wo:2], w[:, :, ky, kx])
+            h = out + bias[:, None, None]
+        elif t == "flatten":
+            h = h.reshape(-1)
+        elif t == "concat_label":
+            if y is None or not 0 <= int(y) < spec["num_classes"]:
+                raise ValueError(f"a conditional encoder needs a label 0..{spec['num_classes'] - 1}")
+            onehot = np.zeros(spec["num_classes"])
+            onehot[int(y)] = 1.0
+            h = np.concatenate([h, onehot])
+        elif t == "linear":
+            w = _unb64(layer["weight"], (layer["out"], layer["in"])).astype(np.float64)
+            h = h @ w.T + _unb64(layer["bias"], (layer["out"],)).astype(np.float64)
+        else:
+            h = _act(h, layer)
+        h = h.astype(np.float32)
+    d = spec["latent_dim"]
+    return h[:d], h[d:]
