@@ -18,7 +18,7 @@ from appserver import ROOT, app_server, chromium
 
 PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
          ("latent_map", "latent_map"),
-         ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare")]
+         ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare"), ("loss_forces", "loss_forces")]
 
 
 READY = "[data-testid='stSidebar'] [data-testid='stSelectbox']"   # the run picker: app.py has run
@@ -73,6 +73,9 @@ def main() -> None:
                     page.get_by_text("Training finished").first.wait_for(timeout=120_000)
                     settle(page, 1500)
                     page.locator("[data-testid='stToast']").first.wait_for(state="detached", timeout=30_000)
+            if name == "loss_forces":     # a few steps at a large beta: the arrows have something to show
+                page.get_by_role("button", name="Ten steps").click()
+                settle(page, 500)
             if name in ("latent_map", "sliders"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
             f = out / f"{name}{'-dark' if args.dark else ''}.png"

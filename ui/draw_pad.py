@@ -31,7 +31,8 @@ _CSS = """
 .vae-draw-map { width: 220px; height: 220px; border: 1px solid var(--st-border-color, #8886); border-radius: 4px;
                 background: var(--st-secondary-background-color, #8881); }
 .vae-draw-pair { display: flex; gap: 0.4rem; }
-.vae-draw-img { width: 104px; height: 104px; image-rendering: pixelated; border: 1px solid var(--st-border-color, #8886); }
+.vae-draw-img { width: 104px; height: 104px; image-rendering: pixelated;
+                border: 1px solid var(--st-border-color, #8886); }
 .vae-draw-btn { font: inherit; color: inherit; background: var(--st-secondary-background-color, transparent);
                 border: 1px solid var(--st-border-color, #8886); border-radius: 0.5rem; padding: 0.2rem 0.8rem;
                 cursor: pointer; align-self: flex-start; }

@@ -22,6 +22,9 @@ PAGES = (
     PageInfo("app_pages/inside.py", "Inside a VAE", ":material/account_tree:",
              "One input through the whole model: μ, σ, ε, z and the decoded image with this input's numbers, "
              "the two loss terms, and a cloud of posterior draws on the map. Try your own picture."),
+    PageInfo("app_pages/loss_forces.py", "Loss forces", ":material/open_with:",
+             "Train a 2-D VAE one step at a time and see where the reconstruction and KL terms push each code, as "
+             "arrows on the map; raise β and watch the codes collapse onto the prior."),
     PageInfo("app_pages/reconstructions.py", "Reconstructions", ":material/compare:",
              "Test images beside their reconstructions, the worst first, and what the encoder is unsure of."),
     PageInfo("app_pages/latent_map.py", "Latent map", ":material/scatter_plot:",

@@ -99,6 +99,22 @@ CMP_REPLAY_EPOCH = "compare.replay_epoch"
 CMP_REPLAY_MAP = "compare.replay_map"
 CMP_REPLAY_KL = "compare.replay_kl"
 
+# ---- Loss forces
+STEP_START = "step.start"                    # the active run or scratch
+STEP_BETA = "step.beta"                      # takes effect at the next step
+STEP_LR = "step.lr"
+STEP_BATCH = "step.batch"
+STEP_ONE = "step.one"
+STEP_TEN = "step.ten"
+STEP_PLAY = "step.play"
+STEP_RESET = "step.reset"
+STEP_RESETS = "step.resets"                  # counter: a new stepper after Reset
+STEP_SHOWN = "step.shown"                    # which arrows
+STEP_STEPPER = "step.stepper"                # (key, vae.stepper.Stepper): this session's own model
+STEP_MAP = "step.map"
+STEP_KL = "step.kl"
+STEP_HISTORY = "step.history"
+
 # ---- Sliders
 SLIDERS_START = "sliders.start"
 SLIDERS_SEED = "sliders.seed"
@@ -134,7 +150,7 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
          INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
-         CMP_REPLAY_RUN)
+         CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN)
 
 
 def keep_widget_values() -> None:

@@ -24,7 +24,8 @@ SLIDERS = "[data-testid='vae-latent-sliders'] input[type=range]"
 IMG = "[data-testid='vae-live-image']"
 PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Inside a VAE", "Inside a VAE"),
          ("Reconstructions", "Reconstructions"),
-         ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate"), ("Compare", "Compare runs")]
+         ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate"), ("Compare", "Compare runs"),
+         ("Loss forces", "Watch each loss term push")]
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,24 @@ def test_compare_draws_both_runs_curves_reconstructions_and_maps(browser, app_ur
     assert titles == ["mnist-2d", "mnist-16d"]
     grid = page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first
     assert grid.evaluate("i => i.naturalHeight") > 3 * 44      # inputs and one row per run
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_loss_forces_steps_and_plays_in_slow_motion(browser, app_url):
+    page = open_app(browser, app_url, "loss_forces")
+    page.get_by_text("Step 0 ·").wait_for()
+    settle(page)
+    legend = page.locator("[data-testid='stMain'] .js-plotly-plot .legendtext").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    assert {"reconstruction push", "KL push (× β)", "sum"} <= set(legend)
+    page.get_by_role("button", name="One step").click()
+    page.get_by_text("Step 1 ·").wait_for()
+    page.get_by_text("Play", exact=True).click()           # one step every half second, on its own
+    page.get_by_text("Step 4 ·").wait_for(timeout=30_000)
+    page.get_by_text("Play", exact=True).click()
+    settle(page)
+    assert page.locator("[data-testid='vae-step-kl']").count() == 1
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 
