@@ -53,7 +53,8 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
                         hidden=parse_hidden(v["hidden"]),
                         decoder_hidden=parse_decoder(v.get("decoder_hidden", "")) if arch == "mlp" else None,
                         activation=v["activation"],
-                        likelihood=v["likelihood"], conditional=conditional,
+                        likelihood=v["likelihood"], gaussian_sigma=float(v.get("sigma", 0.1)),
+                        conditional=conditional,
                         num_classes=data.num_classes if conditional else 0)
     steps_per_epoch = math.ceil(len(data.train) / max(1, int(v["batch_size"])))
     train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]), lr=float(v["lr"]),
@@ -176,8 +177,23 @@ def stop_job() -> None:
         job.stop()
 
 
-@st.fragment(run_every=settings.poll_seconds())
 def live() -> None:
+    """This session's running job: the Stop button, then the dashboard that polls the job.
+
+    Stop is drawn by the page, not by the polling fragment, so it is not redrawn on every poll: inside the
+    fragment, on a loaded machine, it once stayed unclickable for a minute in the browser test."""
+    job = training.current_job()
+    if job is None:
+        return
+    stopping = job.stopping
+    st.button("Stopping…" if stopping else "Stop", key=state.TRAIN_STOP, on_click=stop_job, disabled=stopping,
+              icon=":material/stop_circle:", help="Stops after the current batch and saves what was learned "
+                                                  "(a queued run just leaves the queue).")
+    _live_board()
+
+
+@st.fragment(run_every=settings.poll_seconds())
+def _live_board() -> None:
     """Polls this session's job: draws its state, sends the heartbeat, and when the job ends
     reruns the whole app (the sidebar then makes the saved run active)."""
     job = training.current_job()
@@ -187,10 +203,6 @@ def live() -> None:
     if not job.running:
         st.rerun(scope="app")
     snap = job.snapshot()
-    stopping = job.stopping
-    st.button("Stopping…" if stopping else "Stop", key=state.TRAIN_STOP, on_click=stop_job, disabled=stopping,
-              icon=":material/stop_circle:", help="Stops after the current batch and saves what was learned "
-                                                  "(a queued run just leaves the queue).")
     if snap["config"] is not None:
         dashboard(snap)
 

@@ -94,11 +94,21 @@ def go(page, name: str, heading: str) -> None:
     Waiting for the first heading (not any heading with that text) matters: while a page
     switch runs, elements of the previous page can still stand above the new ones.
     """
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
+    link = page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True)
+    link.click()
     try:
-        page.wait_for_function(SHOWS, arg=heading)
-    except Exception as e:
-        raise AssertionError(f"{name}: {describe(page)}") from e
+        page.wait_for_function(SHOWS, arg=heading, timeout=20_000)
+    except Exception:
+        # Seen under load: a click on the link right after the Latent map page loaded left it on that page, with
+        # no run going (its live decoder commits a value, a rerun of that page, just after loading; the two may
+        # race). A person clicks again; so does the test, once.
+        if page.locator("[data-testid='stMain'] h1").first.text_content().strip() == heading:
+            raise
+        link.click()
+        try:
+            page.wait_for_function(SHOWS, arg=heading)
+        except Exception as e:
+            raise AssertionError(f"{name}: {describe(page)}") from e
     settle(page)
 
 
