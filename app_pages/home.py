@@ -1,7 +1,8 @@
 """Home: what a VAE is, what each page does, and the active run at a glance."""
 import streamlit as st
 
-from ui import compute, images, runs
+from ui import compute, images, runs, scenarios
+from ui import state as S
 from ui.pages import PAGES
 
 st.title("VAE Lab")
@@ -13,6 +14,17 @@ st.markdown(
     "Here you can **train** a VAE, compare inputs with their **reconstructions**, explore the **latent map**, "
     "move **sliders** through the latent space, and **generate** new images from random points."
 )
+
+st.subheader("Guided experiments", divider="gray")
+st.caption(f"One click sets up a short run ({scenarios.SECONDS} s on MNIST digits) that shows a classic failure or its "
+           "cure, and starts it on the Train page; the Doctor gives its verdict when it ends.")
+for col, sc in zip(st.columns(len(scenarios.SCENARIOS)), scenarios.SCENARIOS):
+    with col:
+        st.markdown(f"**{sc.title}**")
+        st.caption(sc.look_for)
+        if st.button("Set up and start", key=f"{S.SCENARIO_BUTTON}.{sc.key}", on_click=scenarios.set_up,
+                     args=(sc.key,), icon=":material/play_circle:"):
+            st.switch_page("app_pages/train.py")
 
 left, right = st.columns([3, 2], gap="large")
 with left:

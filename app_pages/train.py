@@ -2,8 +2,8 @@
 import streamlit as st
 
 from ui import data as uidata
+from ui import scenarios, train_panel, training, uploads
 from ui import state as S
-from ui import train_panel, training, uploads
 from vae.config import ConfigError, DataConfig
 from vae.data import DATASETS, DataError
 
@@ -12,6 +12,7 @@ st.caption("Training runs in its own process: you can visit other pages, or clos
            "meanwhile. When it ends, or when you press Stop, the run is saved and becomes the active run.")
 
 job = training.current_job()
+scenarios.banner(job)
 if job is not None and job.running:
     train_panel.live()
 elif job is not None:
@@ -75,6 +76,11 @@ with settings_box:
                               help="Bernoulli suits pixels near 0 or 1 (digits); Gaussian suits photos.")
     conditional = c4.checkbox("Conditional (CVAE)", key=S.TRAIN_CONDITIONAL,
                               help="Encoder and decoder also see the label, so Generate can draw each class.")
+    sigma = 0.1
+    if likelihood == "gaussian":
+        sigma = st.number_input("Gaussian σ (pixel scale 0..1)", 0.001, 10.0, 0.1, 0.05, format="%.3f",
+                                key=S.TRAIN_SIGMA, help="The likelihood's fixed standard deviation per pixel: "
+                                                        "large σ makes reconstruction cheap, and images blurry.")
     c1, c2, c3, c4 = st.columns(4)
     beta = c1.number_input("β (KL weight)", 0.0, 100.0, 1.0, 0.1, key=S.TRAIN_BETA,
                            help="1 is the ELBO; above 1 trades sharpness for a smoother latent space.")
@@ -128,6 +134,7 @@ with settings_box:
     elif not data_name:
         st.caption("Upload a data set that passes the checks to start.")
 
+    start = (scenarios.take_autostart() and not running) or start
     if start and data_name:
         dcfg = DataConfig(name=data_name, image_size=image_size, max_train=int(max_train) or None,
                           max_test=int(max_test) or None)
@@ -136,7 +143,7 @@ with settings_box:
                 split = uidata.load(uidata.DataKey.of(dcfg), download=data_name in DATASETS)
             values = dict(arch=arch.lower(), latent_dim=latent_dim, hidden=hidden, decoder_hidden=decoder_hidden,
                           activation=activation,
-                          likelihood=likelihood, conditional=conditional, beta=beta, warmup=warmup,
+                          likelihood=likelihood, sigma=sigma, conditional=conditional, beta=beta, warmup=warmup,
                           free_bits=free_bits, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           binarize=binarize, time_budget=budget)
             config = train_panel.build_config(values, split, dcfg)

@@ -22,6 +22,11 @@ APP_TOAST = "app.toast"                      # a message to toast on the next ru
 SHARED_SAVED = "shared.saved_points"         # {run_key: [{"name", "z", "label"}]} saved on the Sliders page
 SHARED_ENDS = "shared.interp_ends"           # {run_key: {"A": {"z", "label"}, "B": {...}}} for the Latent map
 
+# ---- Home: guided experiments
+SCENARIO = "home.scenario"                   # the guided experiment set up (ui/scenarios.py)
+SCENARIO_AUTOSTART = "home.scenario_autostart"  # start it on the Train page's next run
+SCENARIO_BUTTON = "home.scenario_button"     # buttons: f"{SCENARIO_BUTTON}.{key}"
+
 # ---- Train
 TRAIN_DATA = "train.data"                    # built-in data set name, or UPLOAD_CHOICE
 TRAIN_UPLOAD = "train.upload"                # file_uploader
@@ -34,6 +39,7 @@ TRAIN_HIDDEN = "train.hidden"
 TRAIN_DECODER = "train.decoder_hidden"
 TRAIN_ACTIVATION = "train.activation"
 TRAIN_LIKELIHOOD = "train.likelihood"
+TRAIN_SIGMA = "train.gaussian_sigma"        # the Gaussian likelihood's fixed sigma
 TRAIN_BETA = "train.beta"
 TRAIN_WARMUP = "train.warmup"
 TRAIN_FREE_BITS = "train.free_bits"
@@ -144,7 +150,7 @@ UPLOAD_CHOICE = "upload"
 
 # value widgets whose state survives page changes (buttons, uploaders and charts cannot be re-assigned)
 _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, TRAIN_ACTIVATION, TRAIN_LIKELIHOOD,
-         TRAIN_BETA, TRAIN_WARMUP, TRAIN_FREE_BITS, TRAIN_CONDITIONAL, TRAIN_EPOCHS, TRAIN_BATCH, TRAIN_LR,
+         TRAIN_SIGMA, TRAIN_BETA, TRAIN_WARMUP, TRAIN_FREE_BITS, TRAIN_CONDITIONAL, TRAIN_EPOCHS, TRAIN_BATCH, TRAIN_LR,
          TRAIN_SEED, TRAIN_MAX_TRAIN, TRAIN_MAX_TEST, TRAIN_BINARIZE, TRAIN_BUDGET, RECON_SORT, RECON_COUNT,
          RECON_INDEX,
          RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
