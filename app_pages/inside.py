@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from ui import compute, draw_pad, images, inside_view, map_view, plots, runs
+from ui import compute, draw_pad, images, inside_view, links, map_view, plots, runs
 from ui import data as uidata
 from ui import state as S
 from vae.data import DataError
@@ -21,6 +21,8 @@ if active is not None:
     m = run.config.model
     names = runs.class_names(run)
     test, dkey = uidata.noted_test_images(run)
+    if test is not None:
+        links.restore("i", lambda v: inside_view.show_test_image(int(v), len(test)))
 
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     source = c1.segmented_control("Input", [inside_view.TEST, inside_view.DRAW, inside_view.UPLOAD],
@@ -33,6 +35,7 @@ if active is not None:
         else:
             index = int(c2.number_input("Test image #", 0, len(test) - 1, 0, key=S.INSIDE_INDEX))
             x, label = inside_view.test_image(test, index)
+            links.publish("i", str(index))
             input_key, what = f"test:{index}", f"test image #{index}" + (
                 f" (label {names[label]})" if label is not None and names else "")
     elif source == inside_view.DRAW:

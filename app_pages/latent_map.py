@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from ui import compute, exports, images, map_view, runs
+from ui import compute, exports, images, links, map_view, runs
 from ui import data as uidata
 from ui import state as S
 from ui.live_decoder import latent_panel
@@ -44,6 +44,9 @@ if active is not None:
         y = None if test.y is None else test.y.numpy()
         proj = map_view.projection(mu, method, entry.key, str(dkey))
     clicked = map_view.clicks(entry.key)
+    if mu is not None:
+        links.restore("points", lambda v: map_view.set_clicks(entry.key, [int(i) for i in v.split(",")], len(mu)))
+    links.publish("points", ",".join(map(str, clicked)) or None)
 
     # ---- interpolation ends (computed first: the path is drawn on the map)
     st.session_state.setdefault(S.MAP_ENDS_FROM, map_view.TEST)

@@ -33,21 +33,19 @@ if active is not None:
                 "from an untrained 2-D model on the same images.")
     model_stepper = stepper_view.stepper(run, entry.key, start, float(lr), int(batch), train)
 
-    playing = bool(st.session_state.get(S.STEP_PLAY))
+    playing = st.toggle("Play", key=S.STEP_PLAY, help="One step every half second, in slow motion.")
 
     @st.fragment(run_every=0.5 if playing else None)
     def board() -> None:
         """The step buttons and everything they change: a click reruns only this part of the page."""
-        b1, b2, b3, b4, b5 = st.columns([1, 1, 1, 1, 3])
+        b1, b2, b4, b5 = st.columns([1, 1, 1, 3])
         one = b1.button("One step", key=S.STEP_ONE, icon=":material/skip_next:")
         ten = b2.button("Ten steps", key=S.STEP_TEN, icon=":material/fast_forward:")
-        if b3.toggle("Play", key=S.STEP_PLAY, help="One step every half second, in slow motion.") != playing:
-            st.rerun(scope="app")          # the timer is the fragment's: set when the whole page runs
         b4.button("Reset", key=S.STEP_RESET, on_click=stepper_view.reset, icon=":material/restart_alt:")
         shown = b5.multiselect("Arrows", ["reconstruction", "KL", "sum"], default=["reconstruction", "KL", "sum"],
                                key=S.STEP_SHOWN, label_visibility="collapsed")
         b = float(st.session_state.get(S.STEP_BETA, 1.0))
-        for _ in range(10 if ten else 1 if (one or st.session_state.get(S.STEP_PLAY)) else 0):
+        for _ in range(10 if ten else 1 if (one or playing) else 0):
             model_stepper.step(b)
         forces = model_stepper.forces(b)
         codes = model_stepper.codes(probe)

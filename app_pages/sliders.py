@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from ui import compute, images, runs, sliders_view
+from ui import compute, images, links, runs, sliders_view
 from ui import data as uidata
 from ui import state as S
 from ui.live_decoder import latent_panel
@@ -43,12 +43,14 @@ if active is not None:
     shown = order if (d <= sliders_view.MAX_SLIDERS or st.session_state.get(S.SLIDERS_SHOW_ALL)) \
         else order[:sliders_view.MAX_SLIDERS]
 
+    links.restore("z", lambda v: sliders_view.send_precise(entry.key, links.floats(v, d), None))
     z0, label0, start_text = sliders_view.start_point(run, entry.key, start, test, dkey)
     span = float(min(6.0, max(3.0, math.ceil(max(abs(v) for v in z0)))))
     st.caption(start_text)
     value = latent_panel(run.model, key=S.SLIDERS_PANEL, mode="sliders", order=shown, z0=z0, label=label0,
                          class_names=names, slider_range=span, image_px=224, run_key=entry.key)
     z, label = (value["z"], value["label"]) if isinstance(value, dict) else (value, None)
+    links.publish("z", ",".join(f"{v:.3f}" for v in z))
     if kl is not None and d > 2:
         unused = [i for i in range(d) if kl[i] < UNUSED_KL_NATS]
         if unused:

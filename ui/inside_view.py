@@ -53,6 +53,14 @@ def send_to_sliders(run_key: str, z: list[float], label: int | None) -> None:
     st.session_state[S.APP_TOAST] = "Sent to the Sliders page: it now starts from your drawing's latent mean."
 
 
+def show_test_image(index: int, n: int) -> None:
+    """Follow test image ``index`` (from a shared link)."""
+    if not 0 <= index < n:
+        raise ValueError(f"test image must be 0..{n - 1}")
+    st.session_state[S.INSIDE_SOURCE] = TEST
+    st.session_state[S.INSIDE_INDEX] = index
+
+
 def resample() -> None:
     st.session_state[S.INSIDE_SEED] = int(st.session_state.get(S.INSIDE_SEED, 0)) + 1
 

@@ -58,6 +58,16 @@ def clicks(run_key: str) -> list[int]:
     return state.per_run(state.MAP_CLICKS, run_key, [])
 
 
+def set_clicks(run_key: str, indices: list[int], n: int) -> None:
+    """Make ``indices`` (at most the last two, each a test image 0..n-1) the clicked points, as clicks would."""
+    if not indices or any(not 0 <= i < n for i in indices):
+        raise ValueError(f"points must be test images 0..{n - 1}")
+    got = clicks(run_key)
+    got[:] = indices[-2:]
+    if len(got) == 2:
+        st.session_state[state.MAP_ENDS_FROM] = CLICKED
+
+
 def on_select(run_key: str) -> None:
     """Chart callback: remember the last two clicked test images; with two, use them as the ends."""
     sel = st.session_state.get(state.MAP_CHART)

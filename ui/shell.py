@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import compute, runs, settings, state, training, uploads
+from . import compute, links, runs, settings, state, training, uploads
 
 PAGE_TITLE = "VAE Lab"
 _STARTUP_LOCK = threading.Lock()
@@ -69,11 +69,14 @@ def _run_picker() -> None:
         return
     paths = [e.path for e in entries]
     by_path = {e.path: e for e in entries}
+    by_name = {Path(p).name: p for p in paths}
+    links.restore("run", lambda name: st.session_state.__setitem__(state.APP_RUN, by_name[name]))
     if st.session_state.get(state.APP_RUN) not in by_path:
         st.session_state[state.APP_RUN] = paths[0]
     st.selectbox("Active run", paths, key=state.APP_RUN, format_func=lambda p: runs.label(by_path[p]),
                  help="The model every page uses: demo runs ship with the app; runs you train or upload are "
                       f"saved in {settings.runs_dir()} and listed for everyone.")
+    links.publish("run", Path(st.session_state[state.APP_RUN]).name)
     s = runs.summary(by_path[st.session_state[state.APP_RUN]])
     if s.get("ok"):
         bits = [f"{s['latent_dim']}-D latent", s["arch"].upper(), f"data {s['data']}"]

@@ -17,6 +17,7 @@ APP_RUN_UPLOAD = "app.run_upload"            # file_uploader key prefix (a new k
 APP_RUN_UPLOAD_N = "app.run_upload_n"        # counter giving the uploader's key
 APP_RUN_UPLOAD_RESULT = "app.run_upload_result"  # ("success" | "error", one line)
 APP_TOAST = "app.toast"                      # a message to toast on the next run
+LINK_TAKEN = "app.link_taken"                # URL parameters already applied this session (ui/links.py)
 
 # ---- shared between pages
 SHARED_SAVED = "shared.saved_points"         # {run_key: [{"name", "z", "label"}]} saved on the Sliders page

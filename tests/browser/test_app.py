@@ -194,6 +194,36 @@ def test_loss_forces_steps_and_plays_in_slow_motion(browser, app_url):
     page.context.close()
 
 
+def test_a_shared_link_opens_the_same_view(browser, app_url):
+    page = open_app(browser, app_url, "inside?run=mnist-16d&i=42")
+    page.get_by_text("Following test image #42").wait_for()
+    settle(page)
+    page.locator("[data-testid='stSidebar']").get_by_text("16-D latent").wait_for()
+    page.get_by_role("spinbutton", name="Test image #").fill("7")
+    page.get_by_role("spinbutton", name="Test image #").press("Enter")
+    page.get_by_text("Following test image #7").wait_for()
+    page.wait_for_function("() => location.search.includes('i=7') && location.search.includes('run=mnist-16d')")
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
+def test_a_guided_experiment_starts_from_home_and_can_be_stopped(browser, app_url, runs_dir):
+    page = open_app(browser, app_url)
+    settle(page)
+    before = set(saved(runs_dir))
+    card = page.locator("[data-testid='stColumn']", has_text="Too few dimensions")
+    card.get_by_role("button", name="Set up and start").click()
+    page.get_by_text("Guided experiment: Too few dimensions.").wait_for()
+    assert page.locator("[data-testid='stMain'] h1").first.text_content().strip() == "Train"
+    page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
+    assert page.get_by_role("spinbutton", name="Latent dimensions").input_value() == "1"
+    page.get_by_text("The Doctor's verdict").wait_for(timeout=120_000)     # the 20 s run ends, the Doctor reads it
+    [new] = [p for p in saved(runs_dir) if p not in before]
+    assert json.loads((new / "config.json").read_text())["model"]["latent_dim"] == 1
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
 def test_export_downloads_the_projector_folder_and_the_map(browser, app_url, tmp_path):
     import io
     import math

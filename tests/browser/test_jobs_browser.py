@@ -105,7 +105,10 @@ def test_a_server_killed_mid_training_comes_back_to_its_jobs(browser, tmp_path):
         assert dead.name in page.locator("[data-testid='stExpander']", has_text="Interrupted runs").inner_text()
         # Resume continues the dead one here, live
         page.get_by_role("button", name="Resume").first.click()
-        page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
+        try:
+            page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
+        except Exception as e:       # say what the page shows instead
+            raise AssertionError(page.locator("[data-testid='stMain']").inner_text()[:800]) from e
         wait_text(page, MAIN_PROGRESS, "Epoch")
         page.get_by_role("button", name="Stop").click()
         wait_text(page, "[data-testid='stAlert']", "Stopped by request")
