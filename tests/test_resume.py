@@ -123,3 +123,19 @@ def test_resume_takes_no_other_run_settings(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--epochs cannot go with --resume" in err[0]
+
+
+def test_a_kill_between_the_checkpoint_renames_still_resumes(tmp_path):
+    """save_checkpoint fills checkpoint.new/ then renames: checkpoint/ -> checkpoint.old/, checkpoint.new/ ->
+    checkpoint/. Killed between the two renames, the run has no checkpoint/ but a complete .new and .old."""
+    import shutil
+    data = tiny_split(n_train=200, n_test=40)
+    stop, cb = stop_after_epoch(2)
+    train_run(config(), data, tmp_path / "r", callback=cb, cancel=stop)
+    run = tmp_path / "r"
+    assert (run / "checkpoint" / "state.json").is_file() and not (run / "checkpoint.new").exists()
+    shutil.copytree(run / "checkpoint", run / "checkpoint.old")
+    (run / "checkpoint").rename(run / "checkpoint.new")
+    assert load_checkpoint(run, config())[1].epoch == 2
+    result = train_run(config(), data, run, resume=True)
+    assert result.status == "completed" and not any(run.glob("checkpoint*"))

@@ -18,6 +18,7 @@
 // the next frame decodes the latest z once. data-frames on the image counts paints.
 
 const PANELS = new WeakMap(); // parentElement -> panel
+const TOLD = new Set();       // `${key}|${spec id}` whose weights Python was told the page holds
 const BY_KEY = new Map();     // user key -> panel (test and bench hooks)
 
 // ---------------------------------------------------------------------------------------
@@ -157,8 +158,12 @@ function compile(P) {
   P.notice.hidden = true;
   P.canvas.hidden = false;
   // tell Python at once that this page holds the weights: every later rerun of the page then sends only
-  // the header instead of serialising megabytes again (one extra rerun, on the first view)
-  if (spec.layers) commit(P);
+  // the header instead of serialising megabytes again (one extra rerun, on the first view). Once per key
+  // and spec for the life of the page: a commit is a rerun of the page the panel is on, and a second one sent
+  // while the user is leaving for another page is the suspected cause of a bounce back to the Latent map seen
+  // once under load in CI (the user had reached Sliders, then the Latent map came back).
+  const told = `${P.data.key}|${spec.id}`;
+  if (spec.layers && !TOLD.has(told)) { TOLD.add(told); commit(P); }
 }
 
 function fallback(P, why) {

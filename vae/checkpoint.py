@@ -10,6 +10,7 @@ every key and shape against the model and optimizer the run's config builds; not
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,29 @@ FOLDER = "checkpoint"
 WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.safetensors", "state.json"
 
 
+def _folder(run_dir: str | Path) -> Path:
+    """The complete checkpoint folder: ``checkpoint/``, or, after a kill between the two renames of a save,
+    ``checkpoint.new/`` (complete: it is renamed into place only once all three files are in it) or
+    ``checkpoint.old/``."""
+    base = Path(run_dir)
+    for name in (FOLDER, FOLDER + ".new", FOLDER + ".old"):
+        if (base / name / STATE).is_file():
+            return base / name
+    return base / FOLDER
+
+
 def has_checkpoint(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / FOLDER / STATE).is_file()
+    return (_folder(run_dir) / STATE).is_file()
 
 
 def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint) -> None:
-    """Write ``run_dir/checkpoint/`` for the epoch ``ck.epoch`` (atomically, file by file)."""
-    folder = Path(run_dir) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``run_dir/checkpoint/`` for the epoch ``ck.epoch``: the three files go into ``checkpoint.new/``,
+    which then replaces ``checkpoint/`` by renames, so a kill at any instant leaves one complete checkpoint
+    (the loader also looks at ``checkpoint.new/`` and ``checkpoint.old/``)."""
+    run_dir = Path(run_dir)
+    folder = run_dir / (FOLDER + ".new")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     meta = {"format": "vae-lab-checkpoint", "epoch": str(ck.epoch)}
     weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(folder / WEIGHTS, st_save(weights, metadata=meta))
@@ -47,11 +63,17 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint)
     atomic_write_json(folder / STATE, {
         "epoch": ck.epoch, "global_step": ck.global_step, "seen": ck.seen, "train_time": ck.train_time,
         "elapsed": ck.elapsed, "history": ck.history, "param_groups": ck.optimizer["param_groups"]})
+    final, old = run_dir / FOLDER, run_dir / (FOLDER + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    folder.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_checkpoint(run_dir: str | Path, config: RunConfig) -> tuple[dict[str, torch.Tensor], Checkpoint]:
     """The weights and ``Checkpoint`` of ``run_dir``'s last completed epoch, checked against ``config``."""
-    folder = Path(run_dir) / FOLDER
+    folder = _folder(run_dir)
     try:
         state = json.loads((folder / STATE).read_text(encoding="utf-8"))
         blobs = {name: (folder / name).read_bytes() for name in (WEIGHTS, OPTIMIZER)}
@@ -80,13 +102,10 @@ def load_checkpoint(run_dir: str | Path, config: RunConfig) -> tuple[dict[str, t
 
 def remove_checkpoint(run_dir: str | Path) -> None:
     """Drop the checkpoint of a completed run (the optimizer's moments are twice the model's size)."""
-    folder = Path(run_dir) / FOLDER
-    for name in (STATE, OPTIMIZER, WEIGHTS):            # state first: a half-removed folder is no checkpoint
-        (folder / name).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+    for name in (FOLDER + ".new", FOLDER + ".old", FOLDER):
+        folder = Path(run_dir) / name
+        (folder / STATE).unlink(missing_ok=True)            # state first: a half-removed folder is no checkpoint
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _metadata(blob: bytes) -> dict[str, str]:

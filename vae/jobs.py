@@ -111,7 +111,7 @@ def clear_progress(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     for name in (EVENTS, LIVE, JOB, STOP, CLAIM):
         (run_dir / name).unlink(missing_ok=True)
-    for name in (SNAPSHOTS, "checkpoint"):
+    for name in (SNAPSHOTS, "checkpoint", "checkpoint.new", "checkpoint.old"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
