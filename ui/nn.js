@@ -68,6 +68,18 @@ function matvec(W, B, O, I) {
   };
 }
 
+// A "linear" layer reading x: pushes its op (over x's non-zero entries) and returns its output array.
+function linearOp(L, x, ops) {
+  const I = L.in, O = L.out, mv = matvec(f32(L.weight, I * O, "linear weight"), f32(L.bias, O, "linear bias"), O, I);
+  const y = new Float32Array(O), nzI = new Int32Array(I), nzV = new Float64Array(I), sc = mv.scale;
+  ops.push(() => {
+    let n = 0;
+    for (let i = 0; i < I; i++) { const v = x[i]; if (v !== 0) { nzI[n] = i * sc; nzV[n++] = v; } }
+    mv.run(nzI, nzV, n, y, 0);
+  });
+  return y;
+}
+
 export function compileSpec(spec) {
   if (!spec || spec.version !== 1) throw new Error(`spec version ${spec && spec.version} is not 1`);
   const D = spec.latent_dim, K = spec.conditional ? spec.num_classes : 0;
@@ -78,14 +90,7 @@ export function compileSpec(spec) {
     const t = L.type;
     if (t === "linear") {
       if (shape.length !== 1 || shape[0] !== L.in) throw new Error(`linear expects ${L.in} inputs, gets [${shape}]`);
-      const I = L.in, O = L.out, mv = matvec(f32(L.weight, I * O, "linear weight"), f32(L.bias, O, "linear bias"), O, I);
-      const x = cur, y = new Float32Array(O), nzI = new Int32Array(I), nzV = new Float64Array(I), sc = mv.scale;
-      ops.push(() => {
-        let n = 0;
-        for (let i = 0; i < I; i++) { const v = x[i]; if (v !== 0) { nzI[n] = i * sc; nzV[n++] = v; } }
-        mv.run(nzI, nzV, n, y, 0);
-      });
-      cur = y; shape = [O];
+      cur = linearOp(L, cur, ops); shape = [L.out];
     } else if (t in ACTS) {
       const f = ACTS[t](L), x = cur, n = cur.length;
       ops.push(() => f(x, n));
@@ -220,14 +225,7 @@ export function compileEncoder(spec) {
       cur = y; shape = [n + K];
     } else if (t === "linear") {
       if (shape.length !== 1 || shape[0] !== L.in) throw new Error(`linear expects ${L.in} inputs, gets [${shape}]`);
-      const I = L.in, O = L.out, mv = matvec(f32(L.weight, I * O, "linear weight"), f32(L.bias, O, "linear bias"), O, I);
-      const x = cur, y = new Float32Array(O), nzI = new Int32Array(I), nzV = new Float64Array(I), sc = mv.scale;
-      ops.push(() => {
-        let n = 0;
-        for (let i = 0; i < I; i++) { const v = x[i]; if (v !== 0) { nzI[n] = i * sc; nzV[n++] = v; } }
-        mv.run(nzI, nzV, n, y, 0);
-      });
-      cur = y; shape = [O];
+      cur = linearOp(L, cur, ops); shape = [L.out];
     } else if (t in ACTS) {
       const f = ACTS[t](L), x = cur, n = cur.length;
       ops.push(() => f(x, n));
