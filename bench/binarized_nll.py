@@ -2,6 +2,7 @@
 importance-weighted test NLL (k samples per image, Burda et al. 2016) on the test set binarised once.
 
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000
+    python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000 --objective iwae --k 5
 
 Reference points (not run here): pythae's VAE 89.8 nats; the IWAE paper's one-layer VAE 86.8 nats
 after 3,280 passes. Prints one JSON object on the last line.
@@ -33,13 +34,20 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=TrainConfig().lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", choices=["elbo", "iwae"], default="elbo")
+    p.add_argument("--k", type=int, default=1, help="iwae: importance samples per image in training")
+    p.add_argument("--decoder-hidden", default=None, help="decoder widths (default: VAE Lab's for --hidden)")
     p.add_argument("--out", type=Path, default=None, help="also save the run folder here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     split = load_dataset("mnist", data_dir=args.data_dir)
-    cfg = RunConfig(model=ModelConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), latent_dim=args.latent_dim),
+    widths = {} if args.decoder_hidden is None else \
+        {"decoder_hidden": tuple(int(h) for h in args.decoder_hidden.split(","))}
+    cfg = RunConfig(model=ModelConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), latent_dim=args.latent_dim,
+                                      **widths),
                     train=TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=args.lr, binarize=True,
-                                      time_budget=args.budget, threads=args.threads, seed=args.seed),
+                                      time_budget=args.budget, threads=args.threads, seed=args.seed,
+                                      objective=args.objective, iw_k=args.k if args.objective == "iwae" else 1),
                     data=DataConfig(name="mnist"))
     curve = []
     res = fit(cfg, split, callback=lambda e: e["type"] == "epoch" and curve.append(

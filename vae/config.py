@@ -148,6 +148,8 @@ class TrainConfig:
     output_bias_init: bool = True         # start the decoder's output bias at the mean training pixel's logit
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: the forward pass under autocast (losses, gradients and
                                           # Adam stay fp32); pays on GPUs with bf16 units, costs on most CPUs
+    objective: Literal["elbo", "iwae"] = "elbo"  # iwae: the importance-weighted bound of Burda et al. 2016
+    iw_k: int = 1                         # iwae: importance samples per image (k = 1 is the ELBO, sampled)
 
     def __post_init__(self) -> None:
         _check(1 <= self.epochs <= 100_000, f"train.epochs must be 1..100000, got {self.epochs}")
@@ -168,6 +170,14 @@ class TrainConfig:
         _check(0 <= self.time_budget <= 7 * 86400, f"train.time_budget must be 0..604800 s, got {self.time_budget}")
         _check(self.recon_every >= 1, f"train.recon_every must be >= 1, got {self.recon_every}")
         _check(self.precision in ("fp32", "bf16"), f"train.precision must be fp32 or bf16, got {self.precision!r}")
+        _check(self.objective in ("elbo", "iwae"), f"train.objective must be elbo or iwae, got {self.objective!r}")
+        _check(1 <= self.iw_k <= 1000, f"train.iw_k must be 1..1000, got {self.iw_k}")
+        _check(self.objective == "iwae" or self.iw_k == 1,
+               f"train.iw_k is the IWAE objective's sample count; with the ELBO it must be 1, got {self.iw_k}")
+        _check(self.objective == "elbo" or (self.beta == 1 and self.warmup_epochs == 0 and self.free_bits == 0),
+               "the IWAE objective is a bound on log p(x) and takes no beta, KL warm-up or free bits "
+               f"(got beta {self.beta:g}, warm-up {self.warmup_epochs:g}, free bits {self.free_bits:g}); "
+               "use them with the ELBO objective")
 
 
 @dataclass(frozen=True)

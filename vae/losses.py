@@ -60,13 +60,36 @@ def elbo_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: 
     return {"recon": recon, "kl": kl, "kl_per_dim": kld, "neg_elbo": recon + kl}
 
 
+def iwae_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
+               cfg: ModelConfig, sigma: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The importance-weighted bound (Burda et al. 2016, eq. 8) with ``k`` samples per image, and the usual terms.
+
+    logits: [k * B, C, H, W] (sample-major, as ``VAE.forward(x, k=k)`` returns them); z: [k, B, D].
+    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x);  ``neg_iw`` [B] = -(logsumexp_i log w_i - log k),
+    an upper bound on -log p(x) that tightens as k grows (k = 1: a one-sample estimate of the -ELBO).
+    ``recon`` [B] is the mean over the k samples, ``kl`` [B] the closed form, ``neg_elbo`` their sum.
+    """
+    z = z.unsqueeze(0) if z.dim() == 2 else z           # one sample per image: [B, D] -> [1, B, D]
+    k, b = z.shape[0], z.shape[1]
+    xx = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+    nll = recon_nll(logits, xx, cfg, sigma).view(k, b)
+    log_w = -nll + log_std_normal(z) - log_normal(z, mu.unsqueeze(0), logvar.unsqueeze(0))
+    kld = kl_per_dim(mu, logvar)
+    recon, kl = nll.mean(0), kld.sum(1)
+    return {"recon": recon, "kl": kl, "kl_per_dim": kld, "neg_elbo": recon + kl,
+            "neg_iw": -(torch.logsumexp(log_w, 0) - math.log(k))}
+
+
 def training_loss(terms: dict[str, torch.Tensor], *, beta: float = 1.0, free_bits: float = 0.0) -> torch.Tensor:
-    """The scalar to minimise: mean over the batch of recon + beta * KL.
+    """The scalar to minimise: mean over the batch of recon + beta * KL (or, for ``iwae_terms``, of the
+    importance-weighted bound).
 
     With free bits (Kingma et al. 2016, IAF), each latent dimension's batch-mean KL is
     clamped below at ``free_bits`` nats, so the optimiser gains nothing from pushing a
     dimension's KL under that floor (guards against posterior collapse).
     """
+    if "neg_iw" in terms:                  # the IWAE objective: the bound itself, no beta or free bits
+        return terms["neg_iw"].mean()
     recon = terms["recon"].mean()
     if free_bits > 0:
         kl = torch.clamp(terms["kl_per_dim"].mean(0), min=free_bits).sum()

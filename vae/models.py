@@ -149,10 +149,15 @@ class VAE(nn.Module):
         """z: [B, D] -> logits: [B, C, H, W]; pixels are ``torch.sigmoid(logits)``."""
         return self.decoder(z, y)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> VAEOutput:
+        """Encode, sample, decode. With ``k`` > 1 (the IWAE objective) every image gets ``k`` samples:
+        ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major."""
         mu, logvar = self.encode(x, y)
-        z = self.reparameterize(mu, logvar)
-        return VAEOutput(self.decode(z, y), mu, logvar, z)
+        if k == 1:
+            z = self.reparameterize(mu, logvar)
+            return VAEOutput(self.decode(z, y), mu, logvar, z)
+        z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))
+        return VAEOutput(self.decode(z.reshape(-1, mu.shape[1]), None if y is None else y.repeat(k)), mu, logvar, z)
 
     def sigma(self) -> torch.Tensor:
         """Gaussian likelihood's sigma per channel: [C]."""

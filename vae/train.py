@@ -290,10 +290,16 @@ class Trainer:
             if cfg.binarize:
                 xb = binarize(xb.cpu(), self.bin_gen).to(self.device) if xb.is_cuda else binarize(xb, self.bin_gen)
             yb = ys[part] if ys is not None else None
+            k = cfg.iw_k if cfg.objective == "iwae" else 1
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = self.net(xb, yb)
-            terms = losses.elbo_terms(out.recon_logits.float(), xb, out.mu.float(), out.logvar.float(), mcfg,
-                                      model.sigma() if mcfg.likelihood == "gaussian" else None)
+                out = self.net(xb, yb, k) if k > 1 else self.net(xb, yb)
+            sigma = model.sigma() if mcfg.likelihood == "gaussian" else None
+            if cfg.objective == "iwae":
+                terms = losses.iwae_terms(out.recon_logits.float(), xb, out.mu.float(), out.logvar.float(),
+                                          out.z.float().view(k, xb.shape[0], -1), mcfg, sigma)
+            else:
+                terms = losses.elbo_terms(out.recon_logits.float(), xb, out.mu.float(), out.logvar.float(), mcfg,
+                                          sigma)
             loss = losses.training_loss(terms, beta=beta, free_bits=cfg.free_bits)
             if self.fault == (d.rank, self.global_step + 1):
                 loss = loss * float("nan")

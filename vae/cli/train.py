@@ -74,6 +74,9 @@ def register(sub) -> None:
     g.add_argument("--free-bits", type=float, default=t.free_bits, help="nats per latent dim")
     g.add_argument("--grad-clip", type=float, default=t.grad_clip, help="max gradient norm, 0 = off")
     g.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    g.add_argument("--objective", choices=["elbo", "iwae"], default=t.objective,
+                   help="iwae: the importance-weighted bound (Burda et al. 2016) with --k samples per image")
+    g.add_argument("--k", type=int, default=None, help="iwae: importance samples per image (default 5)")
     g.add_argument("--binarize", action="store_true", help="dynamic binarisation of the pixels")
     g.add_argument("--seed", type=int, default=t.seed)
     g.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = all cores")
@@ -88,6 +91,13 @@ def register(sub) -> None:
     g.add_argument("--iw-samples", type=int, default=0, help="importance samples for the final log p(x)")
     tr.add_argument("--out", default=None, help="run folder to write (default runs/<data>-<model>-<latent>d-<time>)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def iw_k(args) -> int:
+    """--k, which only the IWAE objective takes (5 when it is not given)."""
+    if args.k is not None and args.objective != "iwae":
+        raise ValueError(f"--k is the IWAE objective's sample count; add --objective iwae (got --k {args.k})")
+    return (5 if args.k is None else args.k) if args.objective == "iwae" else 1
 
 
 def config_from_args(args, data: DataSplit) -> RunConfig:
@@ -106,7 +116,7 @@ def config_from_args(args, data: DataSplit) -> RunConfig:
                         weight_decay=args.weight_decay, seed=args.seed, binarize=args.binarize,
                         threads=args.threads, device=args.device, eval_every_epoch=not args.no_test_eval,
                         time_budget=args.time_budget, output_bias_init=not args.no_bias_init,
-                        precision=args.precision)
+                        precision=args.precision, objective=args.objective, iw_k=iw_k(args))
     return RunConfig(model=model, train=train, data=dcfg)
 
 
@@ -122,7 +132,8 @@ _VALUED = (("--image-size", "data", "image_size"), ("--color", "data", "color"),
            ("--warmup", "train", "warmup_epochs"), ("--free-bits", "train", "free_bits"),
            ("--grad-clip", "train", "grad_clip"), ("--weight-decay", "train", "weight_decay"),
            ("--seed", "train", "seed"), ("--threads", "train", "threads"), ("--device", "train", "device"),
-           ("--time-budget", "train", "time_budget"), ("--precision", "train", "precision"))
+           ("--time-budget", "train", "time_budget"), ("--precision", "train", "precision"),
+           ("--objective", "train", "objective"), ("--k", "train", "iw_k"))
 #: (switch, section, field, the field's value when the switch is given)
 _SWITCHES = (("--learn-sigma", "model", "learn_sigma", True), ("--conditional", "model", "conditional", True),
              ("--binarize", "train", "binarize", True), ("--no-bias-init", "train", "output_bias_init", False),
@@ -175,6 +186,7 @@ def cmd_train(args) -> int:
     if args.nice and hasattr(os, "nice"):
         os.nice(args.nice)
     out = Path(args.out) if args.out else None
+    iw_k(args)                              # a bad --k is reported before any data is read
     if args.resume and (args.config or out):
         raise ValueError("--resume RUN_DIR takes the folder's own config and writes to that folder; "
                          "drop --config / --out")

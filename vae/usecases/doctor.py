@@ -165,6 +165,8 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
     severe = kl_total < COLLAPSE_KL_NATS or active == 0
     train_ch: dict[str, Any] = {"free_bits": 0.5 if t.free_bits <= 0 else t.free_bits,
                                 "warmup_epochs": max(t.warmup_epochs, max(1.0, t.epochs / 5))}
+    if t.objective == "iwae":          # free bits and a warm-up belong to the ELBO: the suggestion switches back
+        train_ch.update({"objective": "elbo", "iw_k": 1})
     if t.beta > 1:
         train_ch["beta"] = 1.0
     if lr_far_too_high(t):
