@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from vae import usecases
 from vae.cli import main
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import DataSplit, ImageData, load_dataset
+from vae.models import build_model
 from vae.runs import load_run, save_run
 from vae.train import fit
 
@@ -82,13 +84,41 @@ def test_holdout_class_scores_higher():
     assert (train.train.y != 2).all() and len(train.test.x) == 120
     cfg = RunConfig(model=ModelConfig(image_size=8, latent_dim=2, hidden=(32,)), train=TrainConfig(epochs=20, **FAST))
     model = fit(cfg, train).model
-    res = usecases.holdout_anomaly(model, data.test, 2, top=10)
+    res = usecases.holdout_anomaly(model, data.test, 2, top=10, reference=train.train, iw_samples=10)
     assert res["auroc"] > 0.9, res["auroc"]
+    assert res["auroc_iw_nll"] > 0.9 and res["iw_samples"] == 10
+    assert res["auroc_latent_class"] > 0.9, res["auroc_latent_class"]
     assert res["holdout_share_of_top"] >= 0.8
     assert res["mean_score_per_class"]["2"] > max(res["mean_score_per_class"]["0"], res["mean_score_per_class"]["1"])
     assert usecases.holdout_auroc(np.array([0.1, 0.2, 0.9]), np.array([0, 0, 1]), 1) == 1.0
     with pytest.raises(ValueError, match="held-out class must be 0..2"):
         usecases.without_class(data, 7)
+
+
+def test_latent_class_score_is_the_mixture_density_of_the_codes():
+    """Recomputed with numpy from the codes: one full-covariance Gaussian per class, weighted by its share."""
+    from helpers import tiny_split
+
+    from vae.data import to_float
+    from vae.usecases.anomaly import latent_class_scores
+    data = tiny_split(n_train=200, n_test=30, side=8, classes=3)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(image_size=8, latent_dim=3, hidden=(16,))).eval()
+    got = latent_class_scores(model, data.train, data.test, ridge=1e-4)
+    with torch.no_grad():
+        ref = model.encode(to_float(data.train.x))[0].double().numpy()
+        mu = model.encode(to_float(data.test.x))[0].double().numpy()
+    y = data.train.y.numpy()
+    dens = np.zeros(len(mu))
+    for c in np.unique(y):
+        a = ref[y == c]
+        cov = np.cov(a.T) + 1e-4 * np.eye(3)
+        d = mu - a.mean(0)
+        quad = np.einsum("nd,de,ne->n", d, np.linalg.inv(cov), d)
+        dens += (len(a) / len(ref)) * np.exp(-0.5 * (quad + np.linalg.slogdet(cov)[1] + 3 * np.log(2 * np.pi)))
+    assert np.allclose(got, -np.log(dens), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="labelled reference"):
+        latent_class_scores(model, ImageData(data.train.x, None), data.test)
 
 
 def test_cli_probe_compress_anomaly(trained, data, tmp_path, capsys):

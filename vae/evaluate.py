@@ -68,8 +68,8 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     Keys: ``neg_elbo, recon, kl`` (nats per image), ``bits_per_dim``, ``active_units``,
     ``kl_per_dim`` (list), ``n_test``, ``mean_image_nats`` (the zero point: see :func:`mean_image_nats`);
     ``nll_iw`` and ``iw_samples`` when ``iw_samples > 1``;
-    ``per_image`` (dict of numpy arrays ``neg_elbo, recon, kl``) when asked; ``latent``
-    (``mu`` numpy [N, D], ``logvar``, ``y``) when asked.
+    ``per_image`` (dict of numpy arrays ``neg_elbo, recon, kl``, and ``nll_iw`` with ``iw_samples``) when
+    asked; ``latent`` (``mu`` numpy [N, D], ``logvar``, ``y``) when asked.
     ``binarized=True`` binarises the images once with a fixed seed first.
     """
     cfg = model.cfg
@@ -117,6 +117,8 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
         out["bits_per_dim_iw"] = losses.bits_per_dim(out["nll_iw"], cfg)
     if per_image:
         out["per_image"] = {"neg_elbo": neg_elbo.numpy(), "recon": recon.numpy(), "kl": kl.numpy()}
+        if iw_samples > 1:
+            out["per_image"]["nll_iw"] = nll.numpy()
     if return_latent:
         out["latent"] = {"mu": mu.numpy(), "logvar": logvar.numpy(),
                          "y": data.y.numpy() if data.y is not None else None}

@@ -106,6 +106,8 @@ def register(sub) -> None:
     p.add_argument("--latent-dim", type=int, default=20)
     p.add_argument("--top", type=int, default=16, help="most anomalous test images to list")
     p.add_argument("--png", default=None, help="PNG grid of the most anomalous test images")
+    p.add_argument("--iw-samples", type=int, default=20,
+                   help="with --holdout-class: importance samples for the -log p(x) score (0 = skip it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder to write when training")
@@ -227,6 +229,8 @@ def cmd_anomaly(args) -> int:
     set_threads(args.threads)
     if not 1 <= args.top <= 1000:
         raise ValueError(f"--top must be 1..1000, got {args.top}")
+    if not 0 <= args.iw_samples <= 10_000:
+        raise ValueError(f"--iw-samples must be 0..10000, got {args.iw_samples}")
     seconds = None
     if args.run_dir is not None:
         if args.out:
@@ -260,7 +264,8 @@ def cmd_anomaly(args) -> int:
             raise ValueError("--holdout-class needs labelled test data")
         if not 0 <= holdout < data.num_classes:
             raise ValueError(f"--holdout-class must be 0..{data.num_classes - 1}, got {holdout}")
-        out_res = holdout_anomaly(model, data.test, holdout, seed=args.seed, top=args.top)
+        out_res = holdout_anomaly(model, data.test, holdout, seed=args.seed, top=args.top,
+                                  reference=without_class(data, holdout).train, iw_samples=args.iw_samples)
     else:
         scores = anomaly_scores(model, data.test, seed=args.seed)
         idx = top_anomalies(scores, args.top)

@@ -1,5 +1,10 @@
-"""Anomalies: per-image -ELBO as an anomaly score; AUROC of a class left out of training against the classes seen,
-raw, normalised by ink, and corrected for input complexity (Serra et al. 2020)."""
+"""Anomalies: per-image scores and the AUROC of a class left out of training against the classes seen.
+
+Five scores, all "higher = more anomalous": the -ELBO; the same per unit of ink; the -ELBO corrected for input
+complexity (Serra et al. 2020); the importance-weighted -log p(x) (Burda et al. 2016), a tighter likelihood;
+and the code's surprise, -log p(mu(x)) under a Gaussian mixture fitted to the training images' codes with one
+component per seen class: an image whose code no seen class would produce is one the model has no place for,
+however simple (and so likely) its pixels are."""
 from __future__ import annotations
 
 import math
@@ -8,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import DataSplit, ImageData
+from ..data import DataSplit, ImageData, to_float
 from ..evaluate import evaluate
 from ..models import VAE
 
@@ -16,6 +21,44 @@ from ..models import VAE
 def anomaly_scores(model: VAE, test: ImageData, *, seed: int = 0, binarized: bool = False) -> np.ndarray:
     """Per-image -ELBO (nats) of ``test``: higher = more anomalous. [N]."""
     return evaluate(model, test, per_image=True, seed=seed, binarized=binarized)["per_image"]["neg_elbo"]
+
+
+@torch.no_grad()
+def latent_class_scores(model: VAE, reference: ImageData, test: ImageData, *, ridge: float = 1e-4) -> np.ndarray:
+    """-log p(mu(x)) per test image [N] (nats) under a Gaussian mixture fitted to the reference (training) images'
+    codes, one full-covariance component per class they hold, weighted by the class's share: a generative
+    classifier on the codes (Lee et al. 2018's class-conditional Gaussians, on a VAE's means). A code that no
+    seen class would produce scores high even when its pixels are simple and likely."""
+    if reference.y is None or len(reference) == 0:
+        raise ValueError("the latent class score needs labelled reference (training) images")
+    ref_mu = _means(model, reference.x, reference.y).double()
+    test_mu = _means(model, test.x, test.y).double()
+    y = reference.y.long()
+    eye = torch.eye(ref_mu.shape[1], dtype=torch.float64)
+    comps = []
+    for c in torch.unique(y):
+        a = ref_mu[y == c]
+        if a.shape[0] < 2:
+            continue
+        cov = torch.cov(a.T) + ridge * eye
+        dist = torch.distributions.MultivariateNormal(a.mean(0), covariance_matrix=cov)
+        comps.append(dist.log_prob(test_mu) + math.log(a.shape[0] / ref_mu.shape[0]))
+    if not comps:
+        raise ValueError("the latent class score needs at least two reference images of one class")
+    return (-torch.logsumexp(torch.stack(comps, 1), 1)).float().numpy()
+
+
+def _means(model: VAE, x: torch.Tensor, y: torch.Tensor | None, batch: int = 1000) -> torch.Tensor:
+    """Posterior means of uint8 images [N, D], in batches, in eval mode, on the CPU."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mus = []
+    for i in range(0, x.shape[0], batch):
+        yy = y[i:i + batch].to(device) if (y is not None and model.cfg.conditional) else None
+        mus.append(model.encode(to_float(x[i:i + batch]).to(device), yy)[0].cpu())
+    model.train(was)
+    return torch.cat(mus)
 
 
 def top_anomalies(scores: np.ndarray, n: int = 16) -> np.ndarray:
@@ -40,15 +83,25 @@ def holdout_auroc(scores: np.ndarray, y: np.ndarray, holdout: int) -> float:
     return float(roc_auc_score((np.asarray(y) == holdout).astype(int), scores))
 
 
-def holdout_anomaly(model: VAE, test: ImageData, holdout: int, *, seed: int = 0, top: int = 16) -> dict[str, Any]:
-    """Score ``test`` with a model trained without ``holdout``: AUROC, per-class mean score, top anomalies."""
-    scores = anomaly_scores(model, test, seed=seed)
+def holdout_anomaly(model: VAE, test: ImageData, holdout: int, *, seed: int = 0, top: int = 16,
+                    reference: ImageData | None = None, iw_samples: int = 0) -> dict[str, Any]:
+    """Score ``test`` with a model trained without ``holdout``: AUROC of each score, per-class mean -ELBO, top
+    anomalies by -ELBO. ``reference`` (the labelled training images) adds the latent class score; ``iw_samples``
+    > 1 the importance-weighted likelihood."""
+    ev = evaluate(model, test, per_image=True, seed=seed, iw_samples=iw_samples)["per_image"]
+    scores = ev["neg_elbo"]
     y = test.y.numpy()
     top_idx = top_anomalies(scores, top)
     per_class = {str(int(c)): float(scores[y == c].mean()) for c in np.unique(y)}
+    extra: dict[str, Any] = {}
+    if "nll_iw" in ev:
+        extra["auroc_iw_nll"] = holdout_auroc(ev["nll_iw"], y, holdout)
+        extra["iw_samples"] = iw_samples
+    if reference is not None:
+        extra["auroc_latent_class"] = holdout_auroc(latent_class_scores(model, reference, test), y, holdout)
     return {"holdout_class": holdout, "auroc": holdout_auroc(scores, y, holdout),
             "auroc_per_pixel_normalised": _auroc_normalised(scores, test, y, holdout),
-            "auroc_complexity_corrected": holdout_auroc(complexity_corrected(scores, test.x), y, holdout),
+            "auroc_complexity_corrected": holdout_auroc(complexity_corrected(scores, test.x), y, holdout), **extra,
             "mean_score_per_class": per_class, "top_indices": top_idx.tolist(),
             "top_labels": y[top_idx].tolist(), "top_scores": scores[top_idx].tolist(),
             "holdout_share_of_top": float((y[top_idx] == holdout).mean()), "scores": scores}
