@@ -1,5 +1,6 @@
-"""Latent map: the test set's latent means, the prior's circles, a manifold grid, interpolation
-between two points (linear and spherical) and, for 2-D runs, a latent pad."""
+"""Latent map: the test set's latent means, the prior's circles, layers (posterior ellipses, density, the
+prior's holes), a manifold grid, interpolation between two points (linear and spherical), class-mean
+directions and, for 2-D runs, a latent pad."""
 import functools
 
 import numpy as np
@@ -36,6 +37,12 @@ if active is not None:
                              format_func=lambda i: names[i] if names else str(i),
                              help="A conditional model decodes a latent point differently for each class.")
     grid_n = c3.slider("Manifold grid size", 6, 24, 15, key=S.MAP_GRID_N)
+    shown = []
+    if method != "tsne":
+        shown = st.pills("Layers", map_view.LAYERS, selection_mode="multi", key=S.MAP_LAYERS,
+                         help="Posterior ellipses: where each image's code could be (1σ of q(z|x), 300 images). "
+                              "Density: where the encoded test images lie. Holes: where the prior N(0, I) would "
+                              "sample but no image was encoded; click a cross to decode it.") or []
 
     mu = y = proj = enc = None
     if test is not None:
@@ -43,10 +50,18 @@ if active is not None:
         mu = enc["mu"]
         y = None if test.y is None else test.y.numpy()
         proj = map_view.projection(mu, method, entry.key, str(dkey))
+    layer_data = map_view.layers(proj, mu, enc["logvar"], y, names, entry.key, str(dkey)) \
+        if proj is not None and shown else None
+    hole = map_view.clicked_hole(entry.key)
+    hole = layer_data["holes"][hole] if (layer_data and map_view.HOLES in shown and hole is not None
+                                         and hole < len(layer_data["holes"])) else None
     clicked = map_view.clicks(entry.key)
     if mu is not None:
         links.restore("points", lambda v: map_view.set_clicks(entry.key, [int(i) for i in v.split(",")], len(mu)))
     links.publish("points", ",".join(map(str, clicked)) or None)
+    direction = None
+    if mu is not None and y is not None:
+        direction = map_view.direction_state(entry.key, str(dkey), mu, y, clicked, names)
 
     # ---- interpolation ends (computed first: the path is drawn on the map)
     st.session_state.setdefault(S.MAP_ENDS_FROM, map_view.TEST)
@@ -79,8 +94,11 @@ if active is not None:
                 paths = [("linear path", proj.place(lin[0]), "solid"), ("spherical path", proj.place(sph[0]), "dot")]
                 pa, pb = proj.place(np.stack([ends[0], ends[1]]))
                 marked = [(f"A {ends[2]}", *pa), (f"B {ends[3]}", *pb)]
+            if direction is not None and direction.path is not None and proj.params["method"] != "tsne":
+                paths.append((direction.name, proj.place(direction.path), "dash"))
             fig = map_view.figure(proj, None if y is None else y[proj.index], names, entry.key, str(dkey),
                                   paths=paths, marked=marked)
+            map_view.add_layers(fig, layer_data, shown)
             st.plotly_chart(fig, key=S.MAP_CHART, on_select=functools.partial(map_view.on_select, entry.key),
                             selection_mode="points", width="stretch")
             hint = "Click a point to see its image; click two to interpolate between them."
@@ -101,6 +119,15 @@ if active is not None:
                      caption=f"Manifold: decoded over a {grid_n}×{grid_n} grid of prior quantiles (5% to 95%) in "
                              f"z{dims[0]} (across) and z{dims[1]} (up, larger at the top)"
                              + ("" if d <= 2 else ", other dimensions at 0") + ".", output_format="PNG")
+        if hole is not None:
+            z_hole, z_near = map_view.hole_latents(proj, hole, mu)
+            pics = np.stack([compute.decode_one(run.model, entry.key, tuple(map(float, z)), label)
+                             for z in (z_hole, z_near)])
+            st.image(images.png(("hole", entry.key, str(dkey), hole.x, hole.y, label),
+                                lambda: images.strip(pics, target=84)), width=200, output_format="PNG",
+                     caption=f"Left: decoded at the hole ({hole.x:.2f}, {hole.y:.2f}). Right: at the nearest "
+                             f"encoded test image, {hole.distance:.2f} away on the map.")
+            st.caption(map_view.hole_sentence(hole))
         if clicked and test is not None:
             i = clicked[-1]
             pair = images.png(("pair", entry.key, str(dkey), i, 84), lambda: images.strip(np.stack([
@@ -143,6 +170,11 @@ if active is not None:
             col.download_button(f"GIF ({name})", functools.partial(images.gif_bytes, frames),  # made on click
                                 file_name=f"{entry.name}-{name}.gif", mime="image/gif", icon=":material/download:",
                                 key=f"{S.MAP_GIF}.{name}")
+
+    # ---- class-mean directions
+    if direction is not None:
+        st.subheader("More like a …", divider="gray")
+        map_view.direction_panel(run.model, entry.key, direction, label, names)
 
     # ---- the latent pad (2-D runs)
     if d == 2:

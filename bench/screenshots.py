@@ -17,7 +17,7 @@ from pathlib import Path
 from appserver import ROOT, app_server, chromium
 
 PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
-         ("latent_map", "latent_map"),
+         ("latent_map", "latent_map"), ("latent_layers", "latent_map"),
          ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare"), ("loss_forces", "loss_forces")]
 
 
@@ -76,7 +76,16 @@ def main() -> None:
             if name == "loss_forces":     # a few steps at a large beta: the arrows have something to show
                 page.get_by_role("button", name="Ten steps").click()
                 settle(page, 500)
-            if name in ("latent_map", "sliders"):
+            if name == "latent_layers":   # the layers on, and one hole clicked and decoded
+                for layer in ("Posterior ellipses", "Density", "Holes"):
+                    page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button", has_text=layer).click()
+                    settle(page, 300)
+                hole = page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace",
+                                    has=page.locator("text", has_text="hole 1")).locator(".points path")
+                hole.nth(0).click(force=True)
+                page.get_by_text("Left: decoded at the hole").wait_for()
+                settle(page, 300)
+            if name in ("latent_map", "latent_layers", "sliders"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
             f = out / f"{name}{'-dark' if args.dark else ''}.png"
             page.screenshot(path=str(f), full_page=args.full)

@@ -97,3 +97,34 @@ def test_generate_grid_follows_count_and_seed_and_offers_downloads(monkeypatch, 
     pick_run(at, "mnist-cvae-2d")
     assert at.selectbox(key="gen.class").value == -1
     assert "per class, one row per class" in at.get("image")[0].captions[0]
+
+
+def test_latent_map_layers_holes_and_class_directions(monkeypatch, tmp_path):
+    import json
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/latent_map.py")
+    at.button_group(key="map.layers").set_value(["Posterior ellipses", "Density", "Holes"]).run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    traces = spec["data"]
+    assert traces[0]["type"] == "heatmap"                       # the density lies under everything
+    outlines = [t for t in traces if str(t.get("name", "")).startswith("1σ posteriors")]
+    assert len(outlines) == 10                                  # one outline trace per digit
+    holes = [t for t in traces if t.get("name") == "holes"]
+    assert len(holes) == 1 and holes[0]["customdata"] == [-1, -2, -3, -4, -5, -6]
+    # a click on hole 2 (the chart's callback stores it; AppTest cannot click a plotly point)
+    run_key = next(iter(at.session_state["map.clicks"]))
+    at.session_state["map.hole"] = {run_key: 1}
+    at.run()
+    caps = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith("Left: decoded at the hole") for c in caps)
+    assert any("likelier to sample here than the encoded test images" in t for t in texts(at.caption))
+    # more like a ...: from test image A towards the chosen class, as far as the slider says
+    at.selectbox(key="map.dir_target").set_value(7)
+    at.slider(key="map.dir_strength").set_value(1.5)
+    at.run()
+    assert not at.exception
+    caps = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith("Test image #0 decoded from strength 0 (left) to 1.5 (right), towards 7") for c in caps)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any(t.get("name") == "towards 7" for t in spec["data"])

@@ -109,3 +109,9 @@ def prior_samples(_model: VAE, run_key: str, n: int, seed: int, temperature: flo
 def decode_one(_model: VAE, run_key: str, z: tuple[float, ...], label: int | None) -> np.ndarray:
     """One latent decoded on the server: [C, H, W]."""
     return latent.decode(_model, np.asarray(z, np.float32)[None], label)[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def decode_many(_model: VAE, run_key: str, zs: tuple[tuple[float, ...], ...], label: int | None) -> np.ndarray:
+    """Several latents decoded on the server: [S, C, H, W]."""
+    return latent.decode(_model, np.asarray(zs, np.float32), label)

@@ -8,10 +8,16 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from vae import map_layers
+from vae.latent import Projection
+
 from . import compute, images, plots, state
 
 CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
 MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
+ELLIPSES, DENSITY, HOLES = "Posterior ellipses", "Density", "Holes"
+LAYERS = (ELLIPSES, DENSITY, HOLES)
+MAX_ELLIPSES = 300     # outlines drawn (a fixed sample of the test images, every class in proportion)
 
 
 @dataclass
@@ -54,6 +60,59 @@ def figure(proj: MapProjection, labels: np.ndarray | None, names: list[str] | No
     return plots.add_overlays(plots.from_spec(spec), paths, marked)
 
 
+@st.cache_data(show_spinner="Computing the map's layers…", max_entries=16)
+def _layer_data(_mu: np.ndarray, _logvar: np.ndarray, _labels: np.ndarray | None, _proj: MapProjection,
+                names: list[str] | None, run_key: str, data_key: str, method: str) -> dict:
+    """Everything the layers draw, once per run, data and projection for every session."""
+    p = _proj.params
+    plane = Projection(p["method"], p.get("mean"), p.get("components"))
+    centre = _proj.prior_center or (0.0, 0.0)
+    rows = _proj.index
+    pick = np.random.default_rng(0).permutation(len(rows))[:MAX_ELLIPSES]
+    outlines = map_layers.posterior_ellipses(_mu[rows[pick]], _logvar[rows[pick]], plane)
+    if _labels is None:
+        ellipses = [("posteriors", outlines)]
+    else:
+        lab = _labels[pick]
+        ellipses = [(names[int(c)] if names and int(c) < len(names) else str(int(c)), outlines[lab == c])
+                    for c in np.unique(_labels)]
+    dens = map_layers.density(_proj.points, centre)
+    return {"ellipses": ellipses, "density": dens, "holes": map_layers.holes(_proj.points, centre, dens=dens)}
+
+
+def layers(proj: MapProjection, mu: np.ndarray, logvar: np.ndarray, labels: np.ndarray | None,
+           names: list[str] | None, run_key: str, data_key: str) -> dict | None:
+    """The layers' data for this map (None under t-SNE, whose plane has no prior and no posteriors, and for a
+    1-D latent, whose map is a line)."""
+    if proj.prior_center is None or mu.shape[1] < 2:
+        return None
+    lab = None if labels is None else labels[proj.index]
+    return _layer_data(mu, logvar, lab, proj, names, run_key, data_key, proj.params["method"])
+
+
+def add_layers(fig, data: dict | None, shown: list[str]) -> None:
+    if data is None or not shown:
+        return
+    plots.add_map_layers(fig, ellipses=data["ellipses"] if ELLIPSES in shown else None,
+                         density=data["density"] if DENSITY in shown else None,
+                         holes=data["holes"] if HOLES in shown else None)
+
+
+def hole_latents(proj: MapProjection, hole, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latents to decode for a hole and for the encoded point nearest to it: on a 2-D latent the points
+    themselves; on the PCA plane both lifted from the plane (the other directions at the data's mean), so the
+    two differ only in where they sit on the map."""
+    p = proj.params
+    plane = Projection(p["method"], p.get("mean"), p.get("components"))
+    here = np.array([[hole.x, hole.y]], np.float32)
+    near = proj.points[hole.nearest][None].astype(np.float32)
+    return plane.inverse(here)[0], plane.inverse(near)[0]
+
+
+def clicked_hole(run_key: str) -> int | None:
+    return st.session_state.get(state.MAP_HOLE, {}).get(run_key)
+
+
 def clicks(run_key: str) -> list[int]:
     return state.per_run(state.MAP_CLICKS, run_key, [])
 
@@ -81,6 +140,9 @@ def on_select(run_key: str) -> None:
         if cd is None:
             continue
         i = int(cd)
+        if i < 0:                                             # a hole (plots.add_map_layers): -1 - k
+            st.session_state.setdefault(state.MAP_HOLE, {})[run_key] = -1 - i
+            continue
         if i in got:
             got.remove(i)
         got.append(i)
@@ -115,3 +177,69 @@ def pad_background(_model, run_key: str, extent: float, label: int | None, n: in
     side = min(tiles.shape[0], 360)
     small = np.asarray(Image.fromarray(tiles).resize((side, side), Image.Resampling.LANCZOS))
     return {"png_b64": images.png_b64(small), "extent": [-extent, extent, -extent, extent]}
+
+
+def hole_sentence(hole) -> str:
+    """Why the hole decodes badly, with its numbers."""
+    return (f"The prior is {hole.ratio:,.0f}× likelier to sample here than the encoded test images are to lie here "
+            f"(prior density {hole.prior:.3f}, encoded {hole.encoded:.4f} per unit area). The decoder learned to "
+            "draw only from where images were encoded, so a sample that lands in a hole decodes to a blend or a "
+            "smudge: the gap between the prior and the aggregate posterior.")
+
+
+@dataclass
+class Direction:
+    start: int                          # the test image the direction starts from
+    source: int                         # its class
+    target: int                         # the class to move towards
+    strength: float
+    z0: np.ndarray                      # [D] the start's code
+    path: np.ndarray                    # [S, D] from z0 to z0 + strength * (mean[target] - mean[source])
+    name: str
+    classes: list[int]                  # every class with a mean (the choices of target)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _class_means(_mu: np.ndarray, _labels: np.ndarray, run_key: str, data_key: str) -> dict[int, np.ndarray]:
+    return map_layers.class_means(_mu, _labels)
+
+
+def direction_state(run_key: str, data_key: str, mu: np.ndarray, labels: np.ndarray, clicked: list[int],
+                    names: list[str] | None) -> Direction | None:
+    """The "more like a ..." move this session has set up: from the last clicked point (else test image A)
+    towards the chosen class's mean, as far as the strength slider says."""
+    means = _class_means(mu, labels, run_key, data_key)
+    if len(means) < 2:
+        return None
+    start = clicked[-1] if clicked else int(min(st.session_state.get(state.MAP_A, 0), len(mu) - 1))
+    source = int(labels[start])
+    target = st.session_state.get(state.MAP_DIR_TARGET)
+    if target not in means or target == source:
+        others = [c for c in means if c != source]
+        target = min(others, key=lambda c: float(np.linalg.norm(means[c] - means[source])))
+        st.session_state[state.MAP_DIR_TARGET] = target
+    strength = float(st.session_state.get(state.MAP_DIR_STRENGTH, 1.0))
+    path = map_layers.along_class_direction(mu[start], means, source, target, np.linspace(0, strength, 8))
+    name = names[target] if names and target < len(names) else str(target)
+    return Direction(start, source, target, strength, mu[start], path, f"towards {name}", sorted(means))
+
+
+def direction_panel(model, run_key: str, d: Direction, label: int | None, names: list[str] | None) -> None:
+    """The target class, the strength slider and what the decoder draws along the way."""
+    def name(c: int) -> str:
+        return names[c] if names and c < len(names) else str(c)
+
+    st.caption(f"Start from test image #{d.start} (a {name(d.source)}; click a point on the map to change it) and "
+               f"move its code along mean({name(d.target)}) − mean({name(d.source)}): the difference between the "
+               "two classes' average codes. Strength 1 moves it by the whole difference; the dashed line on the "
+               "map is the path.")
+    c1, c2 = st.columns([1, 3])
+    c1.selectbox("More like a", [c for c in d.classes if c != d.source], key=state.MAP_DIR_TARGET, format_func=name)
+    c2.slider("Strength", -0.5, 2.0, 1.0, 0.05, key=state.MAP_DIR_STRENGTH,
+              help="0 is the start; 1 adds the whole class-mean difference; beyond 1 overshoots, below 0 moves away.")
+    frames = compute.decode_many(model, run_key, tuple(tuple(map(float, z)) for z in d.path), label)
+    st.image(images.png(("direction", run_key, d.start, d.target, round(d.strength, 3), label),
+                        lambda: images.strip(frames, target=56)), width="stretch", output_format="PNG",
+             caption=f"Test image #{d.start} decoded from strength 0 (left) to {d.strength:g} (right), towards "
+                     f"{name(d.target)}.")
+

@@ -89,6 +89,34 @@ def add_overlays(fig: go.Figure, paths: list[tuple[str, np.ndarray, str]] | None
     return fig
 
 
+def add_map_layers(fig: go.Figure, *, ellipses: list[tuple[str, np.ndarray]] | None = None,
+                   density=None, holes: list | None = None) -> go.Figure:
+    """Layers over a latent map: posterior outlines (name, [N, V, 2]) per class as one line trace each, the encoded
+    points' density (a ``vae.map_layers.Density``) as a shaded heatmap under everything, and the prior's holes as
+    clickable crosses (customdata -1 - k for hole k, so a click tells them from test images)."""
+    for i, (name, outlines) in enumerate(ellipses or []):
+        xy = np.concatenate([np.concatenate([o, np.full((1, 2), np.nan)]) for o in outlines]) if len(outlines) else \
+            np.zeros((0, 2))
+        color = CLASS_COLORS[i % len(CLASS_COLORS)] if name != "posteriors" else GUIDE
+        fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines", name=f"1σ posteriors ({name})",
+                                 line=dict(width=1, color=color), opacity=0.45, hoverinfo="skip", showlegend=False,
+                                 connectgaps=False))
+    if density is not None:
+        fig.add_trace(go.Heatmap(x=density.xs, y=density.ys, z=density.encoded, name="density of encoded points",
+                                 colorscale=[[0, "rgba(128,128,128,0)"], [1, "rgba(110,110,110,0.6)"]],
+                                 zsmooth="best", showscale=False, hoverinfo="skip"))
+        fig.data = fig.data[-1:] + fig.data[:-1]              # under the points
+    if holes:
+        fig.add_trace(go.Scatter(
+            x=[h.x for h in holes], y=[h.y for h in holes], mode="markers+text", name="holes",
+            text=[f"hole {k + 1}" for k in range(len(holes))], textposition="bottom center",
+            customdata=[-1 - k for k in range(len(holes))], showlegend=False,
+            marker=dict(symbol="x-thin-open", size=18, line=dict(width=3, color="#d62728")),
+            hovertemplate="%{text}: the prior samples here, no image was encoded here; click to decode"
+                          "<extra></extra>"))
+    return fig
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _spec(key: tuple, _build: Callable[[], go.Figure]) -> dict:
     return _build().to_dict()

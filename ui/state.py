@@ -79,6 +79,10 @@ MAP_B = "map.b"
 MAP_STEPS = "map.steps"
 MAP_PAD = "map.pad"
 MAP_GIF = "map.gif"                          # download buttons: f"{MAP_GIF}.linear" / ".spherical"
+MAP_LAYERS = "map.layers"                    # the layers drawn over the map (pills)
+MAP_HOLE = "map.hole"                        # {run_key: index of the clicked hole}
+MAP_DIR_TARGET = "map.dir_target"            # "more like a ...": the target class
+MAP_DIR_STRENGTH = "map.dir_strength"        # and how far along its direction
 MAP_EXPORT = "map.export"                    # download buttons: f"{MAP_EXPORT}.run" / ".csv" / ".png" / ".projector"
 
 # ---- Inside
@@ -155,6 +159,7 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          TRAIN_SEED, TRAIN_MAX_TRAIN, TRAIN_MAX_TEST, TRAIN_BINARIZE, TRAIN_BUDGET, RECON_SORT, RECON_COUNT,
          RECON_INDEX,
          RECON_SAMPLES, RECON_SEED, MAP_METHOD, MAP_GRID_N, MAP_LABEL, MAP_ENDS_FROM, MAP_A, MAP_B, MAP_STEPS,
+         MAP_LAYERS, MAP_DIR_TARGET, MAP_DIR_STRENGTH,
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
          INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
          CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN)

@@ -139,6 +139,26 @@ def test_clicking_two_map_points_shows_the_image_and_interpolates_between_them(b
     page.context.close()
 
 
+def test_map_layers_draw_and_a_clicked_hole_decodes(browser, app_url):
+    page = open_app(browser, app_url, "latent_map")
+    page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace .points path").first.wait_for()
+    settle(page)
+    for layer in ("Posterior ellipses", "Density", "Holes"):
+        page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button", has_text=layer).click()
+        settle(page)
+    holes = page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace",
+                         has=page.locator("text", has_text="hole 1"))
+    holes.locator(".points path").first.wait_for()
+    names = page.evaluate("() => document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\")"
+                          ".data.map(t => t.type + ':' + (t.name || ''))")
+    assert names[0].startswith("heatmap:") and sum(n.startswith("scatter:1σ posteriors") for n in names) == 10
+    holes.locator(".points path").nth(1).click(force=True)
+    page.get_by_text("Left: decoded at the hole").wait_for()
+    assert page.get_by_text("likelier to sample here than the encoded test images").count() == 1
+    assert page.locator(EXC).count() == 0 and not page.errors, page.errors
+    page.context.close()
+
+
 def test_inside_resample_moves_z_not_mu_and_the_posterior_is_drawn_on_the_map(browser, app_url):
     page = open_app(browser, app_url, "inside")
     box = page.locator("[data-testid='vae-inside-z'] table")
