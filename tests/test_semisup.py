@@ -76,6 +76,20 @@ def test_fit_learns_from_few_labels_and_round_trips(tmp_path):
     assert 0 <= base["test_error"] <= 1
 
 
+def test_label_seed_picks_the_subset_and_consistency_trains(tmp_path):
+    """--label-seed changes only which images are labelled (one M1 serves several subsets); --consistency adds a
+    term that is recorded and trains."""
+    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
+    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, m2_batch=32)
+    events = []
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, m2_batch=32, consistency=5.0, label_seed=7,
+                      m1=first.model, callback=events.append)
+    assert np.array_equal(res.labelled, balanced_subset(data.train.y, 6, seed=7))
+    assert not np.array_equal(res.labelled, first.labelled)
+    assert next(e for e in events if e["type"] == "m2_start")["consistency"] == 5.0
+    assert res.status == "completed" and error_rate(res.model, data.test) <= 0.2
+
+
 def test_needs_classes():
     with pytest.raises(ValueError, match="num_classes"):
         SemiSupervisedVAE(ModelConfig(image_size=8, hidden=(8,)))

@@ -61,6 +61,10 @@ def register(sub) -> None:
     p.add_argument("--m2-epochs", type=int, default=20, help="M2 epochs over the latent codes")
     p.add_argument("--latent-dim", type=int, default=50, help="M1 latent size (Kingma et al. used 50)")
     p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1*N/K)")
+    p.add_argument("--consistency", type=float, default=0.0,
+                   help="weight of KL(q(y|z1) || q(y|z1')) between two posterior draws of each unlabelled image")
+    p.add_argument("--label-seed", type=int, default=None,
+                   help="seed of the labelled subset (default --seed); with --m1-from, subsets share one M1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
     p.add_argument("--m1-from", default=None,
@@ -126,6 +130,8 @@ def cmd_semisup(args) -> int:
         raise ValueError(f"semisup needs labelled data; {data.name} has no labels")
     try:
         balanced_subset(data.train.y, args.labels, args.seed)  # refuse a bad --labels before training starts
+        if args.consistency < 0:
+            raise ValueError(f"--consistency must be >= 0, got {args.consistency}")
     except ValueError as e:
         raise ValueError(f"--labels: {e}") from None
     config = ss.default_semisup_config(data, epochs=args.epochs, seed=args.seed, threads=args.threads,
@@ -139,7 +145,7 @@ def cmd_semisup(args) -> int:
         m1, m1_hist = prev.model, prev.metrics.get("history")
         m1_reused_seconds = (prev.metrics.get("semisup") or {}).get("m1_seconds")
     trainer = functools.partial(ss.fit_semisup, labels=args.labels, m2_epochs=args.m2_epochs, alpha=args.alpha,
-                                m1=m1, m1_history=m1_hist)
+                                consistency=args.consistency, label_seed=args.label_seed, m1=m1, m1_history=m1_hist)
 
     def figures(res, final) -> dict:
         err = ss.error_rate(res.model, data.test)
@@ -147,7 +153,9 @@ def cmd_semisup(args) -> int:
         return {"test_error": err, "semisup": {
             "method": "M1+M2 (Kingma et al. 2014)", "labels": int(len(res.labelled)),
             "labels_requested": args.labels if args.labels is not None else "all", "m2_epochs": args.m2_epochs,
-            "m1_epochs": args.epochs, "alpha": args.alpha, "test_error": err, "baseline": base,
+            "m1_epochs": args.epochs, "alpha": args.alpha, "consistency": args.consistency,
+            "label_seed": args.seed if args.label_seed is None else args.label_seed, "test_error": err,
+            "baseline": base,
             "m1_seconds": res.m1_seconds if m1 is None else m1_reused_seconds, "m1_from": args.m1_from,
             "seconds": res.seconds, "m2_history": res.m2_history,
             "labelled_indices": res.labelled.tolist() if len(res.labelled) <= 5000 else None}}
@@ -161,7 +169,9 @@ def cmd_semisup(args) -> int:
                "minutes": round(res.seconds / 60, 2), "m1_minutes": round((s["m1_seconds"] or 0) / 60, 2),
                "m1_from": args.m1_from,
                "m1_minutes_reused": round(m1_reused_seconds / 60, 2) if m1_reused_seconds else None,
-               "m2_epochs": args.m2_epochs, "threads": config.train.threads or None, "n_train": len(data.train),
+               "m2_epochs": args.m2_epochs, "consistency": args.consistency,
+               "label_seed": args.seed if args.label_seed is None else args.label_seed,
+               "threads": config.train.threads or None, "n_train": len(data.train),
                "n_test": len(data.test)}
     if res.status == "failed":
         print(f"error: {res.message}", file=sys.stderr)

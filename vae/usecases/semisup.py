@@ -191,12 +191,17 @@ def _codes(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.T
 
 
 def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_epochs: int = 20,
-                m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None,
-                callback: Callback | None = None, cancel: threading.Event | None = None,
-                m1: VAE | None = None, m1_history: dict | None = None) -> SemiSupResult:
+                m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None, consistency: float = 0.0,
+                label_seed: int | None = None, callback: Callback | None = None,
+                cancel: threading.Event | None = None, m1: VAE | None = None,
+                m1_history: dict | None = None) -> SemiSupResult:
     """Train M1 on every training image (``config.train``), then M2 with ``labels`` labelled images.
 
-    ``labels=None`` uses every label. Labels outside the labelled subset are never read.
+    ``labels=None`` uses every label. Labels outside the labelled subset are never read. ``label_seed`` picks the
+    labelled subset (default: the run's seed), so several subsets can share one M1.
+    ``consistency`` > 0 adds, per unlabelled image, that weight times KL(q(y|z1) || q(y|z1')) between the
+    classifier's answers for two draws z1, z1' of the same posterior q(z1|x) (the first held fixed): an image's
+    class should not depend on which of its codes was drawn.
     ``m1``: an M1 already trained on these images with ``config.model`` (M1 never sees a label, so one
     M1 serves every label budget); it is copied, not trained, and ``m1_seconds`` is then 0.
     """
@@ -206,7 +211,7 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     if data.train.y is None or data.test.y is None:
         raise ValueError(f"semi-supervised training needs labelled data; {data.name} has no labels")
     t0 = time.perf_counter()
-    idx = balanced_subset(data.train.y, labels, config.train.seed)
+    idx = balanced_subset(data.train.y, labels, config.train.seed if label_seed is None else label_seed)
     torch.manual_seed(config.train.seed)
     model = SemiSupervisedVAE(config.model)
     if m1 is not None:
@@ -242,7 +247,7 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     steps = math.ceil(n / bs)
     total = steps * m2_epochs
     emit({"type": "m2_start", "epochs": m2_epochs, "steps_per_epoch": steps, "total_steps": total,
-          "n_labelled": int(n_lab), "alpha": alpha})
+          "n_labelled": int(n_lab), "alpha": alpha, "consistency": consistency})
     test_mu, _ = _codes(model, data.test.x)
     y_test = data.test.y.long()
     history: list[dict[str, Any]] = []
@@ -264,6 +269,13 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
             zl = mu[li] + std[li] * torch.randn(li.shape[0], mu.shape[1], generator=gen)
             terms = m2.loss(zl, y_all[li], zu, alpha)
             loss = terms["loss"]
+            if consistency > 0:
+                zu2 = mu[u] + std[u] * torch.randn(u.shape[0], mu.shape[1], generator=gen)
+                with torch.no_grad():
+                    p1 = F.softmax(m2.classifier(zu), 1)
+                logq2 = F.log_softmax(m2.classifier(zu2), 1)
+                terms["consistency"] = (p1 * (torch.log(p1.clamp_min(1e-12)) - logq2)).sum(1).mean()
+                loss = loss + consistency * terms["consistency"]
             if not torch.isfinite(loss):
                 status, message = "failed", f"M2 loss became {float(loss)} in epoch {epoch}"
                 break
