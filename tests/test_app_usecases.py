@@ -77,8 +77,20 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
                                                                      "distortion_nats": 130.0}], "epochs": 2}))
     (results / "augment.json").write_text(json.dumps({"accuracy_without": 0.71, "accuracy_with": 0.74,
                                                       "gain": 0.03, "labels": 100}))
+    cell = {"mean": 0.9, "sd": 0.01, "n": 2}
+    (results / "anomaly_seeds.json").write_text(json.dumps({
+        "command": "python bench/anomaly_seeds.py --seeds 0,1", "seeds": [0, 1], "digits": [0, 1], "epochs": 2,
+        "summary": {"auroc": {"mean_over_digits": {"mean": 0.5, "sd": 0.02, "n": 2},
+                              "per_digit": {"0": cell, "1": {"mean": 0.1, "sd": 0.005, "n": 2}}},
+                    "auroc_latent_class": {"mean_over_digits": {"mean": 0.85, "sd": 0.01, "n": 2},
+                                           "per_digit": {"0": cell, "1": {"mean": 0.8, "sd": 0.03, "n": 2}}}}}))
     at = page("use_cases.py", str(ROOT / "assets" / "runs" / "mnist-16d"))
     assert texts(at.title) == ["Use cases"]
+    seeds = next(d.value for d in at.dataframe if "latent class score" in d.value.columns)
+    assert list(seeds["held out"]) == ["0", "1", "mean over the digits"]
+    assert list(seeds["−ELBO"]) == ["0.900 ± 0.010", "0.100 ± 0.005", "0.500 ± 0.020"]
+    assert list(seeds["latent class score"])[-1] == "0.850 ± 0.010"
+    assert any("python bench/anomaly_seeds.py --seeds 0,1" in c.value for c in at.code)
     table = at.dataframe[0].value
     assert list(table["M1+M2 test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
     assert len(at.get("plotly_chart")) == 1  # the rate-distortion curve (no probe result given)

@@ -69,6 +69,26 @@ def result_lines(name: str) -> list[dict]:
         return []
 
 
+ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)", "auroc_complexity_corrected": "complexity-corrected",
+                  "auroc_per_pixel_normalised": "per unit of ink", "auroc_latent_class": "latent class score"}
+
+
+def anomaly_seed_table(res: dict) -> list[dict]:
+    """``bench/anomaly_seeds.py``'s summary as rows: one per held-out digit and the mean over digits, each score
+    as "mean ± sd" over the seeds."""
+    summary = res.get("summary") or {}
+    scores = [k for k in ANOMALY_SCORES if k in summary]
+
+    def cell(d: dict) -> str:
+        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+
+    rows = [{"held out": str(d), **{ANOMALY_SCORES[k]: cell(summary[k]["per_digit"][str(d)]) for k in scores}}
+            for d in res.get("digits", [])]
+    rows.append({"held out": "mean over the digits", **{ANOMALY_SCORES[k]: cell(summary[k]["mean_over_digits"])
+                                                    for k in scores}})
+    return rows
+
+
 def figure(name: str) -> str | None:
     p = FIGURES_DIR / name
     return str(p) if p.is_file() else None
