@@ -69,8 +69,9 @@ def result_lines(name: str) -> list[dict]:
         return []
 
 
-ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)", "auroc_complexity_corrected": "complexity-corrected",
-                  "auroc_per_pixel_normalised": "per unit of ink", "auroc_latent_class": "latent class score"}
+ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)",
+                  "auroc_complexity_corrected": "complexity-corrected", "auroc_per_pixel_normalised": "per unit of ink",
+                  "auroc_latent_class": "latent class score"}
 
 
 def anomaly_seed_table(res: dict) -> list[dict]:
