@@ -24,6 +24,11 @@ if active is not None:
     if test is not None:
         links.restore("i", lambda v: inside_view.show_test_image(int(v), len(test)))
 
+    def condition_on(where) -> int:
+        """A conditional model's label for a drawing or an upload (a test image brings its own)."""
+        return int(where.selectbox("Label to condition on", range(m.num_classes), key=S.INSIDE_LABEL,
+                                   format_func=lambda i: names[i] if names else str(i)))
+
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     source = c1.segmented_control("Input", [inside_view.TEST, inside_view.DRAW, inside_view.UPLOAD],
                                   default=inside_view.TEST, key=S.INSIDE_SOURCE) or inside_view.TEST
@@ -40,8 +45,7 @@ if active is not None:
                 f" (label {names[label]})" if label is not None and names else "")
     elif source == inside_view.DRAW:
         if m.conditional:
-            label = int(c2.selectbox("Label to condition on", range(m.num_classes), key=S.INSIDE_LABEL,
-                                     format_func=lambda i: names[i] if names else str(i)))
+            label = condition_on(c2)
         if not draw_pad.supported(run.model, entry.key):
             st.warning("This run's encoder or decoder uses a layer the browser cannot run; upload a picture instead.")
         else:
@@ -69,8 +73,7 @@ if active is not None:
             except DataError as e:
                 st.error(str(e))
         if m.conditional:
-            label = int(st.selectbox("Label to condition on", range(m.num_classes), key=S.INSIDE_LABEL,
-                                     format_func=lambda i: names[i] if names else str(i)))
+            label = condition_on(st)
     c3.button("Resample ε", on_click=inside_view.resample, icon=":material/casino:", key=S.INSIDE_RESAMPLE,
               help="Draw a new ε: z moves inside the posterior, μ and σ stay.")
     c4.toggle("Freeze ε", key=S.INSIDE_FREEZE,
