@@ -127,7 +127,6 @@ with anom:
         missing("anomaly", "python -m vae anomaly --data mnist --holdout-class 7 --out runs/anomaly-7")
     command("python -m vae anomaly --data mnist --data-dir DATA --holdout-class 7 --epochs 5 --out runs/no7")
     seeds = U.result("anomaly_seeds")
-    every = U.result_lines("anomaly_all_digits")
     if seeds:
         st.markdown(f"**Every digit held out in turn, over {len(seeds['seeds'])} seeds** ({seeds['epochs']} epochs "
                     "each; AUROC mean ± standard deviation over the seeds). Likelihood scores (−ELBO, the "
@@ -135,14 +134,11 @@ with anom:
                     "the digits seen. The latent class score asks instead whether the image's code fits any class "
                     "the model saw: a Gaussian mixture fitted to the training codes, one component per class.")
         st.dataframe(U.anomaly_seed_table(seeds), hide_index=True)
+        fig = U.figure("anomaly_auroc_by_digit.png")
+        if fig:
+            st.image(fig, caption="AUROC per held-out digit, each score; bars are the mean over seeds, whiskers "
+                                  "one standard deviation")
         command(seeds.get("command") or "python bench/anomaly_seeds.py --data-dir DATA --seeds 0,1,2,3,4")
-    elif every:
-        st.markdown("**Every digit held out in turn** (2 epochs each). Raw likelihood scores favour simple images, "
-                    "so a held-out 1 looks *more* typical than the digits seen; subtracting a generic compressor's "
-                    "code length (Serrà et al. 2020) fixes that case and hurts others.")
-        st.dataframe([{"held out": r["holdout_class"], "AUROC −ELBO": round(r["auroc"], 3),
-                       "AUROC complexity-corrected": round(r["auroc_complexity_corrected"], 3),
-                       "held-out share of top 16": r["holdout_share_of_top"]} for r in every], hide_index=True)
 
     st.markdown("**The active run's most anomalous test images**")
     active = runs.active_run()

@@ -39,10 +39,9 @@ def main() -> int:
     anomaly = load("anomaly")
     if anomaly:
         made.append(plot_anomaly(anomaly, OUT / "anomaly_per_class.png"))
-    all_digits = RESULTS / "anomaly_all_digits.jsonl"
-    if all_digits.is_file():
-        rows = [json.loads(line) for line in all_digits.read_text().splitlines() if line.strip()]
-        made.append(plot_anomaly_all(rows, OUT / "anomaly_auroc_by_digit.png"))
+    seeds = load("anomaly_seeds")
+    if seeds:
+        made.append(plot_anomaly_all(seeds, OUT / "anomaly_auroc_by_digit.png"))
     aug = load("augment")
     if aug and aug.get("export") and Path(ROOT / aug["export"]["png"]).is_file():
         shutil.copyfile(ROOT / aug["export"]["png"], OUT / "augment_samples.png")

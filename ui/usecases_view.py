@@ -58,17 +58,6 @@ def result(name: str) -> Any | None:
             return None
 
 
-def result_lines(name: str) -> list[dict]:
-    """``bench/results/<name>.jsonl``: one JSON object per line (e.g. one per held-out digit)."""
-    p = results_dir() / f"{name}.jsonl"
-    if not p.is_file():
-        return []
-    try:
-        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return []
-
-
 ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)",
                   "auroc_complexity_corrected": "complexity-corrected", "auroc_per_pixel_normalised": "per unit of ink",
                   "auroc_latent_class": "latent class score"}

@@ -134,20 +134,29 @@ def plot_anomaly(res: dict[str, Any], path: str | Path) -> Path:
     return out
 
 
-def plot_anomaly_all(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """AUROC per held-out digit: raw -ELBO and the complexity-corrected score, chance at 0.5."""
+def plot_anomaly_all(res: dict[str, Any], path: str | Path) -> Path:
+    """AUROC per held-out digit for each score, mean and standard deviation over seeds (``bench/anomaly_seeds.py``'s
+    output), chance at 0.5."""
     plt = _plt()
-    rows = sorted(rows, key=lambda r: r["holdout_class"])
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.bar(x - 0.2, [r["auroc"] for r in rows], 0.4, label="-ELBO")
-    ax.bar(x + 0.2, [r["auroc_complexity_corrected"] for r in rows], 0.4, label="-ELBO minus zlib length")
+    names = {"auroc": "-ELBO", "auroc_iw_nll": "IW -log p(x)", "auroc_complexity_corrected": "-ELBO minus zlib length",
+             "auroc_latent_class": "latent class score"}
+    summary = res["summary"]
+    scores = [k for k in names if k in summary]
+    digits = [str(d) for d in res["digits"]]
+    x = np.arange(len(digits))
+    width = 0.8 / max(1, len(scores))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for i, k in enumerate(scores):
+        cells = [summary[k]["per_digit"][d] for d in digits]
+        overall = summary[k]["mean_over_digits"]
+        ax.bar(x - 0.4 + width * (i + 0.5), [c["mean"] for c in cells], width, yerr=[c["sd"] for c in cells],
+               capsize=2, label=f"{names[k]} (mean {overall['mean']:.2f})")
     ax.axhline(0.5, color="grey", lw=1, ls="--")
-    ax.set_xticks(x, [str(r["holdout_class"]) for r in rows])
-    ax.set_xlabel("digit held out of training")
+    ax.set_xticks(x, digits)
+    ax.set_xlabel(f"digit held out of training ({len(res['seeds'])} seeds each)")
     ax.set_ylabel("AUROC, held-out digit vs rest")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     out = _save(fig, path)
     plt.close(fig)
     return out
