@@ -120,7 +120,7 @@ if active is not None:
                              f"z{dims[0]} (across) and z{dims[1]} (up, larger at the top)"
                              + ("" if d <= 2 else ", other dimensions at 0") + ".", output_format="PNG")
         if hole is not None:
-            z_hole, z_near = map_view.hole_latents(proj, hole, mu)
+            z_hole, z_near = map_view.hole_latents(proj, hole)
             pics = np.stack([compute.decode_one(run.model, entry.key, tuple(map(float, z)), label)
                              for z in (z_hole, z_near)])
             st.image(images.png(("hole", entry.key, str(dkey), hole.x, hole.y, label),

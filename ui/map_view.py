@@ -98,7 +98,7 @@ def add_layers(fig, data: dict | None, shown: list[str]) -> None:
                          holes=data["holes"] if HOLES in shown else None)
 
 
-def hole_latents(proj: MapProjection, hole, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hole_latents(proj: MapProjection, hole: map_layers.Hole) -> tuple[np.ndarray, np.ndarray]:
     """Latents to decode for a hole and for the encoded point nearest to it: on a 2-D latent the points
     themselves; on the PCA plane both lifted from the plane (the other directions at the data's mean), so the
     two differ only in where they sit on the map."""
@@ -179,7 +179,7 @@ def pad_background(_model, run_key: str, extent: float, label: int | None, n: in
     return {"png_b64": images.png_b64(small), "extent": [-extent, extent, -extent, extent]}
 
 
-def hole_sentence(hole) -> str:
+def hole_sentence(hole: map_layers.Hole) -> str:
     """Why the hole decodes badly, with its numbers."""
     return (f"The prior is {hole.ratio:,.0f}× likelier to sample here than the encoded test images are to lie here "
             f"(prior density {hole.prior:.3f}, encoded {hole.encoded:.4f} per unit area). The decoder learned to "
@@ -193,7 +193,6 @@ class Direction:
     source: int                         # its class
     target: int                         # the class to move towards
     strength: float
-    z0: np.ndarray                      # [D] the start's code
     path: np.ndarray                    # [S, D] from z0 to z0 + strength * (mean[target] - mean[source])
     name: str
     classes: list[int]                  # every class with a mean (the choices of target)
@@ -221,7 +220,7 @@ def direction_state(run_key: str, data_key: str, mu: np.ndarray, labels: np.ndar
     strength = float(st.session_state.get(state.MAP_DIR_STRENGTH, 1.0))
     path = map_layers.along_class_direction(mu[start], means, source, target, np.linspace(0, strength, 8))
     name = names[target] if names and target < len(names) else str(target)
-    return Direction(start, source, target, strength, mu[start], path, f"towards {name}", sorted(means))
+    return Direction(start, source, target, strength, path, f"towards {name}", sorted(means))
 
 
 def direction_panel(model, run_key: str, d: Direction, label: int | None, names: list[str] | None) -> None:
