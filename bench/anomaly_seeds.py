@@ -11,36 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from seedkit import run_all, run_json, spread, vae_cli
 
 SCORES = ("auroc", "auroc_per_pixel_normalised", "auroc_complexity_corrected", "auroc_iw_nll", "auroc_latent_class")
 
 
 def one(task: tuple[int, int], args, out_dir: Path) -> dict:
     seed, digit = task
-    cmd = [sys.executable, "-m", "vae", "anomaly", "--data", "mnist", "--data-dir", str(args.data_dir),
-           "--holdout-class", str(digit), "--seed", str(seed), "--epochs", str(args.epochs), "--threads", "1",
-           "--iw-samples", str(args.iw_samples), "--quiet", "--out", str(out_dir / f"seed{seed}" / f"no{digit}")]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    row = {"seed": seed, "holdout_class": digit, "wall_seconds": time.perf_counter() - t0,
-           "train_seconds": res["train_seconds"], "holdout_share_of_top": res["holdout_share_of_top"],
-           **{k: res[k] for k in SCORES if k in res}}
-    print(json.dumps(row), file=sys.stderr, flush=True)
-    return row
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    res, wall = run_json(vae_cli("anomaly", "--data", "mnist", "--data-dir", args.data_dir, "--holdout-class", digit,
+                                 "--seed", seed, "--epochs", args.epochs, "--threads", 1, "--iw-samples",
+                                 args.iw_samples, "--quiet", "--out", out_dir / f"seed{seed}" / f"no{digit}"))
+    return {"seed": seed, "holdout_class": digit, "wall_seconds": wall, "train_seconds": res["train_seconds"],
+            "holdout_share_of_top": res["holdout_share_of_top"], **{k: res[k] for k in SCORES if k in res}}
 
 
 def summarise(rows: list[dict], seeds: list[int], digits: list[int]) -> dict:
@@ -70,9 +57,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep_runs or Path(tmp)
-        tasks = [(s, d) for s in seeds for d in digits]
-        with ThreadPoolExecutor(args.workers) as pool:
-            rows = list(pool.map(lambda t: one(t, args, out_dir), tasks))
+        rows = run_all([(s, d) for s in seeds for d in digits], lambda t: one(t, args, out_dir), args.workers)
     print(json.dumps({"command": "python bench/anomaly_seeds.py " + " ".join(argv or sys.argv[1:]),
                       "seeds": seeds, "digits": digits, "epochs": args.epochs, "iw_samples": args.iw_samples,
                       "wall_seconds": time.perf_counter() - t0, "summary": summarise(rows, seeds, digits),
