@@ -42,6 +42,13 @@ with few:
                        "minutes": r.get("minutes"),
                        "M1 minutes (shared)": r.get("m1_minutes") or r.get("m1_minutes_reused")} for r in rows],
                      hide_index=True, key="usecases.semisup_table")
+        spread = U.result("semisup_k100_seeds")
+        if spread:
+            errs = ", ".join(f"{100 * e:.2f} %" for e in spread["test_errors"])
+            st.markdown(f"**Which 100 images are labelled matters more than any change to the recipe:** over "
+                        f"{len(spread['test_errors'])} labelled subsets ({errs}) the test error is "
+                        f"**{100 * spread['mean']:.2f} ± {100 * spread['sd']:.2f} %** (mean ± standard deviation).")
+            command(spread["command"])
     else:
         missing("semisup_k100", "python -m vae semisup --data mnist --labels 100 --out runs/semisup-k100")
     command("python -m vae semisup --data mnist --data-dir DATA --labels 100 --threads 1 --out runs/semisup-k100\n"

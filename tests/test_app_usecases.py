@@ -77,6 +77,8 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
                                                                      "distortion_nats": 130.0}], "epochs": 2}))
     (results / "augment.json").write_text(json.dumps({"accuracy_without": 0.71, "accuracy_with": 0.74,
                                                       "gain": 0.03, "labels": 100}))
+    (results / "semisup_k100_seeds.json").write_text(json.dumps(
+        {"test_errors": [0.09, 0.13], "mean": 0.11, "sd": 0.02, "command": "python -m vae semisup --label-seed 1"}))
     cell = {"mean": 0.9, "sd": 0.01, "n": 2}
     (results / "anomaly_seeds.json").write_text(json.dumps({
         "command": "python bench/anomaly_seeds.py --seeds 0,1", "seeds": [0, 1], "digits": [0, 1], "epochs": 2,
@@ -86,6 +88,9 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
                                            "per_digit": {"0": cell, "1": {"mean": 0.8, "sd": 0.03, "n": 2}}}}}))
     at = page("use_cases.py", str(ROOT / "assets" / "runs" / "mnist-16d"))
     assert texts(at.title) == ["Use cases"]
+    assert any("over 2 labelled subsets (9.00 %, 13.00 %) the test error is **11.00 ± 2.00 %**" in t
+               for t in texts(at.markdown))
+    assert any("python -m vae semisup --label-seed 1" in c.value for c in at.code)
     seeds = next(d.value for d in at.dataframe if "latent class score" in d.value.columns)
     assert list(seeds["held out"]) == ["0", "1", "mean over the digits"]
     assert list(seeds["−ELBO"]) == ["0.900 ± 0.010", "0.100 ± 0.005", "0.500 ± 0.020"]

@@ -57,8 +57,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_semisup)
     add_data_args(p, default_data="mnist5k")
     p.add_argument("--labels", type=labels_arg, default=100, help="labelled images (balanced per class) or 'all'")
-    p.add_argument("--epochs", type=int, default=10, help="M1 (VAE) epochs over all training images")
-    p.add_argument("--m2-epochs", type=int, default=20, help="M2 epochs over the latent codes")
+    p.add_argument("--epochs", type=int, default=20, help="M1 (VAE) epochs over all training images")
+    p.add_argument("--m2-epochs", type=int, default=40, help="M2 epochs over the latent codes")
     p.add_argument("--latent-dim", type=int, default=50, help="M1 latent size (Kingma et al. used 50)")
     p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1*N/K)")
     p.add_argument("--consistency", type=float, default=0.0,
