@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import DataSplit, ImageData, to_float
+from ..data import DataSplit, ImageData
 from ..evaluate import evaluate
+from ..latent import encode
 from ..models import VAE
 
 
@@ -31,8 +32,8 @@ def latent_class_scores(model: VAE, reference: ImageData, test: ImageData, *, ri
     seen class would produce scores high even when its pixels are simple and likely."""
     if reference.y is None or len(reference) == 0:
         raise ValueError("the latent class score needs labelled reference (training) images")
-    ref_mu = _means(model, reference.x, reference.y).double()
-    test_mu = _means(model, test.x, test.y).double()
+    ref_mu = torch.from_numpy(encode(model, reference)["mu"]).double()
+    test_mu = torch.from_numpy(encode(model, test)["mu"]).double()
     y = reference.y.long()
     eye = torch.eye(ref_mu.shape[1], dtype=torch.float64)
     comps = []
@@ -46,19 +47,6 @@ def latent_class_scores(model: VAE, reference: ImageData, test: ImageData, *, ri
     if not comps:
         raise ValueError("the latent class score needs at least two reference images of one class")
     return (-torch.logsumexp(torch.stack(comps, 1), 1)).float().numpy()
-
-
-def _means(model: VAE, x: torch.Tensor, y: torch.Tensor | None, batch: int = 1000) -> torch.Tensor:
-    """Posterior means of uint8 images [N, D], in batches, in eval mode, on the CPU."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    mus = []
-    for i in range(0, x.shape[0], batch):
-        yy = y[i:i + batch].to(device) if (y is not None and model.cfg.conditional) else None
-        mus.append(model.encode(to_float(x[i:i + batch]).to(device), yy)[0].cpu())
-    model.train(was)
-    return torch.cat(mus)
 
 
 def top_anomalies(scores: np.ndarray, n: int = 16) -> np.ndarray:
