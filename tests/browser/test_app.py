@@ -185,6 +185,11 @@ def test_compare_draws_both_runs_curves_reconstructions_and_maps(browser, app_ur
     settle(page)
     charts = page.locator("[data-testid='stMain'] .js-plotly-plot")
     charts.nth(2).wait_for()                   # the curves and one map per run (plotly draws after the page runs)
+    # ... and each chart draws its legend and titles a moment later (seen in CI under load: an empty legend)
+    page.wait_for_function("() => { const c = document.querySelectorAll(\"[data-testid='stMain'] .js-plotly-plot\");"
+                           " return c.length >= 3 && c[0].querySelectorAll('.legendtext').length >= 2"
+                           " && document.querySelectorAll(\"[data-testid='stMain'] .js-plotly-plot .gtitle\")"
+                           ".length >= 2; }")
     legend = charts.first.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)")
     titles = page.locator("[data-testid='stMain'] .js-plotly-plot .gtitle").evaluate_all(
         "els => els.map(e => e.textContent)")
