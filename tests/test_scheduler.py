@@ -86,9 +86,10 @@ def test_kill_9_of_a_job_keeps_its_last_epoch_and_resume_continues_it(sched):
     for name in ("config.json", "metrics.json", "job.json"):
         json.loads((a / name).read_text())
     run = load_run(a)
-    assert len(run.metrics["history"]["epochs"]) == kept and run.metrics["status"] == "running"
     weights, ck = load_checkpoint(a, run.config)
-    assert ck.epoch == kept
+    assert ck.epoch == kept                          # the message names what resume continues from
+    # the checkpoint is written before the run folder, so a kill between the two leaves the folder one behind
+    assert len(run.metrics["history"]["epochs"]) in (kept - 1, kept) and run.metrics["status"] == "running"
     sched.resume("A", a)
     wait(lambda: state(a) == "done", what="resumed run done")
     run = load_run(a)

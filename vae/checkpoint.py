@@ -44,6 +44,15 @@ def has_checkpoint(run_dir: str | Path) -> bool:
     return (_folder(run_dir) / STATE).is_file()
 
 
+def checkpoint_epoch(run_dir: str | Path) -> int:
+    """The epoch the run's checkpoint holds (what resume continues from), 0 without a readable one. It can be
+    one epoch past the status file's, which is written last (vae.runlog.RunLog.on_epoch_end)."""
+    try:
+        return int(json.loads((_folder(run_dir) / STATE).read_text(encoding="utf-8")).get("epoch") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
 def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint) -> None:
     """Write ``run_dir/checkpoint/`` for the epoch ``ck.epoch``: the three files go into ``checkpoint.new/``,
     which then replaces ``checkpoint/`` by renames, so a kill at any instant leaves one complete checkpoint
