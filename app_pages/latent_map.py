@@ -94,7 +94,7 @@ if active is not None:
                 paths = [("linear path", proj.place(lin[0]), "solid"), ("spherical path", proj.place(sph[0]), "dot")]
                 pa, pb = proj.place(np.stack([ends[0], ends[1]]))
                 marked = [(f"A {ends[2]}", *pa), (f"B {ends[3]}", *pb)]
-            if direction is not None and direction.path is not None and proj.params["method"] != "tsne":
+            if direction is not None and proj.params["method"] != "tsne":
                 paths.append((direction.name, proj.place(direction.path), "dash"))
             fig = map_view.figure(proj, None if y is None else y[proj.index], names, entry.key, str(dkey),
                                   paths=paths, marked=marked)

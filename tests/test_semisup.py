@@ -118,7 +118,8 @@ def test_cli_semisup_then_eval_reports_test_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [(["--labels", "0"], "--labels"), (["--labels", "two"], "--labels"),
-                                         (["--labels", "2"], "fewer than one per class")])
+                                         (["--labels", "2"], "fewer than one per class"),
+                                         (["--consistency", "-1"], "error: --consistency must be >= 0, got -1")])
 def test_cli_semisup_bad_input(tmp_path, capsys, argv, needle):
     p = _npz(tmp_path)
     rc = main(["semisup", "--data", str(p), "--out", str(tmp_path / "r"), "--quiet", *argv])

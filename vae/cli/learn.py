@@ -128,12 +128,13 @@ def cmd_semisup(args) -> int:
     data = load_data(args, data_cfg)
     if not data.has_labels:
         raise ValueError(f"semisup needs labelled data; {data.name} has no labels")
+    label_seed = args.seed if args.label_seed is None else args.label_seed
     try:
-        balanced_subset(data.train.y, args.labels, args.seed)  # refuse a bad --labels before training starts
-        if args.consistency < 0:
-            raise ValueError(f"--consistency must be >= 0, got {args.consistency}")
+        balanced_subset(data.train.y, args.labels, label_seed)  # refuse a bad --labels before training starts
     except ValueError as e:
         raise ValueError(f"--labels: {e}") from None
+    if args.consistency < 0:
+        raise ValueError(f"--consistency must be >= 0, got {args.consistency}")
     config = ss.default_semisup_config(data, epochs=args.epochs, seed=args.seed, threads=args.threads,
                                        latent_dim=args.latent_dim, data_cfg=data_cfg)
     m1 = m1_hist = m1_reused_seconds = None
@@ -145,7 +146,7 @@ def cmd_semisup(args) -> int:
         m1, m1_hist = prev.model, prev.metrics.get("history")
         m1_reused_seconds = (prev.metrics.get("semisup") or {}).get("m1_seconds")
     trainer = functools.partial(ss.fit_semisup, labels=args.labels, m2_epochs=args.m2_epochs, alpha=args.alpha,
-                                consistency=args.consistency, label_seed=args.label_seed, m1=m1, m1_history=m1_hist)
+                                consistency=args.consistency, label_seed=label_seed, m1=m1, m1_history=m1_hist)
 
     def figures(res, final) -> dict:
         err = ss.error_rate(res.model, data.test)
@@ -154,7 +155,7 @@ def cmd_semisup(args) -> int:
             "method": "M1+M2 (Kingma et al. 2014)", "labels": int(len(res.labelled)),
             "labels_requested": args.labels if args.labels is not None else "all", "m2_epochs": args.m2_epochs,
             "m1_epochs": args.epochs, "alpha": args.alpha, "consistency": args.consistency,
-            "label_seed": args.seed if args.label_seed is None else args.label_seed, "test_error": err,
+            "label_seed": label_seed, "test_error": err,
             "baseline": base,
             "m1_seconds": res.m1_seconds if m1 is None else m1_reused_seconds, "m1_from": args.m1_from,
             "seconds": res.seconds, "m2_history": res.m2_history,
@@ -170,7 +171,7 @@ def cmd_semisup(args) -> int:
                "m1_from": args.m1_from,
                "m1_minutes_reused": round(m1_reused_seconds / 60, 2) if m1_reused_seconds else None,
                "m2_epochs": args.m2_epochs, "consistency": args.consistency,
-               "label_seed": args.seed if args.label_seed is None else args.label_seed,
+               "label_seed": label_seed,
                "threads": config.train.threads or None, "n_train": len(data.train),
                "n_test": len(data.test)}
     if res.status == "failed":
