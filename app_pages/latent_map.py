@@ -42,7 +42,8 @@ if active is not None:
         shown = st.pills("Layers", map_view.LAYERS, selection_mode="multi", key=S.MAP_LAYERS,
                          help="Posterior ellipses: where each image's code could be (1σ of q(z|x), 300 images). "
                               "Density: where the encoded test images lie. Holes: where the prior N(0, I) would "
-                              "sample but no image was encoded; click a cross to decode it.") or []
+                              "sample but no image was encoded; click a cross to decode it. Class direction: the "
+                              "path of the \"More like a …\" section below.") or []
 
     mu = y = proj = enc = None
     if test is not None:
@@ -51,7 +52,7 @@ if active is not None:
         y = None if test.y is None else test.y.numpy()
         proj = map_view.projection(mu, method, entry.key, str(dkey))
     layer_data = map_view.layers(proj, mu, enc["logvar"], y, names, entry.key, str(dkey)) \
-        if proj is not None and shown else None
+        if proj is not None and set(shown) - {map_view.DIRECTION} else None
     hole = map_view.clicked_hole(entry.key)
     hole = layer_data["holes"][hole] if (layer_data and map_view.HOLES in shown and hole is not None
                                          and hole < len(layer_data["holes"])) else None
@@ -94,7 +95,7 @@ if active is not None:
                 paths = [("linear path", proj.place(lin[0]), "solid"), ("spherical path", proj.place(sph[0]), "dot")]
                 pa, pb = proj.place(np.stack([ends[0], ends[1]]))
                 marked = [(f"A {ends[2]}", *pa), (f"B {ends[3]}", *pb)]
-            if direction is not None and proj.params["method"] != "tsne":
+            if direction is not None and map_view.DIRECTION in shown:
                 paths.append((direction.name, proj.place(direction.path), "dash"))
             fig = map_view.figure(proj, None if y is None else y[proj.index], names, entry.key, str(dkey),
                                   paths=paths, marked=marked)

@@ -127,4 +127,8 @@ def test_latent_map_layers_holes_and_class_directions(monkeypatch, tmp_path):
     caps = [c for img in at.get("image") for c in img.captions]
     assert any(c.startswith("Test image #0 decoded from strength 0 (left) to 1.5 (right), towards 7") for c in caps)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert any(t.get("name") == "towards 7" for t in spec["data"])
+    assert not any(t.get("name") == "towards 7" for t in spec["data"])   # the path is a layer, off until chosen
+    at.button_group(key="map.layers").set_value(["Class direction"]).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["type"] for t in spec["data"] if t.get("name") == "towards 7"] == ["scatter"]
+    assert not any(t.get("name") == "holes" for t in spec["data"])

@@ -15,8 +15,10 @@ from . import compute, images, plots, state
 
 CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
 MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
-ELLIPSES, DENSITY, HOLES = "Posterior ellipses", "Density", "Holes"
-LAYERS = (ELLIPSES, DENSITY, HOLES)
+ELLIPSES, DENSITY, HOLES, DIRECTION = "Posterior ellipses", "Density", "Holes", "Class direction"
+# The direction's path moves with every click (it starts at the clicked point), so it is a layer a person turns
+# on: drawn by default, it made each click redraw the whole map in the browser (0.9 s to 2.4 s per click).
+LAYERS = (ELLIPSES, DENSITY, HOLES, DIRECTION)
 MAX_ELLIPSES = 300     # outlines drawn (a fixed sample of the test images, every class in proportion)
 
 
@@ -230,8 +232,8 @@ def direction_panel(model, run_key: str, d: Direction, label: int | None, names:
 
     st.caption(f"Start from test image #{d.start} (a {name(d.source)}; click a point on the map to change it) and "
                f"move its code along mean({name(d.target)}) − mean({name(d.source)}): the difference between the "
-               "two classes' average codes. Strength 1 moves it by the whole difference; the dashed line on the "
-               "map is the path.")
+               "two classes' average codes. Strength 1 moves it by the whole difference; the map's "
+               f"{DIRECTION} layer draws the path as a dashed line.")
     c1, c2 = st.columns([1, 3])
     c1.selectbox("More like a", [c for c in d.classes if c != d.source], key=state.MAP_DIR_TARGET, format_func=name)
     c2.slider("Strength", -0.5, 2.0, 1.0, 0.05, key=state.MAP_DIR_STRENGTH,
