@@ -117,6 +117,14 @@ with aug:
     else:
         missing("augment", "python -m vae augment --data mnist --labels 100 --export runs/augment")
     command("python -m vae augment --data mnist --data-dir DATA --labels 100 --per-class 200 --export runs/augment")
+    seeds = U.result("augment_seeds")
+    if seeds:
+        st.markdown(f"**The few-label regimes over {len(seeds['seeds'])} seeds** (accuracy mean ± standard deviation; "
+                    "each seed draws its own labelled images, trains its own conditional VAE and both classifiers). "
+                    "Generated images *hurt* wherever a gain is negative: samples of a conditional VAE fitted on the "
+                    "same few images add no information about the classes, only their blur.")
+        st.dataframe(U.augment_seed_table(seeds), hide_index=True, key="usecases.augment_seeds_table")
+        command(seeds["command"])
 
 with anom:
     st.subheader("Anomaly scores")

@@ -130,9 +130,7 @@ def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str
     eta = status.get("eta")
     message = status.get("message") or ""
     if state == "interrupted" and status.get("state") == "running":   # before anyone has written why
-        epoch = status.get("epoch") or 0
-        message = (f"the training process stopped before the run ended; the run is kept up to epoch {epoch}"
-                   if epoch else "the training process stopped before its first epoch ended")
+        message = f"the training process stopped before the run ended; {jobs.kept(run_dir, status)}"
     if state == "stopped" and not message:
         message = jobs.stop_reason(run_dir) or "stopped"
     return {

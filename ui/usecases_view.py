@@ -58,6 +58,11 @@ def result(name: str) -> Any | None:
             return None
 
 
+def _pm(d: dict, scale: float = 1.0, digits: int = 2) -> str:
+    """A spread from ``bench/seedkit.spread`` as "mean ± sd"."""
+    return f"{scale * d['mean']:.{digits}f} ± {scale * d['sd']:.{digits}f}"
+
+
 ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)",
                   "auroc_complexity_corrected": "complexity-corrected", "auroc_per_pixel_normalised": "per unit of ink",
                   "auroc_latent_class": "latent class score"}
@@ -69,14 +74,19 @@ def anomaly_seed_table(res: dict) -> list[dict]:
     summary = res.get("summary") or {}
     scores = [k for k in ANOMALY_SCORES if k in summary]
 
-    def cell(d: dict) -> str:
-        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
-
-    rows = [{"held out": str(d), **{ANOMALY_SCORES[k]: cell(summary[k]["per_digit"][str(d)]) for k in scores}}
-            for d in res.get("digits", [])]
-    rows.append({"held out": "mean over the digits", **{ANOMALY_SCORES[k]: cell(summary[k]["mean_over_digits"])
-                                                    for k in scores}})
+    rows = [{"held out": str(d), **{ANOMALY_SCORES[k]: _pm(summary[k]["per_digit"][str(d)], digits=3)
+                                    for k in scores}} for d in res.get("digits", [])]
+    rows.append({"held out": "mean over the digits", **{ANOMALY_SCORES[k]: _pm(summary[k]["mean_over_digits"],
+                                                                               digits=3) for k in scores}})
     return rows
+
+
+def augment_seed_table(res: dict) -> list[dict]:
+    """``bench/augment_seeds.py``'s regimes as rows, accuracies in % and the gain in points."""
+    return [{"labels": r["labels"], "generated per labelled image": r["ratio"],
+             "accuracy without, %": _pm(r["accuracy_without"], 100), "accuracy with, %": _pm(r["accuracy_with"], 100),
+             "gain, points": _pm(r["gain"], 100), "seeds it helped": f"{r['helped_in']} of {r['of']}"}
+            for r in res["regimes"]]
 
 
 def figure(name: str) -> str | None:

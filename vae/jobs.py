@@ -96,17 +96,21 @@ def effective_state(status: dict[str, Any] | None) -> str | None:
     return state
 
 
-def mark_interrupted(run_dir: str | Path, why: str) -> dict[str, Any]:
-    """Record that a job's process is gone; its last checkpoint stays for ``resume``. The epoch named is the
-    checkpoint's: a kill after the run folder's last write but before the status file's leaves it one past the
-    status's epoch."""
+def kept(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
+    """What a job whose process is gone has kept, in words. The epoch named is the checkpoint's (what resume
+    continues from): a kill after the run folder's last write but before the status file's leaves it one past
+    the status's epoch."""
     # torch and the model code, imported only when a job has died
     from .checkpoint import checkpoint_epoch
-    status = read_status(run_dir) or {}
-    epoch = max(int(status.get("epoch") or 0), checkpoint_epoch(run_dir))
-    kept = f"the run is kept up to epoch {epoch}" if epoch else "no epoch had completed"
+    status = read_status(run_dir) if status is None else status
+    epoch = max(int((status or {}).get("epoch") or 0), checkpoint_epoch(run_dir))
+    return f"the run is kept up to epoch {epoch}" if epoch else "no epoch had completed"
+
+
+def mark_interrupted(run_dir: str | Path, why: str) -> dict[str, Any]:
+    """Record that a job's process is gone; its last checkpoint stays for ``resume``."""
     return write_status(run_dir, state="interrupted", ended=time.time(),
-                        message=f"{why}; {kept}. Resume continues it from there.")
+                        message=f"{why}; {kept(run_dir)}. Resume continues it from there.")
 
 
 def clear_progress(run_dir: str | Path) -> None:
