@@ -20,6 +20,9 @@ def command(cmd: str) -> None:
     st.code(cmd, language="bash")
 
 
+SEEDS_COMMAND = "python bench/usecase_seeds.py --data-dir DATA > bench/results/usecase_seeds.json"
+
+
 def missing(name: str, cmd: str) -> None:
     st.info(f"No result yet ({name}.json). Produce it with:")
     command(cmd)
@@ -58,47 +61,56 @@ with probe:
     st.subheader("Latent means as features")
     st.markdown("The same logistic regression, trained on k labelled images, on two inputs: the encoder's latent "
                 "means and the raw pixels. Test accuracy by label budget.")
-    res = U.result("probe")
-    if res:
-        st.plotly_chart(U.probe_figure(res), key="usecases.probe_chart")
-        st.dataframe([{"labels": r["labels"], "latent accuracy": round(r["latent_accuracy"], 4),
-                       "pixel accuracy": round(r["pixel_accuracy"], 4)} for r in res["rows"]],
-                     hide_index=True, key="usecases.probe_table")
+    spreads = U.result("usecase_seeds")
+    if spreads:
+        st.plotly_chart(U.probe_figure(spreads["probe"]), key="usecases.probe_chart")
+        st.dataframe([{"labels": r["labels"], "latent accuracy": U.pm(r, "latent_accuracy", 4),
+                       "pixel accuracy": U.pm(r, "pixel_accuracy", 4),
+                       "latent ahead in": f"{r['latent_ahead_in']} of {r['of']} seeds"}
+                      for r in spreads["probe"]["rows"]], hide_index=True, key="usecases.probe_table")
+        st.caption(f"Mean ± standard deviation over {len(spreads['seeds'])} seeds: each seed trains its own M1 (the "
+                   "semi-supervised recipe's 50-D VAE, without labels) and draws its own labelled images.")
+        command(spreads["command"])
     else:
-        missing("probe", "python -m vae probe runs/semisup-k100")
+        missing("usecase_seeds", SEEDS_COMMAND)
     command("python -m vae probe RUN_DIR --budgets 100,600,1000,10000")
 
 with comp:
     st.subheader("How many bits per pixel?")
     st.markdown("The VAE's −ELBO is a code length (bits-back coding gets within a little of it); the "
                 "importance-weighted bound is tighter. Beside them: PNG and gzip on the very same images.")
-    res = U.result("compress")
-    if res:
-        st.dataframe([{"codec": k, "bits per dimension": None if v is None else round(v, 4)} for k, v in [
-            ("raw (uncompressed)", res["raw_bits_per_dim"]),
-            ("PNG, one file per image", res["png_per_image_bits_per_dim"]),
-            ("PNG, all images tiled in one file", res["png_tiled_bits_per_dim"]),
-            ("gzip -9, all images", res["gzip_bits_per_dim"]),
-            ("VAE −ELBO", res["neg_elbo_bits_per_dim"]),
-            (f"VAE importance-weighted, K={res.get('iw_samples')}", res["iw_bits_per_dim"])]],
+    if spreads:
+        res = spreads["compress"]
+        st.dataframe([{"codec": name, "bits per dimension": U.pm(res, key, 4)} for name, key in [
+            ("raw (uncompressed)", "raw_bits_per_dim"),
+            ("PNG, one file per image", "png_per_image_bits_per_dim"),
+            ("PNG, all images tiled in one file", "png_tiled_bits_per_dim"),
+            ("gzip -9, all images", "gzip_bits_per_dim"),
+            ("VAE −ELBO", "neg_elbo_bits_per_dim"),
+            (f"VAE importance-weighted, K={res['iw_samples']}", "iw_bits_per_dim")]],
             hide_index=True, key="usecases.compress_table")
-        st.caption(f"{res['n_images']:,} test images, {res['images']}.")
+        st.caption(f"{res['n_images']:,} test images, {res['images']}: every codec codes the same 0/1 images. Mean "
+                   f"± standard deviation over {len(spreads['seeds'])} seeds, each with its own M1.")
+        command(spreads["command"])
     else:
-        missing("compress", "python -m vae compress runs/semisup-k100")
+        missing("usecase_seeds", SEEDS_COMMAND)
     command("python -m vae compress RUN_DIR --n 1000 --iw-samples 100")
 
 with rd:
     st.subheader("Rate against distortion as β varies")
     st.markdown("Each point is a separately trained run: β > 1 buys a shorter code (rate, the KL) with worse "
                 "reconstructions (distortion); β < 1 the other way.")
-    res = U.result("rd")
-    if res:
+    if spreads:
+        res = spreads["rd"]
         st.plotly_chart(U.rd_figure(res), key="usecases.rd_chart")
-        st.dataframe([{k: (round(v, 2) if isinstance(v, float) else v) for k, v in p.items() if k != "run_dir"}
+        st.dataframe([{"β": p["beta"], **{name: U.pm(p, key) for name, key in U.RD_COLUMNS}}
                       for p in res["points"]], hide_index=True, key="usecases.rd_table")
+        st.caption(f"Mean ± standard deviation over {len(spreads['seeds'])} seeds (one run per β and seed, "
+                   f"{res['epochs']} epoch, 20-D); the bars on the curve span one standard deviation each way.")
+        command(spreads["command"])
     else:
-        missing("rd", "python -m vae rd --data mnist --betas 0.25,0.5,1,2,4,8 --epochs 2 --out runs/rd")
-    command("python -m vae rd --data mnist --data-dir DATA --betas 0.25,0.5,1,2,4,8 --epochs 2 --out runs/rd")
+        missing("usecase_seeds", SEEDS_COMMAND)
+    command("python -m vae rd --data mnist --data-dir DATA --betas 0.25,0.5,1,2,4,8 --epochs 1 --out runs/rd")
 
 with aug:
     st.subheader("Generated images as extra training data")

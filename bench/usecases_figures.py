@@ -27,12 +27,10 @@ def load(name: str):
 
 def main() -> int:
     made = []
-    rd = load("rd")
-    if rd:
-        made.append(plot_rd(rd, OUT / "rate_distortion.png"))
-    probe = load("probe")
-    if probe:
-        made.append(plot_probe(probe, OUT / "probe.png"))
+    seeds = load("usecase_seeds")         # the probe and rate-distortion over seeds, with error bars
+    if seeds:
+        made.append(plot_rd(seeds["rd"], OUT / "rate_distortion.png"))
+        made.append(plot_probe(seeds["probe"], OUT / "probe.png"))
     rows = [r for r in (load(name) for name in ("semisup_k100", "semisup_k600", "semisup_k1000", "semisup_all")) if r]
     if rows:
         made.append(plot_semisup(rows, OUT / "semisup.png"))

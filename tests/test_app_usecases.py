@@ -72,9 +72,24 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     make_env(monkeypatch, tmp_path)
     (results / "semisup_k100.json").write_text(json.dumps(
         {"labels": 100, "test_error": 0.0957, "baseline_test_error": 0.2397, "minutes": 15.9, "m1_minutes": 3.9}))
-    (results / "rd.json").write_text(json.dumps({"points": [
-        {"beta": 0.5, "rate_nats": 40.0, "distortion_nats": 70.0}, {"beta": 4.0, "rate_nats": 8.0,
-                                                                     "distortion_nats": 130.0}], "epochs": 2}))
+    rd_point = {"rate_nats_sd": 0.5, "distortion_nats_sd": 1.0, "neg_elbo": 110.0, "neg_elbo_sd": 0.25,
+                "active_units": 20.0, "active_units_sd": 0.0, "seconds": 60.0, "seconds_sd": 2.0}
+    (results / "usecase_seeds.json").write_text(json.dumps({
+        "command": "python bench/usecase_seeds.py --seeds 0,1,2", "seeds": [0, 1, 2],
+        "probe": {"latent_dim": 50, "rows": [{"labels": 100, "latent_accuracy": 0.71, "latent_accuracy_sd": 0.01,
+                                              "pixel_accuracy": 0.72, "pixel_accuracy_sd": 0.02,
+                                              "latent_ahead_in": 1, "of": 3}]},
+        "compress": {"images": "binarised 0/1", "n_images": 1000, "iw_samples": 100, "raw_bits_per_dim": 1.0,
+                     **{f"{k}_bits_per_dim": 0.5 for k in ("png_per_image", "png_tiled", "gzip", "neg_elbo", "iw")},
+                     **{f"{k}_bits_per_dim_sd": 0.001 for k in ("png_per_image", "png_tiled", "gzip", "neg_elbo",
+                                                                "iw")}},
+        "rd": {"epochs": 1, "points": [{"beta": 0.5, "rate_nats": 40.0, "distortion_nats": 70.0, **rd_point},
+                                       {"beta": 4.0, "rate_nats": 8.0, "distortion_nats": 130.0, **rd_point}]}}))
+    cell = {"mean": 0.75, "sd": 0.02, "n": 5}
+    (results / "augment_seeds.json").write_text(json.dumps({
+        "command": "python bench/augment_seeds.py --seeds 0,1", "seeds": [0, 1], "regimes": [
+            {"labels": 100, "ratio": 0.5, "accuracy_without": cell, "accuracy_with": {"mean": 0.74, "sd": 0.01},
+             "gain": {"mean": -0.01, "sd": 0.005}, "helped_in": 1, "of": 5}]}))
     (results / "augment.json").write_text(json.dumps({"accuracy_without": 0.71, "accuracy_with": 0.74,
                                                       "gain": 0.03, "labels": 100}))
     (results / "semisup_k100_seeds.json").write_text(json.dumps(
@@ -98,10 +113,23 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     assert any("python bench/anomaly_seeds.py --seeds 0,1" in c.value for c in at.code)
     table = at.dataframe[0].value
     assert list(table["M1+M2 test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
-    assert len(at.get("plotly_chart")) == 1  # the rate-distortion curve (no probe result given)
+    # probe, compression and rate-distortion: each figure as mean ± sd over the seeds, with error bars
+    frames = [d.value for d in at.dataframe]
+    probe = next(v for v in frames if "latent ahead in" in v.columns)
+    assert list(probe["latent accuracy"]) == ["0.7100 ± 0.0100"] and list(probe["latent ahead in"]) == ["1 of 3 seeds"]
+    comp = next(v for v in frames if "codec" in v.columns)
+    assert list(comp["bits per dimension"]) == ["1.0000"] + ["0.5000 ± 0.0010"] * 5
+    assert list(comp["codec"])[-1] == "VAE importance-weighted, K=100"
+    rd = next(v for v in frames if "rate: KL, nats" in v.columns)
+    assert list(rd["rate: KL, nats"]) == ["40.00 ± 0.50", "8.00 ± 0.50"]
+    charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    assert [t["error_y"]["array"] for t in charts[0]] == [[0.01], [0.02]]      # the probe's two lines
+    assert charts[1][0]["error_x"]["array"] == [0.5, 0.5]                        # rate-distortion
+    assert any("python bench/usecase_seeds.py --seeds 0,1,2" in c.value for c in at.code)
+    # augmentation: the one-seed metric and the regimes over seeds
     assert "74.00 %" in [m.value for m in at.metric]
-    # sections without results say how to make them
-    assert any("python -m vae probe" in c.value for c in at.code)
+    aug = next(v for v in frames if "seeds it helped" in v.columns)
+    assert list(aug["gain, points"]) == ["-1.00 ± 0.50"] and list(aug["accuracy without, %"]) == ["75.00 ± 2.00"]
     # live anomaly scores of the active run: 16 images, highest score first
     caps = [c for img in at.get("image") for c in img.captions if c.startswith("#")]
     scores = [float(c.split("·")[1].split()[0]) for c in caps]

@@ -63,6 +63,17 @@ def _pm(d: dict, scale: float = 1.0, digits: int = 2) -> str:
     return f"{scale * d['mean']:.{digits}f} ± {scale * d['sd']:.{digits}f}"
 
 
+def pm(row: dict, key: str, digits: int = 2) -> str:
+    """``row[key]`` as "mean ± sd" when the row carries ``<key>_sd`` (a summary over seeds), else the value."""
+    if f"{key}_sd" in row:
+        return _pm({"mean": row[key], "sd": row[f"{key}_sd"]}, digits=digits)
+    return f"{row[key]:.{digits}f}" if isinstance(row[key], float) else str(row[key])
+
+
+RD_COLUMNS = (("rate: KL, nats", "rate_nats"), ("distortion, nats", "distortion_nats"), ("−ELBO, nats", "neg_elbo"),
+              ("active units", "active_units"), ("training seconds", "seconds"))
+
+
 ANOMALY_SCORES = {"auroc": "−ELBO", "auroc_iw_nll": "IW −log p(x)",
                   "auroc_complexity_corrected": "complexity-corrected", "auroc_per_pixel_normalised": "per unit of ink",
                   "auroc_latent_class": "latent class score"}
@@ -166,9 +177,15 @@ def semisup_rows() -> list[dict]:
     return rows
 
 
+def _error(rows: list[dict], key: str) -> dict | None:
+    """Plotly error bars from ``<key>_sd`` when the rows are a summary over seeds."""
+    return dict(type="data", array=[r[f"{key}_sd"] for r in rows]) if f"{key}_sd" in rows[0] else None
+
+
 def rd_figure(res: dict) -> go.Figure:
     pts = sorted(res["points"], key=lambda p: p["rate_nats"])
     fig = go.Figure(go.Scatter(x=[p["rate_nats"] for p in pts], y=[p["distortion_nats"] for p in pts],
+                               error_x=_error(pts, "rate_nats"), error_y=_error(pts, "distortion_nats"),
                                mode="lines+markers+text", text=[f"β={p['beta']:g}" for p in pts],
                                textposition="top right"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10),
@@ -180,10 +197,10 @@ def probe_figure(res: dict) -> go.Figure:
     rows = res["rows"]
     k = [r["labels"] for r in rows]
     fig = go.Figure()
-    fig.add_scatter(x=k, y=[r["latent_accuracy"] for r in rows], mode="lines+markers",
-                    name=f"latent means ({res.get('latent_dim')}-D)")
-    fig.add_scatter(x=k, y=[r["pixel_accuracy"] for r in rows], mode="lines+markers", name="raw pixels",
-                    line=dict(dash="dash"))
+    fig.add_scatter(x=k, y=[r["latent_accuracy"] for r in rows], error_y=_error(rows, "latent_accuracy"),
+                    mode="lines+markers", name=f"latent means ({res.get('latent_dim')}-D)")
+    fig.add_scatter(x=k, y=[r["pixel_accuracy"] for r in rows], error_y=_error(rows, "pixel_accuracy"),
+                    mode="lines+markers", name="raw pixels", line=dict(dash="dash"))
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_type="log",
                       xaxis_title="labelled images", yaxis_title="test accuracy", legend=dict(orientation="h", y=1.15))
     return fig
