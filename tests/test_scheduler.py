@@ -43,6 +43,17 @@ def sched(tmp_path):
     s.close(stop_jobs=True)
 
 
+def test_the_progress_line_names_the_epoch_in_progress_then_the_last_saved():
+    from ui.jobview import shown_epoch
+    # recorded: a 20 s run whose heartbeat last wrote epoch_running 19, then saved epochs 20 and 21 and ended
+    ended = {"state": "done", "epoch": 21, "epoch_running": 19}
+    assert shown_epoch(ended, "done", 30) == 21
+    assert shown_epoch({"epoch": 20, "epoch_running": 19}, "training", 30) == 21     # 20 saved: 21 is running
+    assert shown_epoch({"epoch": 30, "epoch_running": 30}, "saving", 30) == 30       # never past the last
+    assert shown_epoch({"epoch": 0, "epoch_running": 0}, "training", 30) == 1
+    assert shown_epoch({"epoch_running": 3}, "stopped", 30) == 3                     # nothing saved yet
+
+
 def test_the_queue_holds_jobs_beyond_the_limit_and_reports_their_place(sched):
     a = sched.submit("A", config(epochs=2), "mnist5k")
     b = sched.submit("B", config(epochs=1), "mnist5k")

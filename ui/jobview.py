@@ -111,6 +111,15 @@ def latest_snapshot(run_dir: Path) -> dict | None:
     return _file(folder / names[-1], jobs.read_npz) if names else None
 
 
+def shown_epoch(status: dict, state: str, epochs: int) -> int:
+    """The epoch the progress line names: while training, the one in progress (``epoch_running`` is written
+    only with the heartbeat, so it can lag the epochs saved since); once ended, the last one saved."""
+    done, running = int(status.get("epoch") or 0), int(status.get("epoch_running") or 0)
+    if state in RUNNING:
+        return max(running, min(done + 1, epochs) if epochs else done + 1)
+    return done or running
+
+
 def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str, Any]:
     """Everything the Train page draws for the job in ``run_dir`` (keys as the dashboard reads them)."""
     run_dir = Path(run_dir)
@@ -131,12 +140,12 @@ def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str
     message = status.get("message") or ""
     if state == "interrupted" and status.get("state") == "running":   # before anyone has written why
         message = f"the training process stopped before the run ended; {jobs.kept(run_dir, status)}"
+    epochs = int(tail.start.get("epochs") or status.get("epochs") or 0)
     if state == "stopped" and not message:
         message = jobs.stop_reason(run_dir) or "stopped"
     return {
         "status": state, "message": message, "stop_reason": jobs.stop_reason(run_dir) or "",
-        "epoch": int(status.get("epoch_running") or status.get("epoch") or 0),
-        "epochs": int(tail.start.get("epochs") or status.get("epochs") or 0), "step": step, "total_steps": total,
+        "epoch": shown_epoch(status, state, epochs), "epochs": epochs, "step": step, "total_steps": total,
         "eta": float(eta) if isinstance(eta, (int, float)) else math.nan,
         "elapsed": float(status.get("elapsed") or 0.0),
         "samples_per_sec": float(status.get("samples_per_sec") or 0.0),
