@@ -44,3 +44,19 @@ def test_a_16d_run_steps_an_untrained_2d_model(monkeypatch, tmp_path):
     assert any("starts from an untrained 2-D model" in i.value for i in at.info)
     at.button(key="step.one").click().run()
     assert _step(at)[0] == 1 and not at.exception
+
+
+def test_arrows_are_one_line_and_turned_heads_per_term():
+    """Shafts as one line trace (no per-point markers for the browser to style), heads as markers at the tips,
+    turned clockwise from up along each push, in the same legend group."""
+    import numpy as np
+
+    from ui.stepper_view import _arrows
+    start = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, -1.0]])
+    vec = np.array([[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
+    shaft, heads = _arrows(start, vec, "sum", "#000", 3)
+    assert shaft["mode"] == "lines" and shaft["x"] == [0.0, 0.0, None, 1.0, 2.0, None, 2.0, 1.0, None]
+    assert heads["mode"] == "markers" and heads["showlegend"] is False
+    assert heads["x"] == [0.0, 2.0, 1.0] and heads["y"] == [1.0, 1.0, -1.0]        # the tips
+    assert heads["marker"]["angle"] == [0.0, 90.0, -90.0]                         # up, right, left
+    assert shaft["legendgroup"] == heads["legendgroup"] == "sum"

@@ -70,18 +70,21 @@ def reset() -> None:
     st.session_state[S.STEP_PLAY] = False
 
 
-def _arrows(start: np.ndarray, vec: np.ndarray, name: str, color: str, width: float) -> dict:
-    """Arrows from ``start`` along ``vec`` ([B, 2] each) as one trace: segments split by gaps, heads at the tips."""
+def _arrows(start: np.ndarray, vec: np.ndarray, name: str, color: str, width: float) -> list[dict]:
+    """Arrows from ``start`` along ``vec`` ([B, 2] each) as two traces: the shafts as one line split by gaps (no
+    markers, so no per-point styling in the browser) and the heads as markers turned along each arrow."""
     b = len(start)
     end = start + vec
     xs, ys = np.full(3 * b, None, object), np.full(3 * b, None, object)
     xs[0::3], xs[1::3] = start[:, 0].tolist(), end[:, 0].tolist()
     ys[0::3], ys[1::3] = start[:, 1].tolist(), end[:, 1].tolist()
-    sizes = np.zeros(3 * b)
-    sizes[1::3] = 9
-    return {"type": "scatter", "x": xs.tolist(), "y": ys.tolist(), "mode": "lines+markers", "name": name,
-            "hoverinfo": "skip", "line": {"color": color, "width": width},
-            "marker": {"symbol": "arrow", "angleref": "previous", "size": sizes.tolist(), "color": color}}
+    # plotly turns a marker clockwise from pointing up; the map's axes are drawn to one scale
+    angle = np.degrees(np.arctan2(vec[:, 0], vec[:, 1]))
+    return [{"type": "scatter", "x": xs.tolist(), "y": ys.tolist(), "mode": "lines", "name": name,
+             "legendgroup": name, "hoverinfo": "skip", "line": {"color": color, "width": width}},
+            {"type": "scatter", "x": end[:, 0].tolist(), "y": end[:, 1].tolist(), "mode": "markers",
+             "name": name, "legendgroup": name, "showlegend": False, "hoverinfo": "skip",
+             "marker": {"symbol": "arrow", "size": 9, "color": color, "angle": np.round(angle, 1).tolist()}}]
 
 
 def forces_figure(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, shown: list[str]
@@ -100,10 +103,11 @@ def forces_figure(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, s
     for name, vec, color, width in (("reconstruction push", f.recon, RECON_C, 2), ("KL push (× β)", f.kl, KL_C, 2),
                                     ("sum", f.total, SUM_C, 3)):
         if name.split()[0] in shown:
-            data.append(_arrows(f.mu, vec * scale, name, color, width))
+            data.extend(_arrows(f.mu, vec * scale, name, color, width))
     circles = [{"type": "circle", "x0": -r, "x1": r, "y0": -r, "y1": r, "layer": "below",
                 "line": {"color": plots.GUIDE, "width": 1, "dash": dash}} for r, dash in ((1, "dot"), (2, "dash"))]
-    layout = {"height": 520, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "shapes": circles,
+    # fixed margins: letting plotly grow them for the legend and the ticks (autoexpand) drew the map twice a step
+    layout = {"height": 520, "margin": {"l": 50, "r": 10, "t": 70, "b": 45, "autoexpand": False}, "shapes": circles,
               "xaxis": {"title": {"text": "z0"}, "zeroline": False},
               "yaxis": {"title": {"text": "z1"}, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
               "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0}}
