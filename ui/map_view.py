@@ -17,7 +17,8 @@ CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
 MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
 ELLIPSES, DENSITY, HOLES, DIRECTION = "Posterior ellipses", "Density", "Holes", "Class direction"
 # The direction's path moves with every click (it starts at the clicked point), so it is a layer a person turns
-# on: drawn by default, it made each click redraw the whole map in the browser (0.9 s to 2.4 s per click).
+# on: drawn by default, it made each click redraw the whole map in the browser (2.5 s a click, 0.8 s without;
+# bench/map_clicks.py).
 LAYERS = (ELLIPSES, DENSITY, HOLES, DIRECTION)
 MAX_ELLIPSES = 300     # outlines drawn (a fixed sample of the test images, every class in proportion)
 
