@@ -49,6 +49,19 @@ def test_no_temporary_files_left(tmp_path):
     assert not [p for p in path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_run_files_are_created_with_the_umask_like_any_file(tmp_path, umask):
+    """A run folder on shared storage (app replicas, a cluster's jobs) is readable as the umask allows: the
+    temporary-file-then-rename writes used to leave every file 0600."""
+    old = os.umask(umask)
+    try:
+        path, _, _ = small_run(tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.iterdir()}
+    assert modes == {name: 0o666 & ~umask for name in ("config.json", "metrics.json", "model.safetensors")}
+
+
 def test_refuses_non_run_folder(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "notes.txt").write_text("mine")

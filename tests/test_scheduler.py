@@ -55,7 +55,8 @@ def test_the_progress_line_names_the_epoch_in_progress_then_the_last_saved():
 
 
 def test_the_queue_holds_jobs_beyond_the_limit_and_reports_their_place(sched):
-    a = sched.submit("A", config(epochs=2), "mnist5k")
+    # A trains long enough (4,000 images an epoch) that it is still training when B's place is checked
+    a = sched.submit("A", config(epochs=2, max_train=4000), "mnist5k")
     b = sched.submit("B", config(epochs=1), "mnist5k")
     with pytest.raises(RuntimeError, match="already has a run"):
         sched.submit("B", config(), "mnist5k")                 # one session, one job
