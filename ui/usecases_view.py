@@ -19,6 +19,7 @@ from vae.cli.analyse import diagnose_run
 from vae.config import RunConfig
 from vae.runs import Run
 from vae.usecases.doctor import apply_changes
+from vae.usecases.plots import seed_sd
 
 from . import settings
 
@@ -179,7 +180,8 @@ def semisup_rows() -> list[dict]:
 
 def _error(rows: list[dict], key: str) -> dict | None:
     """Plotly error bars from ``<key>_sd`` when the rows are a summary over seeds."""
-    return dict(type="data", array=[r[f"{key}_sd"] for r in rows]) if f"{key}_sd" in rows[0] else None
+    sd = seed_sd(rows, key)
+    return None if sd is None else dict(type="data", array=sd)
 
 
 def rd_figure(res: dict) -> go.Figure:

@@ -60,7 +60,7 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def _sd(rows: list[dict[str, Any]], key: str) -> list[float] | None:
+def seed_sd(rows: list[dict[str, Any]], key: str) -> list[float] | None:
     """Error bars (one standard deviation) when the rows summarise several seeds (``<key>_sd``)."""
     return [r[f"{key}_sd"] for r in rows] if rows and f"{key}_sd" in rows[0] else None
 
@@ -70,8 +70,8 @@ def plot_rd(res: dict[str, Any], path: str | Path) -> Path:
     plt = _plt()
     pts = sorted(res["points"], key=lambda p: p["rate_nats"])
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.errorbar([p["rate_nats"] for p in pts], [p["distortion_nats"] for p in pts], xerr=_sd(pts, "rate_nats"),
-                yerr=_sd(pts, "distortion_nats"), fmt="o-", capsize=3)
+    ax.errorbar([p["rate_nats"] for p in pts], [p["distortion_nats"] for p in pts], xerr=seed_sd(pts, "rate_nats"),
+                yerr=seed_sd(pts, "distortion_nats"), fmt="o-", capsize=3)
     for p in pts:
         ax.annotate(f"β={p['beta']:g}", (p["rate_nats"], p["distortion_nats"]), textcoords="offset points",
                     xytext=(5, 5), fontsize=8)
@@ -91,9 +91,9 @@ def plot_probe(res: dict[str, Any], path: str | Path) -> Path:
     rows = res["rows"]
     fig, ax = plt.subplots(figsize=(5, 3.6))
     k = [r["labels"] for r in rows]
-    ax.errorbar(k, [r["latent_accuracy"] for r in rows], yerr=_sd(rows, "latent_accuracy"), fmt="o-", capsize=3,
+    ax.errorbar(k, [r["latent_accuracy"] for r in rows], yerr=seed_sd(rows, "latent_accuracy"), fmt="o-", capsize=3,
                 label=f"latent means ({res.get('latent_dim')}-d)")
-    ax.errorbar(k, [r["pixel_accuracy"] for r in rows], yerr=_sd(rows, "pixel_accuracy"), fmt="s--", capsize=3,
+    ax.errorbar(k, [r["pixel_accuracy"] for r in rows], yerr=seed_sd(rows, "pixel_accuracy"), fmt="s--", capsize=3,
                 label="raw pixels")
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images")
