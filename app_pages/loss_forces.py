@@ -51,9 +51,9 @@ if active is not None:
         codes = model_stepper.codes(probe)
         left, right = st.columns([3, 2], gap="large")
         with left:
-            fig, scale = stepper_view.forces_figure(codes["mu"], None if probe.y is None else probe.y.numpy(),
-                                                    forces, shown)
-            st.plotly_chart(fig, key=S.STEP_MAP, width="stretch")
+            drawn, scale = stepper_view.forces_data(codes["mu"], None if probe.y is None else probe.y.numpy(),
+                                                    forces, shown, model_stepper.steps)
+            stepper_view.forces_map(drawn, key=S.STEP_MAP)
             st.caption(f"Step {model_stepper.steps} · β = {b:g} · arrows drawn × {scale:.3g} (the longest sum is 0.6 "
                        "units); faint dots: the test images' codes now.")
         with right:

@@ -4,12 +4,18 @@
     python bench/step_latency.py --clicks 60 --root /tmp/old      # another checkout, to compare side by side
 
 The app is served as ``./run.sh app`` serves it (bench/appserver.py), on the 2-D demo run. Timed in the page
-from the button's mousedown to plotly's ``plotly_afterplot`` events on the map. Streamlit draws each new figure
-twice: first at the spec's own width (often while the chart is hidden), then again once it has set the width to
-the page's column. ``arrows`` is the last draw before the next click (the new arrows on screen at the page's
-width), ``first_draw`` the first, and ``caption`` the map's caption showing the next step number, which React
-puts in the page before plotly draws at all (this bench reported only the caption before 2026-11-29, and so
-understated the wait). Clicks are 400 ms apart.
+from the button's mousedown to the map's draw with the new step:
+
+- since 2026-11-29 the map is a canvas component (ui/forces_map.js) that is redrawn in place and fires a
+  ``vae-forces-drawn`` event with the step it drew: ``arrows`` is the first draw of the new step;
+- before, it was an ``st.plotly_chart``, timed by plotly's ``plotly_afterplot`` events (so ``--root`` on an
+  older checkout still works). Streamlit drew each new figure twice, first at the spec's own width (often while
+  the chart was hidden), then again at the page's column: ``arrows`` is then the last draw before the next
+  click, ``first_draw`` the first.
+
+``caption`` is the map's caption showing the next step number, which React puts in the page before the map is
+drawn (this bench reported only the caption before 2026-11-29, and so understated the wait). Clicks are 400 ms
+apart.
 """
 from __future__ import annotations
 
@@ -25,10 +31,11 @@ OBSERVE = """() => { window.__t = []; window.__down = 0; window.__ap = [];
   const hook = () => document.querySelectorAll("[data-testid='stMain'] .js-plotly-plot").forEach(gd => {
     if (!gd.__timed && gd.on) {
       gd.__timed = true;
-      gd.on('plotly_afterplot', () => window.__ap.push(performance.now() - window.__down));
+      gd.on('plotly_afterplot', () => window.__ap.push([performance.now() - window.__down, null]));
     } });
   hook();
   new MutationObserver(hook).observe(document.body, {subtree: true, childList: true});
+  document.addEventListener('vae-forces-drawn', e => window.__ap.push([e.detail.t - window.__down, e.detail.step]));
   document.addEventListener('mousedown', () => { window.__down = performance.now(); window.__ap = []; }, true);
   new MutationObserver(() => {
     const c = [...document.querySelectorAll("[data-testid='stCaptionContainer']")].map(e => e.textContent)
@@ -42,7 +49,7 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=60)
     ap.add_argument("--root", help="serve another checkout of the app (default: this one)")
     args = ap.parse_args()
-    first, arrows = [], []
+    first, arrows = [], []   # ms after the mousedown
     with tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}, root=args.root) as url, \
             chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
@@ -57,8 +64,11 @@ def main() -> None:
             page.wait_for_function("() => window.__ap.length > 0", timeout=30_000)
             page.wait_for_timeout(400)
             drawn = page.evaluate("() => window.__ap")
-            first.append(drawn[0])
-            arrows.append(drawn[-1])
+            first.append(drawn[0][0])
+            if drawn[0][1] is None:       # plotly: its last draw is the one at the page's width
+                arrows.append(drawn[-1][0])
+            else:                         # the canvas: its first draw of this step
+                arrows.append(next(t for t, step in drawn if step == i))
         caption = np.array(page.evaluate("() => window.__t"))
 
     def stats(ms) -> dict:

@@ -6,8 +6,9 @@ learning rate or the batch size changes, or on Reset.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from vae.config import ModelConfig
@@ -23,7 +24,7 @@ from .data import DataKey, load
 ACTIVE, SCRATCH = "The active run", "Scratch (untrained)"
 MAX_TRAIN = 5000      # images the stepper draws its batches from
 PROBE = 300           # test images drawn on the map
-RECON_C, KL_C, SUM_C = "#e15759", "#4e79a7", "#222222"
+RECON_C, KL_C, SUM_C = "#e15759", "#4e79a7", "text"   # "text": the theme's text colour
 
 
 @st.cache_resource(show_spinner="Loading the run's data…", max_entries=4)
@@ -70,48 +71,56 @@ def reset() -> None:
     st.session_state[S.STEP_PLAY] = False
 
 
-def _arrows(start: np.ndarray, vec: np.ndarray, name: str, color: str, width: float) -> list[dict]:
-    """Arrows from ``start`` along ``vec`` ([B, 2] each) as two traces: the shafts as one line split by gaps (no
-    markers, so no per-point styling in the browser) and the heads as markers turned along each arrow."""
-    b = len(start)
-    end = start + vec
-    xs, ys = np.full(3 * b, None, object), np.full(3 * b, None, object)
-    xs[0::3], xs[1::3] = start[:, 0].tolist(), end[:, 0].tolist()
-    ys[0::3], ys[1::3] = start[:, 1].tolist(), end[:, 1].tolist()
-    # plotly turns a marker clockwise from pointing up; the map's axes are drawn to one scale
-    angle = np.degrees(np.arctan2(vec[:, 0], vec[:, 1]))
-    return [{"type": "scatter", "x": xs.tolist(), "y": ys.tolist(), "mode": "lines", "name": name,
-             "legendgroup": name, "hoverinfo": "skip", "line": {"color": color, "width": width}},
-            {"type": "scatter", "x": end[:, 0].tolist(), "y": end[:, 1].tolist(), "mode": "markers",
-             "name": name, "legendgroup": name, "showlegend": False, "hoverinfo": "skip",
-             "marker": {"symbol": "arrow", "size": 9, "color": color, "angle": np.round(angle, 1).tolist()}}]
+_JS = (Path(__file__).with_name("forces_map.js")).read_text(encoding="utf-8")
+_CSS = """
+.vae-forces { font-family: var(--st-font, sans-serif); color: var(--st-text-color, inherit); }
+.vae-forces canvas[role=img] { display: block; }
+.vae-forces-legend { display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; font-size: 0.85rem; margin-bottom: 0.25rem; }
+.vae-forces-item { display: inline-flex; align-items: center; gap: 0.3rem; }
+"""
+_MAP = st.components.v2.component("vae_lab_forces_map", js=_JS, css=_CSS)
+# (term, legend name, colour, line width, opacity); the map draws the last first, under the terms it sums
+TERMS = (("reconstruction", "reconstruction push", RECON_C, 2.0, 1.0), ("KL", "KL push (× β)", KL_C, 2.0, 1.0),
+         ("sum", "sum", SUM_C, 4.0, 0.45))
 
 
-def forces_figure(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, shown: list[str]
-                  ) -> tuple[go.Figure, float]:
-    """The test means (faint), this batch's means, and the chosen pushes as arrows, all on one scale.
+def _rounded(v: np.ndarray) -> list[float | None]:
+    """Four decimals, and None (JSON null, skipped by the map) for a value that is not finite: a step with a
+    learning rate too large can send codes to NaN, which JSON cannot carry."""
+    v = np.round(np.asarray(v, np.float64), 4)
+    return [float(a) if np.isfinite(a) else None for a in v]
 
-    Built as a plain spec (``plots.from_spec``): plotly's validation would cost about 50 ms a step."""
-    colors = "#888" if probe_y is None else [plots.CLASS_COLORS[int(c) % len(plots.CLASS_COLORS)] for c in probe_y]
+
+def forces_data(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, shown: list[str], step: int
+                ) -> tuple[dict, float]:
+    """What the map draws (``forces_map.js``) and the arrows' scale: the longest sum is drawn 0.6 units long.
+
+    The view holds every code, every arrow's tip and the prior's 2-sigma circle, so codes collapsing onto
+    the prior are seen shrinking against it rather than zoomed back up to fill the map."""
     longest = float(np.linalg.norm(f.total, axis=1).max()) if len(f.total) else 0.0
     scale = 0.6 / longest if longest > 0 else 1.0
-    data = [{"type": "scatter", "x": probe_mu[:, 0].tolist(), "y": probe_mu[:, 1].tolist(), "mode": "markers",
-             "showlegend": False, "hoverinfo": "skip", "marker": {"size": 5, "opacity": 0.3, "color": colors}},
-            {"type": "scatter", "x": f.mu[:, 0].tolist(), "y": f.mu[:, 1].tolist(), "mode": "markers",
-             "name": "this batch's μ", "marker": {"size": 7, "color": "#f28e2b",
-                                                  "line": {"width": 1, "color": "#222"}}}]
-    for name, vec, color, width in (("reconstruction push", f.recon, RECON_C, 2), ("KL push (× β)", f.kl, KL_C, 2),
-                                    ("sum", f.total, SUM_C, 3)):
-        if name.split()[0] in shown:
-            data.extend(_arrows(f.mu, vec * scale, name, color, width))
-    circles = [{"type": "circle", "x0": -r, "x1": r, "y0": -r, "y1": r, "layer": "below",
-                "line": {"color": plots.GUIDE, "width": 1, "dash": dash}} for r, dash in ((1, "dot"), (2, "dash"))]
-    # fixed margins: growing them to fit the legend and the ticks (autoexpand) was a third of plotly's time per step
-    layout = {"height": 520, "margin": {"l": 50, "r": 10, "t": 70, "b": 45, "autoexpand": False}, "shapes": circles,
-              "xaxis": {"title": {"text": "z0"}, "zeroline": False},
-              "yaxis": {"title": {"text": "z1"}, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
-              "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0}}
-    return plots.from_spec({"data": data, "layout": layout}), scale
+    pushes = {"reconstruction": f.recon, "KL": f.kl, "sum": f.total}
+    arrows = [{"name": name, "color": color, "width": width, "alpha": alpha,
+               "dx": _rounded(pushes[term][:, 0] * scale), "dy": _rounded(pushes[term][:, 1] * scale)}
+              for term, name, color, width, alpha in TERMS if term in shown]
+    pts = [probe_mu, f.mu, np.array([[-2.2, -2.2], [2.2, 2.2]])]
+    pts += [f.mu + pushes[term] * scale for term, *_ in TERMS if term in shown]
+    allp = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in pts])
+    allp = allp[np.isfinite(allp).all(1)]
+    lo, hi = allp.min(0), allp.max(0)
+    pad = 0.05 * (hi - lo)
+    classes = [-1] * len(probe_mu) if probe_y is None else [int(c) for c in probe_y]
+    data = {"step": int(step), "view": _rounded(np.array([lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1],
+                                                            hi[1] + pad[1]])),
+            "palette": plots.CLASS_COLORS, "circles": [1, 2],
+            "probe": {"x": _rounded(probe_mu[:, 0]), "y": _rounded(probe_mu[:, 1]), "c": classes},
+            "mu": {"x": _rounded(f.mu[:, 0]), "y": _rounded(f.mu[:, 1])}, "arrows": arrows}
+    return data, scale
+
+
+def forces_map(data: dict, *, key: str) -> None:
+    """Mount (or redraw in place) the map of ``forces_data``."""
+    _MAP(key=key, data=data)
 
 
 def kl_html(kl: np.ndarray) -> str:

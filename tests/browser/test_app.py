@@ -200,16 +200,28 @@ def test_compare_draws_both_runs_curves_reconstructions_and_maps(browser, app_ur
     page.context.close()
 
 
+# pixels of the reconstruction arrows' red (#e15759) on a canvas
+RED_PIXELS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i] - 225) < 12 && Math.abs(d[i + 1] - 87) < 12 && Math.abs(d[i + 2] - 89) < 12
+        && d[i + 3] > 200) n++;
+  return n; }"""
+
+
 def test_loss_forces_steps_and_plays_in_slow_motion(browser, app_url):
     page = open_app(browser, app_url, "loss_forces")
     page.get_by_text("Step 0 ·").wait_for()
     settle(page)
-    page.locator("[data-testid='stMain'] .js-plotly-plot .legendtext").first.wait_for()   # plotly draws last
-    legend = page.locator("[data-testid='stMain'] .js-plotly-plot .legendtext").evaluate_all(
-        "els => els.map(e => e.textContent)")
-    assert {"reconstruction push", "KL push (× β)", "sum"} <= set(legend)
+    drawn = page.locator("[data-testid='vae-forces-map'][data-step='0']")
+    drawn.wait_for()
+    assert json.loads(drawn.get_attribute("data-arrows")) == {"reconstruction push": 64, "KL push (× β)": 64,
+                                                              "sum": 64}
+    assert "reconstruction push" in drawn.text_content()                      # the legend
+    red = drawn.locator("canvas[role=img]").evaluate(RED_PIXELS)
+    assert red > 50, f"the reconstruction arrows are on the canvas ({red} red pixels)"
     page.get_by_role("button", name="One step").click()
     page.get_by_text("Step 1 ·").wait_for()
+    page.locator("[data-testid='vae-forces-map'][data-step='1']").wait_for()   # redrawn in place
     settle(page)
     play = page.get_by_role("switch", name="Play")
     page.get_by_text("Play", exact=True).click()            # one step every half second, on its own
