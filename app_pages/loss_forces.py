@@ -8,7 +8,7 @@ from ui import state as S
 st.title("Watch each loss term push")
 st.caption("Each orange dot is one image of the next training batch, at its code's mean μ. The red arrow is where "
            "the reconstruction term pushes that μ (apart, so each image decodes to itself); the blue arrow is where "
-           "β × KL pushes it (towards 0, the prior's centre); black is their sum. One step moves the model along "
+           "β × KL pushes it (towards 0, the prior's centre); the wide grey arrow under them is their sum. One step moves the model along "
            "them; raise β and watch the codes collapse.")
 
 active = runs.active_run()

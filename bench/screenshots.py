@@ -73,8 +73,12 @@ def main() -> None:
                     page.get_by_text("Training finished").first.wait_for(timeout=120_000)
                     settle(page, 1500)
                     page.locator("[data-testid='stToast']").first.wait_for(state="detached", timeout=30_000)
-            if name == "loss_forces":     # a few steps at a large beta: the arrows have something to show
+            if name == "loss_forces":     # ten steps, then beta 4 so the KL arrows are long enough to see
                 page.get_by_role("button", name="Ten steps").click()
+                settle(page, 500)
+                beta = page.get_by_role("spinbutton", name="β (next step on)")
+                beta.fill("4")
+                beta.press("Enter")
                 settle(page, 500)
             if name == "latent_layers":   # the layers on, and one hole clicked and decoded
                 for layer in ("Posterior ellipses", "Density", "Holes"):
