@@ -8,8 +8,8 @@ from ui import state as S
 st.title("Watch each loss term push")
 st.caption("Each orange dot is one image of the next training batch, at its code's mean μ. The red arrow is where "
            "the reconstruction term pushes that μ (apart, so each image decodes to itself); the blue arrow is where "
-           "β × KL pushes it (towards 0, the prior's centre); the wide grey arrow under them is their sum. One step moves the model along "
-           "them; raise β and watch the codes collapse.")
+           "β × KL pushes it (towards 0, the prior's centre); the wide grey arrow under them is their sum. One step "
+           "moves the model along them; raise β and watch the codes collapse.")
 
 active = runs.active_run()
 if active is not None:
@@ -21,7 +21,7 @@ if active is not None:
     train, probe = got
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     start = c1.segmented_control("Start from", [stepper_view.ACTIVE, stepper_view.SCRATCH], key=S.STEP_START,
-                                 default=stepper_view.ACTIVE if run.config.model.latent_dim == 2
+                                 default=stepper_view.ACTIVE if stepper_view.steppable(run)
                                  else stepper_view.SCRATCH) or stepper_view.SCRATCH
     beta = c2.number_input("β (next step on)", 0.0, 200.0, 1.0, 0.5, key=S.STEP_BETA,
                            help="Takes effect at the next step: no reset needed.")
@@ -31,6 +31,9 @@ if active is not None:
     if start == stepper_view.ACTIVE and run.config.model.latent_dim != 2:
         st.info(f"The active run has a {run.config.model.latent_dim}-D latent; arrows need two, so this starts "
                 "from an untrained 2-D model on the same images.")
+    elif start == stepper_view.ACTIVE and not stepper_view.steppable(run):
+        st.info("The active run has a VampPrior, whose KL push has no closed form to draw, so this starts from an "
+                "untrained 2-D model with the N(0, I) prior on the same images.")
     model_stepper = stepper_view.stepper(run, entry.key, start, float(lr), int(batch), train)
 
     playing = st.toggle("Play", key=S.STEP_PLAY, help="One step every half second, in slow motion.")

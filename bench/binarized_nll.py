@@ -3,6 +3,7 @@ importance-weighted test NLL (k samples per image, Burda et al. 2016) on the tes
 
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000 --objective iwae --k 5
+    python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000 --prior vamp
 
 Reference points (not run here): pythae's VAE 89.8 nats; the IWAE paper's one-layer VAE 86.8 nats
 after 3,280 passes. Prints one JSON object on the last line.
@@ -37,6 +38,8 @@ def main(argv=None) -> None:
     p.add_argument("--objective", choices=["elbo", "iwae"], default="elbo")
     p.add_argument("--k", type=int, default=1, help="iwae: importance samples per image in training")
     p.add_argument("--decoder-hidden", default=None, help="decoder widths (default: VAE Lab's for --hidden)")
+    p.add_argument("--prior", choices=["normal", "vamp"], default="normal")
+    p.add_argument("--prior-components", type=int, default=ModelConfig().prior_components)
     p.add_argument("--out", type=Path, default=None, help="also save the run folder here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -44,7 +47,7 @@ def main(argv=None) -> None:
     widths = {} if args.decoder_hidden is None else \
         {"decoder_hidden": tuple(int(h) for h in args.decoder_hidden.split(","))}
     cfg = RunConfig(model=ModelConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), latent_dim=args.latent_dim,
-                                      **widths),
+                                      prior=args.prior, prior_components=args.prior_components, **widths),
                     train=TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=args.lr, binarize=True,
                                       time_budget=args.budget, threads=args.threads, seed=args.seed,
                                       objective=args.objective, iw_k=args.k if args.objective == "iwae" else 1),

@@ -66,7 +66,7 @@ def _summary(path: str, mtime: float) -> dict:
     m = cfg.model
     data = Path(cfg.data.name).name if ("/" in cfg.data.name or "\\" in cfg.data.name) else cfg.data.name
     out = {"ok": True, "latent_dim": m.latent_dim, "arch": m.arch, "conditional": m.conditional, "data": data,
-           "epochs": cfg.train.epochs, "beta": cfg.train.beta, "likelihood": m.likelihood}
+           "epochs": cfg.train.epochs, "beta": cfg.train.beta, "likelihood": m.likelihood, "prior": m.prior}
     try:
         metrics_path = p / "metrics.json"
         if metrics_path.is_file() and metrics_path.stat().st_size < (8 << 20):

@@ -80,6 +80,8 @@ def _run_picker() -> None:
     s = runs.summary(by_path[st.session_state[state.APP_RUN]])
     if s.get("ok"):
         bits = [f"{s['latent_dim']}-D latent", s["arch"].upper(), f"data {s['data']}"]
+        if s.get("prior") == "vamp":
+            bits.insert(1, "VampPrior")
         if s.get("neg_elbo") is not None:
             bits.append(f"test −ELBO {s['neg_elbo']:.1f} nats")
         if s.get("status") == "cancelled":

@@ -46,16 +46,23 @@ def data_for(run: Run) -> tuple[ImageData, ImageData] | None:
 def scratch_config(run: Run) -> ModelConfig:
     """An untrained 2-D MLP for the run's images (the run's own config when it is a 2-D MLP)."""
     m = run.config.model
-    if m.latent_dim == 2 and m.arch == "mlp":
+    if steppable(run) and m.arch == "mlp":
         return m
     return ModelConfig(channels=m.channels, image_size=m.image_size, latent_dim=2)
+
+
+def steppable(run: Run) -> bool:
+    """Whether the run's own model can be stepped here: a 2-D latent (for the arrows) and the N(0, I) prior
+    (whose KL push is the closed form the page explains)."""
+    m = run.config.model
+    return m.latent_dim == 2 and m.prior == "normal"
 
 
 def stepper(run: Run, run_key: str, start: str, lr: float, batch: int, train: ImageData) -> Stepper:
     key = (run_key, start, lr, batch, st.session_state.get(S.STEP_RESETS, 0))
     held = st.session_state.get(S.STEP_STEPPER)
     if not held or held[0] != key:
-        if start == ACTIVE and run.config.model.latent_dim == 2:
+        if start == ACTIVE and steppable(run):
             model = run.model
         else:
             import torch

@@ -16,6 +16,7 @@ from typing import Any, Literal
 Arch = Literal["mlp", "conv"]
 Likelihood = Literal["bernoulli", "gaussian"]
 Activation = Literal["relu", "elu", "silu", "leaky_relu"]
+Prior = Literal["normal", "vamp"]
 
 MIN_SIDE, MAX_SIDE = 8, 64
 # The default MLP: one wide encoder layer and a deeper decoder. Measured on full MNIST (README, Benchmarks:
@@ -78,6 +79,10 @@ class ModelConfig:
     learn_sigma: bool = False             # learn one log-sigma per channel instead (sigma-VAE)
     conditional: bool = False             # CVAE: encoder and decoder also see the one-hot label
     num_classes: int = 0                  # label count for a conditional model
+    prior: Prior = "normal"               # normal: N(0, I). vamp: the VampPrior (Tomczak & Welling 2018), a mixture
+                                          # of the posteriors of learned pseudo-inputs; about 1.9 nats better
+                                          # IW-NLL at equal CPU time on binarised MNIST (bench/binarized_nll.py)
+    prior_components: int = 500           # vamp: pseudo-inputs (500, as in the paper)
 
     def __post_init__(self) -> None:
         _check(self.arch in ("mlp", "conv"), f"model.arch must be 'mlp' or 'conv', got {self.arch!r}")
@@ -109,6 +114,12 @@ class ModelConfig:
         _check(0 <= self.num_classes <= 1000, f"model.num_classes must be 0..1000, got {self.num_classes}")
         _check(not self.conditional or self.num_classes >= 2,
                "a conditional model needs labelled data with at least 2 classes")
+        _check(self.prior in typing.get_args(Prior),
+               f"model.prior must be one of {list(typing.get_args(Prior))}, got {self.prior!r}")
+        _check(1 <= self.prior_components <= 5000,
+               f"model.prior_components must be 1..5000, got {self.prior_components}")
+        _check(self.prior == "normal" or not self.conditional,
+               "the VampPrior's pseudo-inputs have no labels: a conditional model takes prior 'normal'")
 
     @property
     def decoder_widths(self) -> tuple[int, ...]:
@@ -204,6 +215,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     kind: Literal["vae", "semisup"] = "vae"
+
+    def __post_init__(self) -> None:
+        _check(self.model.prior == "normal" or self.train.free_bits == 0,
+               "free bits floor each dimension's KL to N(0, I), which the VampPrior does not have: "
+               f"use free_bits 0 with prior 'vamp' (got {self.train.free_bits:g})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": _asdict(self.model), "train": _asdict(self.train),

@@ -66,7 +66,8 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     """Evaluate on ``data`` (uint8 images); returns a JSON-ready dict.
 
     Keys: ``neg_elbo, recon, kl`` (nats per image), ``bits_per_dim``, ``active_units``,
-    ``kl_per_dim`` (list), ``n_test``, ``mean_image_nats`` (the zero point: see :func:`mean_image_nats`);
+    ``kl_per_dim`` (list; for the VampPrior, against each dimension's marginal: ``losses.kl_to_marginals``),
+    ``n_test``, ``mean_image_nats`` (the zero point: see :func:`mean_image_nats`);
     ``nll_iw`` and ``iw_samples`` when ``iw_samples > 1``;
     ``per_image`` (dict of numpy arrays ``neg_elbo, recon, kl``, and ``nll_iw`` with ``iw_samples``) when
     asked; ``latent`` (``mu`` numpy [N, D], ``logvar``, ``y``) when asked.
@@ -84,25 +85,27 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     gen_iw = torch.Generator().manual_seed(seed + 1)  # separate stream: the -ELBO is the same with or without IW
     sigma = model.sigma().to(device) if cfg.likelihood == "gaussian" else None
     n = x_all.shape[0]
+    prior = model.prior_params()           # the VampPrior's components, once (None for N(0, I))
     rec_l, kl_l, nll_l, mu_l, lv_l = [], [], [], [], []
     for i in range(0, n, batch_size):
         x = to_float(x_all[i:i + batch_size]).to(device)
         y = y_all[i:i + batch_size].to(device) if y_all is not None else None
         mu, logvar = model.encode(x, y)
         z = mu + _randn(mu.shape, gen, device) * torch.exp(0.5 * logvar)
-        terms = losses.elbo_terms(model.decode(z, y), x, mu, logvar, cfg, sigma)
+        terms = losses.elbo_terms(model.decode(z, y), x, mu, logvar, cfg, sigma, z=z, prior=prior)
         rec_l.append(terms["recon"].cpu())
         kl_l.append(terms["kl"].cpu())
         mu_l.append(mu.cpu())
         lv_l.append(logvar.cpu())
         if iw_samples > 1:
-            nll_l.append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma).cpu())
+            nll_l.append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma, prior=prior).cpu())
     if n == 0:
         raise ValueError("the evaluation set is empty")
     recon, kl = torch.cat(rec_l), torch.cat(kl_l)
     mu, logvar = torch.cat(mu_l), torch.cat(lv_l)
     neg_elbo = recon + kl
-    kld = losses.kl_per_dim(mu, logvar).mean(0)
+    kld = (losses.kl_per_dim(mu, logvar) if prior is None else
+           losses.kl_to_marginals(mu, logvar, *(t.cpu() for t in prior))).mean(0)
     act = mu.var(0, unbiased=False) > ACTIVE_UNIT_THRESHOLD if n > 1 else torch.zeros(cfg.latent_dim, dtype=torch.bool)
     out: dict[str, Any] = {
         "neg_elbo": float(neg_elbo.mean()), "recon": float(recon.mean()), "kl": float(kl.mean()),
@@ -127,7 +130,8 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
 
 
 def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, k: int,
-            gen: torch.Generator, sigma: torch.Tensor | None, chunk_elems: int = 4_000_000) -> torch.Tensor:
+            gen: torch.Generator, sigma: torch.Tensor | None, chunk_elems: int = 4_000_000, *, prior=None
+            ) -> torch.Tensor:
     """-log p(x) ~= -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log k): [B].
 
     Samples are drawn in chunks so that the decoder's output stays under ``chunk_elems`` floats.
@@ -145,7 +149,7 @@ def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tenso
         logits = model.decode(z.reshape(m * b, d), yy)
         xx = x.unsqueeze(0).expand(m, *x.shape).reshape(m * b, *x.shape[1:])
         log_px_z = -losses.recon_nll(logits, xx, cfg, sigma).view(m, b)
-        log_pz = losses.log_std_normal(z)
+        log_pz = losses.log_prior(z, prior)
         log_qz = losses.log_normal(z, mu.unsqueeze(0), logvar.unsqueeze(0))
         log_w.append(log_px_z + log_pz - log_qz)
         done += m

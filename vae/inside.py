@@ -17,7 +17,7 @@ import torch
 
 from .data import to_float
 from .latent import _device, _inference, _labels
-from .losses import kl_per_dim, log_normal, log_std_normal, recon_nll
+from .losses import log_normal, log_prior, prior_terms, recon_nll
 from .models import VAE
 
 
@@ -33,13 +33,14 @@ class ForwardPass:
     z: np.ndarray
     x_hat: np.ndarray           # the decoder's mean image at z: sigmoid(logits)
     recon: float                # -log p(x | z), nats, summed over pixels
-    kl_per_dim: np.ndarray      # KL(q(z_j | x) || N(0, 1)), nats
+    kl_per_dim: np.ndarray      # KL(q(z_j | x) || N(0, 1)), nats (VampPrior: against each dimension's marginal)
     log_q: float                # log q(z | x) at this z
     log_p: float                # log p(z) at this z
+    kl_mixture: float | None = None  # VampPrior: KL(q || p) estimated from 1,000 draws (it does not split by dim)
 
     @property
     def kl(self) -> float:
-        return float(self.kl_per_dim.sum())
+        return float(self.kl_per_dim.sum()) if self.kl_mixture is None else self.kl_mixture
 
     @property
     def neg_elbo(self) -> float:
@@ -76,6 +77,7 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
     xt = _one(model, x)
     y = _labels(model, label, 1)
     mu, logvar = model.encode(xt, y)
+    prior = model.prior_params()
     d = mu.shape[1]
     e = draw_eps(d, seed) if eps is None else np.asarray(eps, np.float32)
     if e.shape != (d,):
@@ -89,8 +91,16 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
         x=xt[0].cpu().numpy(), mu=mu[0].cpu().numpy(), logvar=logvar[0].cpu().numpy(),
         sigma=sigma[0].cpu().numpy(), eps=e.astype(np.float32), z=z[0].cpu().numpy(),
         x_hat=torch.sigmoid(logits)[0].cpu().numpy(), recon=float(recon[0]),
-        kl_per_dim=kl_per_dim(mu, logvar)[0].cpu().numpy(),
-        log_q=float(log_normal(z, mu, logvar)[0]), log_p=float(log_std_normal(z)[0]))
+        kl_per_dim=prior_terms(mu, logvar, z, prior)[1][0].cpu().numpy(),
+        log_q=float(log_normal(z, mu, logvar)[0]), log_p=float(log_prior(z, prior)[0]),
+        kl_mixture=None if prior is None else _mixture_kl(mu, logvar, prior, seed))
+
+
+def _mixture_kl(mu: torch.Tensor, logvar: torch.Tensor, prior, seed: int, n: int = 1000) -> float:
+    """KL(q(z|x) || p(z)) for a mixture prior, the mean of log q - log p over ``n`` draws of its own generator."""
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    zs = mu + torch.exp(0.5 * logvar) * torch.randn(n, mu.shape[1], generator=g).to(mu.device)   # [n, D]
+    return float((log_normal(zs, mu, logvar) - log_prior(zs, prior)).mean())
 
 
 @_inference

@@ -166,9 +166,10 @@ def traverse(model: VAE, dim: int, *, z0=None, span: float = 3.0, steps: int = 9
 
 def sample_prior(model: VAE, n: int, *, seed: int = 0, y=None,
                  temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """n draws z ~ N(0, T^2 I) and their decoded images: ([n, D], [n, C, H, W])."""
+    """n draws z ~ p(z) at temperature T (N(0, T^2 I) for the standard prior; ``VAE.sample_prior``) and their
+    decoded images: ([n, D], [n, C, H, W])."""
     gen = torch.Generator().manual_seed(seed)
-    z = (torch.randn((n, model.cfg.latent_dim), generator=gen) * temperature).numpy()
+    z = model.sample_prior(n, gen, temperature).cpu().numpy()
     return z, decode(model, z, y)
 
 

@@ -24,6 +24,7 @@ class VAEOutput(NamedTuple):
     mu: torch.Tensor            # [B, D] posterior means
     logvar: torch.Tensor        # [B, D] posterior log-variances
     z: torch.Tensor             # [B, D] the sample decoded
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None  # VampPrior: its components (mu_k, logvar_k) [K, D]
 
 
 def conv_sides(image_size: int, layers: int) -> tuple[int, int]:
@@ -135,6 +136,12 @@ class VAE(nn.Module):
             self.log_sigma = nn.Parameter(torch.full((cfg.channels,), math.log(cfg.gaussian_sigma)))
         else:
             self.register_parameter("log_sigma", None)
+        if cfg.prior == "vamp":
+            # the VampPrior's pseudo-inputs as pixel logits; vae.train.init_prior starts them at training images
+            self.pseudo_inputs = nn.Parameter(torch.zeros(cfg.prior_components, cfg.channels, cfg.image_size,
+                                                          cfg.image_size))
+        else:
+            self.register_parameter("pseudo_inputs", None)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [B, C, H, W] float 0..1 -> mu, logvar: [B, D]."""
@@ -151,13 +158,38 @@ class VAE(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> VAEOutput:
         """Encode, sample, decode. With ``k`` > 1 (the IWAE objective) every image gets ``k`` samples:
-        ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major."""
+        ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major. ``prior`` carries the
+        VampPrior's components, computed here so that a DDP-wrapped model sees every parameter used in its
+        forward pass."""
         mu, logvar = self.encode(x, y)
+        prior = self.prior_params()
         if k == 1:
             z = self.reparameterize(mu, logvar)
-            return VAEOutput(self.decode(z, y), mu, logvar, z)
+            return VAEOutput(self.decode(z, y), mu, logvar, z, prior)
         z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))
-        return VAEOutput(self.decode(z.reshape(-1, mu.shape[1]), None if y is None else y.repeat(k)), mu, logvar, z)
+        return VAEOutput(self.decode(z.reshape(-1, mu.shape[1]), None if y is None else y.repeat(k)), mu, logvar, z,
+                         prior)
+
+    def prior_params(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The VampPrior's components (mu_k, logvar_k) [K, D], the encoder's posteriors of the pseudo-inputs;
+        None for the standard normal prior."""
+        if self.pseudo_inputs is None:
+            return None
+        return self.encode(torch.sigmoid(self.pseudo_inputs))
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+                     ) -> torch.Tensor:
+        """n draws z ~ p(z) [n, D] on the model's device, spread scaled by ``temperature``: N(0, T^2 I), or for the
+        VampPrior a uniformly chosen component's N(mu_k, T^2 sigma_k^2)."""
+        d = self.cfg.latent_dim
+        eps = torch.randn((n, d), generator=generator) * temperature
+        prior = self.prior_params()
+        if prior is None:
+            return eps.to(next(self.parameters()).device)
+        mu_k, logvar_k = prior
+        pick = torch.randint(mu_k.shape[0], (n,), generator=generator).to(mu_k.device)
+        return mu_k[pick] + eps.to(mu_k.device) * torch.exp(0.5 * logvar_k[pick])
 
     def sigma(self) -> torch.Tensor:
         """Gaussian likelihood's sigma per channel: [C]."""

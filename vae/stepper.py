@@ -49,6 +49,9 @@ class Stepper:
             raise ValueError("the stepper needs at least one training image")
         if not 1 <= batch_size <= 4096:
             raise ValueError(f"batch_size must be 1..4096, got {batch_size}")
+        if model.cfg.prior != "normal":
+            raise ValueError("the stepper shows the closed-form KL push towards N(0, I); this model has a "
+                             f"{model.cfg.prior} prior (step a model with prior 'normal')")
         self.model = copy.deepcopy(model).cpu().train()
         self.train = train
         self.batch_size = min(batch_size, len(train))

@@ -92,10 +92,26 @@ def fit(config: RunConfig, data: DataSplit, *, callback: Callback | None = None,
     model = build_model(config.model)
     if resume is not None:
         model.load_state_dict(resume[0])
-    elif config.train.output_bias_init:
-        init_output_bias(model, data.train.x)
+    else:
+        if config.train.output_bias_init:
+            init_output_bias(model, data.train.x)
+        init_prior(model, data.train.x, config.train.seed)
     return train(model, data, config.train, callback=callback, cancel=cancel,
                  resume=None if resume is None else resume[1], on_epoch_end=on_epoch_end, dist=dist)
+
+
+@torch.no_grad()
+def init_prior(model: VAE, x: torch.Tensor, seed: int) -> None:
+    """Start a VampPrior's pseudo-inputs at randomly chosen training images (pixels kept in 0.05..0.95, so their
+    logits stay finite and movable), as Tomczak & Welling's data initialisation does; no-op for N(0, I).
+    ``x``: uint8 [N, C, H, W]."""
+    if model.pseudo_inputs is None:
+        return
+    k = model.pseudo_inputs.shape[0]
+    gen = torch.Generator().manual_seed(seed + 104729)
+    pick = torch.randint(len(x), (k,), generator=gen)
+    p = to_float(x[pick]).clamp(0.05, 0.95)
+    model.pseudo_inputs.copy_(torch.log(p / (1 - p)).to(model.pseudo_inputs.device))
 
 
 @torch.no_grad()
@@ -294,12 +310,13 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 out = self.net(xb, yb, k) if k > 1 else self.net(xb, yb)
             sigma = model.sigma() if mcfg.likelihood == "gaussian" else None
+            prior = None if out.prior is None else tuple(t.float() for t in out.prior)
             if cfg.objective == "iwae":
                 terms = losses.iwae_terms(out.recon_logits.float(), xb, out.mu.float(), out.logvar.float(),
-                                          out.z.float().view(k, xb.shape[0], -1), mcfg, sigma)
+                                          out.z.float().view(k, xb.shape[0], -1), mcfg, sigma, prior=prior)
             else:
                 terms = losses.elbo_terms(out.recon_logits.float(), xb, out.mu.float(), out.logvar.float(), mcfg,
-                                          sigma)
+                                          sigma, z=out.z.float(), prior=prior)
             loss = losses.training_loss(terms, beta=beta, free_bits=cfg.free_bits)
             if self.fault == (d.rank, self.global_step + 1):
                 loss = loss * float("nan")

@@ -60,6 +60,9 @@ def register(sub) -> None:
     g.add_argument("--sigma", type=float, default=m.gaussian_sigma, help="gaussian: fixed sigma")
     g.add_argument("--learn-sigma", action="store_true", help="gaussian: learn sigma per channel")
     g.add_argument("--conditional", action="store_true", help="conditional VAE: encoder and decoder see the label")
+    g.add_argument("--prior", choices=["normal", "vamp"], default=m.prior,
+                   help="vamp: the VampPrior (Tomczak & Welling 2018), a mixture over learned pseudo-inputs")
+    g.add_argument("--prior-components", type=int, default=m.prior_components, help="vamp: pseudo-inputs")
     g = tr.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=t.epochs)
     g.add_argument("--batch-size", type=int, default=t.batch_size)
@@ -109,7 +112,8 @@ def config_from_args(args, data: DataSplit) -> RunConfig:
                         latent_dim=args.latent_dim, hidden=args.hidden, decoder_hidden=args.decoder_hidden,
                         fc_dim=args.fc_dim, activation=args.activation, likelihood=args.likelihood,
                         gaussian_sigma=args.sigma, learn_sigma=args.learn_sigma, conditional=args.conditional,
-                        num_classes=data.num_classes if args.conditional else 0)
+                        num_classes=data.num_classes if args.conditional else 0, prior=args.prior,
+                        prior_components=args.prior_components)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                         lr_warmup=args.lr_warmup, lr_min_factor=args.lr_min_factor, beta=args.beta,
                         warmup_epochs=args.warmup, free_bits=args.free_bits, grad_clip=args.grad_clip,
@@ -126,6 +130,7 @@ _VALUED = (("--image-size", "data", "image_size"), ("--color", "data", "color"),
            ("--max-train", "data", "max_train"), ("--max-test", "data", "max_test"),
            ("--fc-dim", "model", "fc_dim"), ("--activation", "model", "activation"),
            ("--likelihood", "model", "likelihood"), ("--sigma", "model", "gaussian_sigma"),
+           ("--prior", "model", "prior"), ("--prior-components", "model", "prior_components"),
            ("--epochs", "train", "epochs"), ("--batch-size", "train", "batch_size"), ("--lr", "train", "lr"),
            ("--lr-schedule", "train", "lr_schedule"), ("--lr-warmup", "train", "lr_warmup"),
            ("--lr-min-factor", "train", "lr_min_factor"), ("--beta", "train", "beta"),
