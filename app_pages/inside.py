@@ -115,7 +115,10 @@ if active is not None:
         left, right = st.columns([3, 2], gap="large")
         with right:
             st.plotly_chart(plots.kl_bars(p.kl_per_dim.tolist(), order), key=S.INSIDE_KL_CHART, width="stretch")
-            st.caption("KL of each dimension for this input: how far its posterior moved from the prior N(0, 1).")
+            st.caption("KL of each dimension for this input: how far its posterior moved from the prior N(0, 1)."
+                       if run.config.model.prior == "normal" else "KL of each dimension for this input, against the "
+                       "VampPrior's marginal on that dimension (a mixture's KL does not split by dimension, so these "
+                       "do not add up to the total).")
         with left:
             n_cloud = st.select_slider("Posterior draws", [10, 25, 50, 100, 200], value=50, key=S.INSIDE_CLOUD_N)
             z_cloud, pics = inside_view.cloud(run.model, entry.key, x, int(n_cloud), seed, label)

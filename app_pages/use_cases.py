@@ -117,19 +117,26 @@ with aug:
     st.markdown("A small classifier trained on k labelled images, with and without class-conditional samples from a "
                 "conditional VAE fitted on those same k images (so no extra label leaks in).")
     res = U.result("augment")
-    if res:
+    seeds = U.result("augment_seeds")
+    headline = U.augment_headline(seeds) if seeds else None
+    if headline:     # the figures over seeds, not one draw of the labelled images
+        c1, c2, c3 = st.columns(3)
+        c1.metric("accuracy without", headline["without"])
+        c2.metric("accuracy with generated", headline["with"], delta=headline["gain"])
+        c3.metric("labelled images", headline["labels"], help=headline["help"])
+    elif res:
         c1, c2, c3 = st.columns(3)
         c1.metric("accuracy without", f"{100 * res['accuracy_without']:.2f} %")
         c2.metric("accuracy with generated", f"{100 * res['accuracy_with']:.2f} %",
                   delta=f"{100 * res['gain']:+.2f} points")
         c3.metric("labelled images", res["labels"])
+    if res:
         fig = U.figure("augment_samples.png")
         if fig:
             st.image(fig, caption="Generated samples, one row per class (exported as npz and PNG)")
     else:
         missing("augment", "python -m vae augment --data mnist --labels 100 --export runs/augment")
     command("python -m vae augment --data mnist --data-dir DATA --labels 100 --per-class 200 --export runs/augment")
-    seeds = U.result("augment_seeds")
     if seeds:
         st.markdown(f"**The few-label regimes over {len(seeds['seeds'])} seeds** (accuracy mean ± standard deviation; "
                     "each seed draws its own labelled images, trains its own conditional VAE and both classifiers). "

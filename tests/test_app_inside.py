@@ -114,3 +114,32 @@ def test_draw_mounts_the_pad_and_waits_for_a_drawing(monkeypatch, tmp_path):
     assert any(getattr(e, "key", None) == "inside.pad" for e in at.main), "the pad component"
     assert any(t.startswith("Draw with the mouse, a pen or a finger") for t in texts(at.caption))
     assert "data-testid='vae-inside'" not in _html(at), "nothing to follow before the first stroke"
+
+
+def test_a_vampprior_run_shows_its_own_prior(monkeypatch, tmp_path):
+    """A run trained with --prior vamp: Inside writes the KL against the VampPrior (estimated, not split by
+    dimension), the sidebar names the prior, Generate samples it and Loss forces steps a N(0, I) model instead."""
+    from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from vae.evaluate import evaluate
+    from vae.runs import save_run
+    from vae.train import fit
+    runs_dir = make_env(monkeypatch, tmp_path)
+    data = load_dataset("mnist5k", max_train=300, max_test=50)
+    cfg = RunConfig(model=ModelConfig(latent_dim=2, hidden=(64,), prior="vamp", prior_components=20),
+                    train=TrainConfig(epochs=1, batch_size=64, threads=1),
+                    data=DataConfig(name="mnist5k", max_train=300, max_test=50))
+    r = fit(cfg, data)
+    save_run(runs_dir / "vamp2", r.model, cfg, {"status": r.status, "history": r.history,
+                                                "final": evaluate(r.model, data.test)})
+    at = pick_run(open_app("app_pages/inside.py"), "vamp2")
+    assert "VampPrior" in " ".join(texts(at.sidebar.caption))
+    assert "KL</b>(q(z|x) ‖ VampPrior, 20 components) ≈" in _html(at)
+    assert any("learned pseudo-inputs" in t for t in texts(at.get("latex")))
+    assert any("do not add up to the total" in c for c in texts(at.caption)) and not at.exception
+    at.switch_page("app_pages/generate.py").run()
+    assert not at.exception and at.get("image")
+    at.switch_page("app_pages/loss_forces.py").run()
+    assert at.get("button_group")[0].value == "Scratch (untrained)", "not the run itself by default"
+    at.get("button_group")[0].set_value("The active run").run()
+    assert any("The active run has a VampPrior" in i.value for i in at.info) and not at.exception
+    assert any(c.startswith("Step 0 ·") for c in texts(at.caption))

@@ -89,7 +89,10 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     (results / "augment_seeds.json").write_text(json.dumps({
         "command": "python bench/augment_seeds.py --seeds 0,1", "seeds": [0, 1], "regimes": [
             {"labels": 100, "ratio": 0.5, "accuracy_without": cell, "accuracy_with": {"mean": 0.74, "sd": 0.01},
-             "gain": {"mean": -0.01, "sd": 0.005}, "helped_in": 1, "of": 5}]}))
+             "gain": {"mean": -0.01, "sd": 0.005}, "helped_in": 1, "of": 5},
+            {"labels": 100, "ratio": 1.0, "per_class": 10, "accuracy_without": cell,
+             "accuracy_with": {"mean": 0.73, "sd": 0.012}, "gain": {"mean": -0.02, "sd": 0.006}, "helped_in": 0,
+             "of": 5}]}))
     (results / "augment.json").write_text(json.dumps({"accuracy_without": 0.71, "accuracy_with": 0.74,
                                                       "gain": 0.03, "labels": 100}))
     (results / "semisup_k100_seeds.json").write_text(json.dumps(
@@ -126,10 +129,14 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     assert [t["error_y"]["array"] for t in charts[0]] == [[0.01], [0.02]]      # the probe's two lines
     assert charts[1][0]["error_x"]["array"] == [0.5, 0.5]                        # rate-distortion
     assert any("python bench/usecase_seeds.py --seeds 0,1,2" in c.value for c in at.code)
-    # augmentation: the one-seed metric and the regimes over seeds
-    assert "74.00 %" in [m.value for m in at.metric]
+    # augmentation: the metrics over seeds (100 labels, as many generated as real), not the one-seed run's 74 %
+    metrics = {m.label: (m.value, m.proto.delta) for m in at.metric}
+    assert metrics["accuracy without"][0] == "75.00 ± 2.00 %"
+    assert metrics["accuracy with generated"] == ("73.00 ± 1.20 %", "-2.00 ± 0.60 points")
+    assert "74.00 %" not in [m.value for m in at.metric]
     aug = next(v for v in frames if "seeds it helped" in v.columns)
-    assert list(aug["gain, points"]) == ["-1.00 ± 0.50"] and list(aug["accuracy without, %"]) == ["75.00 ± 2.00"]
+    assert list(aug["gain, points"]) == ["-1.00 ± 0.50", "-2.00 ± 0.60"]
+    assert list(aug["accuracy without, %"]) == ["75.00 ± 2.00"] * 2
     # live anomaly scores of the active run: 16 images, highest score first
     caps = [c for img in at.get("image") for c in img.captions if c.startswith("#")]
     scores = [float(c.split("·")[1].split()[0]) for c in caps]

@@ -84,6 +84,11 @@ def _vector(name: str, values: np.ndarray, dims: list[int], testid: str) -> str:
     return f"<div class='box vec' data-testid='{testid}'><b>{name}</b><table>{rows}</table>{more}</div>"
 
 
+def prior_name(m: ModelConfig) -> str:
+    """The prior as the page writes it."""
+    return "N(0, I)" if m.prior == "normal" else f"VampPrior, {m.prior_components} components"
+
+
 def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
     """The forward pass as one row of boxes with this input's numbers, and the two loss terms under it."""
     dims = order[:SHOWN_DIMS]
@@ -107,8 +112,8 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
     losses = (
         f"<div class='loss' data-testid='vae-inside-recon'><b>reconstruction</b> −log p(x | z) = "
         f"<span class='num'>{p.recon:.2f}</span> nats</div>"
-        f"<div class='loss' data-testid='vae-inside-kl'><b>KL</b>(q(z|x) ‖ N(0, I)) = "
-        f"<span class='num'>{p.kl:.2f}</span> nats</div>"
+        f"<div class='loss' data-testid='vae-inside-kl'><b>KL</b>(q(z|x) ‖ {prior_name(m)}) "
+        f"{'=' if m.prior == 'normal' else '≈'} <span class='num'>{p.kl:.2f}</span> nats</div>"
         f"<div class='loss' data-testid='vae-inside-elbo'><b>−ELBO</b> = {p.recon:.2f} + {p.kl:.2f} = "
         f"<span class='num'>{p.neg_elbo:.2f}</span> nats</div>")
     style = """<style>
@@ -183,12 +188,22 @@ def formulas(p: inside.ForwardPass, m: ModelConfig, j: int, gaussian_sigma: floa
     −ELBO, each with this input's numbers."""
     lines = [
         rf"z_{{{j}}} = \mu_{{{j}}} + \sigma_{{{j}}}\,\varepsilon_{{{j}}} = {p.mu[j]:.3f} + {p.sigma[j]:.3f}"
-        rf"\times ({p.eps[j]:.3f}) = {p.z[j]:.3f}",
-        rf"\mathrm{{KL}}_{{{j}}} = \tfrac12\left(\mu_{{{j}}}^2 + \sigma_{{{j}}}^2 - 1 - \log\sigma_{{{j}}}^2\right)"
-        rf" = \tfrac12\left({p.mu[j] ** 2:.3f} + {p.sigma[j] ** 2:.3f} - 1 - ({p.logvar[j]:.3f})\right)"
-        rf" = {p.kl_per_dim[j]:.3f}\ \text{{nats}}",
-        rf"\mathrm{{KL}} = \textstyle\sum_j \mathrm{{KL}}_j = {p.kl:.2f}\ \text{{nats over {m.latent_dim} dimensions}}",
-    ]
+        rf"\times ({p.eps[j]:.3f}) = {p.z[j]:.3f}"]
+    if m.prior == "normal":
+        lines += [
+            rf"\mathrm{{KL}}_{{{j}}} = \tfrac12\left(\mu_{{{j}}}^2 + \sigma_{{{j}}}^2 - 1 - \log\sigma_{{{j}}}^2\right)"
+            rf" = \tfrac12\left({p.mu[j] ** 2:.3f} + {p.sigma[j] ** 2:.3f} - 1 - ({p.logvar[j]:.3f})\right)"
+            rf" = {p.kl_per_dim[j]:.3f}\ \text{{nats}}",
+            rf"\mathrm{{KL}} = \textstyle\sum_j \mathrm{{KL}}_j = {p.kl:.2f}\ "
+            rf"\text{{nats over {m.latent_dim} dimensions}}"]
+    else:   # a mixture prior: no closed form, and the KL does not split by dimension
+        lines += [
+            rf"p(z) = \tfrac1K \textstyle\sum_k q(z\mid u_k),\ K = {m.prior_components}\ "
+            rf"\text{{learned pseudo-inputs}}",
+            rf"\mathrm{{KL}} \approx \tfrac1S \textstyle\sum_s \left[\log q(z_s\mid x) - \log p(z_s)\right]"
+            rf" = {p.kl:.2f}\ \text{{nats}},\ S = 1000",
+            rf"\mathrm{{KL}}_{{{j}}}\ \text{{(against the prior's marginal on }} z_{{{j}}}\text{{)}}"
+            rf" = {p.kl_per_dim[j]:.3f}\ \text{{nats}}"]
     if m.likelihood == "bernoulli":
         lines.append(rf"-\log p(x\mid z) = -\textstyle\sum_i \left[x_i \log \hat x_i + (1 - x_i)\log(1 - \hat x_i)"
                      rf"\right] = {p.recon:.2f}\ \text{{nats over {p.x.size} pixels}}")

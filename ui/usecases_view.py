@@ -93,6 +93,20 @@ def anomaly_seed_table(res: dict) -> list[dict]:
     return rows
 
 
+def augment_headline(res: dict, labels: int = 100, ratio: float = 1.0) -> dict | None:
+    """The metrics above the augmentation tab from ``bench/augment_seeds.py``: the regime with ``labels`` labelled
+    images and as many generated as real (``ratio``), as mean ± standard deviation over its seeds."""
+    regime = next((r for r in res.get("regimes", []) if r.get("labels") == labels and r.get("ratio") == ratio), None)
+    if regime is None:
+        return None
+    return {"without": _pm(regime["accuracy_without"], 100) + " %", "with": _pm(regime["accuracy_with"], 100) + " %",
+            # a leading sign: st.metric colours the delta by it
+            "gain": ("+" if regime["gain"]["mean"] >= 0 else "") + _pm(regime["gain"], 100) + " points",
+            "labels": regime["labels"],
+            "help": f"{regime['per_class']} generated per class; generated images helped in {regime['helped_in']} "
+                    f"of {regime['of']} seeds"}
+
+
 def augment_seed_table(res: dict) -> list[dict]:
     """``bench/augment_seeds.py``'s regimes as rows, accuracies in % and the gain in points."""
     return [{"labels": r["labels"], "generated per labelled image": r["ratio"],
