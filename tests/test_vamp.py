@@ -97,7 +97,8 @@ def test_training_saving_loading_and_sampling_a_vamp_run(tmp_path):
     torch.testing.assert_close(run.model.pseudo_inputs, res.model.pseudo_inputs)
     z, imgs = sample_prior(run.model, 40, seed=3)
     assert z.shape == (40, 3) and imgs.shape == (40, 1, 8, 8)
-    mu_k, _ = run.model.prior_params()
+    with torch.no_grad():
+        mu_k, _ = run.model.prior_params()
     # each draw sits near one of the components (their sigmas are below 1 once trained a little)
     nearest = torch.cdist(torch.as_tensor(z), mu_k).min(1).values
     assert float(nearest.median()) < 3.0
