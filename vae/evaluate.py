@@ -104,8 +104,7 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     recon, kl = torch.cat(rec_l), torch.cat(kl_l)
     mu, logvar = torch.cat(mu_l), torch.cat(lv_l)
     neg_elbo = recon + kl
-    kld = (losses.kl_per_dim(mu, logvar) if prior is None else
-           losses.kl_to_marginals(mu, logvar, *(t.cpu() for t in prior))).mean(0)
+    kld = losses.prior_kl_per_dim(mu, logvar, None if prior is None else tuple(t.cpu() for t in prior)).mean(0)
     act = mu.var(0, unbiased=False) > ACTIVE_UNIT_THRESHOLD if n > 1 else torch.zeros(cfg.latent_dim, dtype=torch.bool)
     out: dict[str, Any] = {
         "neg_elbo": float(neg_elbo.mean()), "recon": float(recon.mean()), "kl": float(kl.mean()),

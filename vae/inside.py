@@ -17,7 +17,7 @@ import torch
 
 from .data import to_float
 from .latent import _device, _inference, _labels
-from .losses import log_normal, log_prior, prior_terms, recon_nll
+from .losses import log_normal, log_prior, prior_kl_per_dim, recon_nll
 from .models import VAE
 
 
@@ -91,7 +91,7 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
         x=xt[0].cpu().numpy(), mu=mu[0].cpu().numpy(), logvar=logvar[0].cpu().numpy(),
         sigma=sigma[0].cpu().numpy(), eps=e.astype(np.float32), z=z[0].cpu().numpy(),
         x_hat=torch.sigmoid(logits)[0].cpu().numpy(), recon=float(recon[0]),
-        kl_per_dim=prior_terms(mu, logvar, z, prior)[1][0].cpu().numpy(),
+        kl_per_dim=prior_kl_per_dim(mu, logvar, prior)[0].cpu().numpy(),
         log_q=float(log_normal(z, mu, logvar)[0]), log_p=float(log_prior(z, prior)[0]),
         kl_mixture=None if prior is None else _mixture_kl(mu, logvar, prior, seed))
 

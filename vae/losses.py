@@ -76,17 +76,23 @@ def kl_to_marginals(mu: torch.Tensor, logvar: torch.Tensor, mu_k: torch.Tensor, 
     return 0.5 * (torch.log(v) - logvar + (logvar.exp() + (mu - m).pow(2)) / v - 1)
 
 
+def prior_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior) -> torch.Tensor:
+    """The KL per dimension [B, D] against the model's prior: the closed form against N(0, 1) (``prior`` None), or
+    :func:`kl_to_marginals` for a mixture ``prior = (mu_k, logvar_k)``."""
+    return kl_per_dim(mu, logvar) if prior is None else kl_to_marginals(mu, logvar, *prior)
+
+
 def prior_terms(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor | None, prior
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(``kl`` [B], ``kl_per_dim`` [B, D]) against the model's prior: closed form for N(0, I) (``prior`` None);
     for a mixture ``prior = (mu_k, logvar_k)``, the one-sample estimate log q(z|x) - log p(z) at the drawn ``z``
-    ([B, D], or [k, B, D]: averaged over the k samples) and :func:`kl_to_marginals`."""
+    ([B, D], or [k, B, D]: averaged over the k samples) and :func:`prior_kl_per_dim`."""
+    kld = prior_kl_per_dim(mu, logvar, prior)
     if prior is None:
-        kld = kl_per_dim(mu, logvar)
         return kld.sum(1), kld
     zs = z.unsqueeze(0) if z.dim() == 2 else z
     kl = (log_normal(zs, mu.unsqueeze(0), logvar.unsqueeze(0)) - log_normal_mixture(zs, *prior)).mean(0)
-    return kl, kl_to_marginals(mu, logvar, *prior)
+    return kl, kld
 
 
 def log_prior(z: torch.Tensor, prior) -> torch.Tensor:
