@@ -2,6 +2,7 @@
 
     python bench/step_latency.py --clicks 60
     python bench/step_latency.py --clicks 60 --root /tmp/old      # another checkout, to compare side by side
+    python bench/step_latency.py --clicks 60 --url http://localhost:8501   # a server started by ./run.sh app
 
 The app is served as ``./run.sh app`` serves it (bench/appserver.py), on the 2-D demo run. Timed in the page
 from the button's mousedown to the map's draw with the new step:
@@ -20,6 +21,7 @@ apart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -48,10 +50,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=60)
     ap.add_argument("--root", help="serve another checkout of the app (default: this one)")
+    ap.add_argument("--url", help="time a server that is already running, e.g. one started by ./run.sh app")
     args = ap.parse_args()
     first, arrows = [], []   # ms after the mousedown
-    with tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}, root=args.root) as url, \
-            chromium() as browser:
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            url = args.url.rstrip("/")
+        else:
+            runs = stack.enter_context(tempfile.TemporaryDirectory())
+            url = stack.enter_context(app_server(env={"VAE_LAB_RUNS_DIR": runs}, root=args.root))
+        browser = stack.enter_context(chromium())
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         page.goto(f"{url}/loss_forces")
         page.get_by_text("Step 0 ·").wait_for(timeout=60_000)
@@ -75,7 +83,7 @@ def main() -> None:
         ms = np.asarray(ms)
         return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
                 "max_ms": round(float(ms.max()), 1)}
-    print(json.dumps({"root": args.root or "this checkout", "clicks": len(arrows), "arrows": stats(arrows),
+    print(json.dumps({"root": args.url or args.root or "this checkout", "clicks": len(arrows), "arrows": stats(arrows),
                       "first_draw": stats(first), "caption": stats(caption), "target_ms": 250,
                       "cpu_count": os.cpu_count()}))
 
