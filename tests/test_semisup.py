@@ -1,5 +1,6 @@
 """Semi-supervised M1+M2: labelled subsets, the M2 objective, a run folder round trip, the CLI."""
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from vae.cli import main
 from vae.config import ModelConfig, RunConfig, TrainConfig
 from vae.runs import load_run, save_run
 from vae.usecases.common import balanced_subset
-from vae.usecases.semisup import M2, SemiSupervisedVAE, error_rate, fit_semisup, pixel_baseline
+from vae.usecases.semisup import (M2, SemiSupervisedVAE, affine_views, error_rate, fit_semisup,
+                                  pixel_baseline)
 
 
 def test_balanced_subset_are_balanced_and_seeded():
@@ -59,7 +61,7 @@ def _config(**train):
 def test_fit_learns_from_few_labels_and_round_trips(tmp_path):
     data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
     events = []
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, m2_batch=32, callback=events.append)
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, joint_epochs=0, m2_batch=32, callback=events.append)
     assert res.status == "completed" and len(res.labelled) == 6
     types = {e["type"] for e in events}
     assert {"m2_start", "m2_step", "m2_epoch", "end"} <= types and any(e.get("phase") == "m1" for e in events)
@@ -80,14 +82,69 @@ def test_label_seed_picks_the_subset_and_consistency_trains(tmp_path):
     """--label-seed changes only which images are labelled (one M1 serves several subsets); --consistency adds a
     term that is recorded and trains."""
     data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
-    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, m2_batch=32)
+    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
     events = []
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, m2_batch=32, consistency=5.0, label_seed=7,
-                      m1=first.model, callback=events.append)
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, joint_epochs=0, m2_batch=32, consistency=5.0,
+                      label_seed=7, m1=first.model, callback=events.append)
     assert np.array_equal(res.labelled, balanced_subset(data.train.y, 6, seed=7))
     assert not np.array_equal(res.labelled, first.labelled)
     assert next(e for e in events if e["type"] == "m2_start")["consistency"] == 5.0
     assert res.status == "completed" and error_rate(res.model, data.test) <= 0.2
+
+
+def test_affine_views_identity_shift_and_fresh_maps():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    assert torch.allclose(affine_views(x, g), x, atol=1e-6)          # no rotation, zoom or shift: the image itself
+    shifted = affine_views(x, g, shift=3 / 28)
+    assert shifted.shape == x.shape and not torch.allclose(shifted, x)
+    assert torch.allclose(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=1e-4)  # a shift inside the frame keeps the ink
+    assert not torch.allclose(shifted[0], shifted[1])                           # each image its own map
+    strong = affine_views(x, g, rotate=15, scale=0.15, shift=3 / 28)
+    assert strong.min() >= 0 and strong.max() <= 1 and not torch.allclose(strong[0], strong[1])
+
+
+def test_joint_stage_trains_m1_and_m2_together():
+    """The joint epochs change M1's encoder (the labels' cross-entropy reaches it) and its decoder (M1's ELBO is
+    in the loss), record their terms, and take pseudo-labels only where the classifier is confident."""
+    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
+    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
+    events = []
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=4, m2_batch=32, m1=first.model,
+                      callback=events.append)
+    assert res.status == "completed" and error_rate(res.model, data.test) <= 0.2
+    start = next(e for e in events if e["type"] == "m2_start")
+    assert start["stage"] == "joint" and start["augment"] == 1.0 and start["augment_weight"] == pytest.approx(4.0)
+    before, after = first.model.state_dict(), res.model.state_dict()
+    for name in ("encoder.out.weight", "decoder.net.0.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    h = res.m2_history
+    assert [r["stage"] for r in h] == ["joint"] * 4 and all(np.isfinite(r["neg_elbo"]) and r["neg_elbo"] > 0 for r in h)
+    assert h[-1]["test_error"] == pytest.approx(error_rate(res.model, data.test), abs=1e-6)
+    # a threshold below 1/K: every weak view's class is a pseudo-label; weight 0: the term is off
+    low = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=1, m2_batch=32, m1=first.model,
+                      pseudo_threshold=0.3)
+    assert low.m2_history[0]["confident"] == 1.0
+    off = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=1, m2_batch=32, m1=first.model,
+                      augment_weight=0.0)
+    assert off.m2_history[0]["confident"] == 0.0 and off.m2_history[0]["consistency"] == 0.0
+
+
+def test_joint_stage_stops_within_a_batch():
+    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
+    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
+    cancel = threading.Event()
+    steps = []
+
+    def on_event(e):
+        if e["type"] == "m2_step":
+            steps.append(e)
+            cancel.set()
+    res = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=3, m2_batch=32, m1=first.model,
+                      callback=on_event, cancel=cancel)
+    assert res.status == "cancelled" and "joint epoch 1" in res.message and len(steps) == 1
+    assert not res.model.training
 
 
 def test_needs_classes():
@@ -105,21 +162,34 @@ def _npz(tmp_path) -> Path:
 def test_cli_semisup_then_eval_reports_test_error(tmp_path, capsys):
     p = _npz(tmp_path)
     out = tmp_path / "run"
-    rc = main(["semisup", "--data", str(p), "--labels", "6", "--epochs", "5", "--m2-epochs", "2", "--latent-dim", "4",
-               "--threads", "1", "--out", str(out), "--quiet"])
+    rc = main(["semisup", "--data", str(p), "--labels", "6", "--epochs", "5", "--m2-epochs", "2", "--joint-epochs", "1",
+               "--latent-dim", "4", "--threads", "1", "--out", str(out), "--quiet"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["labels"] == 6 and 0 <= res["test_error"] <= 1 and 0 <= res["baseline_test_error"] <= 1
+    assert res["m2_epochs"] == 2 and res["joint_epochs"] == 1
+    stages = [r["stage"] for r in json.loads((out / "metrics.json").read_text())["semisup"]["m2_history"]]
+    assert stages == ["m2", "m2", "joint"]
     assert json.loads((out / "config.json").read_text())["kind"] == "semisup"
     assert main(["eval", str(out)]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["test_error"] == pytest.approx(res["test_error"])
     assert "neg_elbo" in ev
+    # that run's M1 has seen labels in its joint epoch: it cannot stand in for a label-free M1
+    rc = main(["semisup", "--data", str(p), "--labels", "6", "--epochs", "5", "--latent-dim", "4", "--threads", "1",
+               "--m1-from", str(out), "--out", str(tmp_path / "again"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "trained further with labels (1 joint epochs)" in err[0]
+    assert not (tmp_path / "again").exists()
 
 
 @pytest.mark.parametrize("argv,needle", [(["--labels", "0"], "--labels"), (["--labels", "two"], "--labels"),
                                          (["--labels", "2"], "fewer than one per class"),
-                                         (["--consistency", "-1"], "error: --consistency must be >= 0, got -1")])
+                                         (["--consistency", "-1"], "error: --consistency must be >= 0, got -1"),
+                                         (["--joint-epochs", "0", "--m2-epochs", "0"], "at least one epoch"),
+                                         (["--augment", "5"], "--augment must be between 0 and 3, got 5"),
+                                         (["--augment-weight", "-1"], "--augment-weight must be >= 0"),
+                                         (["--pseudo-threshold", "0"], "--pseudo-threshold must be in (0, 1]")])
 def test_cli_semisup_bad_input(tmp_path, capsys, argv, needle):
     p = _npz(tmp_path)
     rc = main(["semisup", "--data", str(p), "--out", str(tmp_path / "r"), "--quiet", *argv])

@@ -147,7 +147,8 @@ def bar_callback(total: int | None, quiet: bool, desc: str) -> tuple[Any, Callab
             bar.write(f"epoch {e['epoch']}: train -ELBO {e['train']['neg_elbo']:.2f}, test -ELBO "
                       f"{e['test']['neg_elbo']:.2f} nats ({e['test']['bits_per_dim']:.4f} bits/dim)", file=sys.stderr)
         elif kind == "m2_epoch":
-            bar.set_postfix_str(f"M2 ep {e['epoch']} test error {e['test_error']:.4f}", refresh=False)
+            stage = "joint" if e.get("stage") == "joint" else "M2"
+            bar.set_postfix_str(f"{stage} ep {e['epoch']} test error {e['test_error']:.4f}", refresh=False)
     return bar, on_event
 
 

@@ -58,11 +58,24 @@ def register(sub) -> None:
     add_data_args(p, default_data="mnist5k")
     p.add_argument("--labels", type=labels_arg, default=100, help="labelled images (balanced per class) or 'all'")
     p.add_argument("--epochs", type=int, default=20, help="M1 (VAE) epochs over all training images")
-    p.add_argument("--m2-epochs", type=int, default=40, help="M2 epochs over the latent codes")
+    p.add_argument("--m2-epochs", type=int, default=0,
+                   help="M2 epochs on M1's frozen codes first (Kingma et al.'s M1+M2; the last recipe used 40)")
+    p.add_argument("--joint-epochs", type=int, default=10,
+                   help="epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
+                        "cross-entropy reaching M1's encoder, and pseudo-labels from barely shifted to "
+                        "distorted views (0 = Kingma et al.'s recipe: M1 stays as it was trained)")
+    p.add_argument("--augment", type=float, default=1.0,
+                   help="strength of the distorted view in the joint epochs: 1 = up to 15 degrees, 15 %% zoom, "
+                        "3 px shift at 28 px; 0 = no distortion")
+    p.add_argument("--augment-weight", type=float, default=None,
+                   help="weight of the distorted views' pseudo-label cross-entropy (default: alpha; 0 = off)")
+    p.add_argument("--pseudo-threshold", type=float, default=0.95,
+                   help="confidence a weak view's class needs to become a pseudo-label (0-1)")
     p.add_argument("--latent-dim", type=int, default=50, help="M1 latent size (Kingma et al. used 50)")
     p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1*N/K)")
     p.add_argument("--consistency", type=float, default=0.0,
-                   help="weight of KL(q(y|z1) || q(y|z1')) between two posterior draws of each unlabelled image")
+                   help="in the --m2-epochs stage: weight of KL(q(y|z1) || q(y|z1')) between two posterior draws "
+                        "of each unlabelled image")
     p.add_argument("--label-seed", type=int, default=None,
                    help="seed of the labelled subset (default --seed); with --m1-from, subsets share one M1")
     p.add_argument("--seed", type=int, default=0)
@@ -121,8 +134,15 @@ def register(sub) -> None:
 def cmd_semisup(args) -> int:
     out = Path(args.out)
     check_out(out)
-    if args.m2_epochs < 1:
-        raise ValueError(f"--m2-epochs must be >= 1, got {args.m2_epochs}")
+    if args.m2_epochs < 0 or args.joint_epochs < 0 or args.m2_epochs + args.joint_epochs < 1:
+        raise ValueError(f"--m2-epochs and --joint-epochs must be >= 0 with at least one epoch in all, got "
+                         f"{args.m2_epochs} and {args.joint_epochs}")
+    if not 0 <= args.augment <= 3:
+        raise ValueError(f"--augment must be between 0 and 3, got {args.augment}")
+    if args.augment_weight is not None and args.augment_weight < 0:
+        raise ValueError(f"--augment-weight must be >= 0, got {args.augment_weight}")
+    if not 0 < args.pseudo_threshold <= 1:
+        raise ValueError(f"--pseudo-threshold must be in (0, 1], got {args.pseudo_threshold}")
     set_threads(args.threads)
     data_cfg = data_config(args)
     data = load_data(args, data_cfg)
@@ -143,17 +163,27 @@ def cmd_semisup(args) -> int:
         if prev.config.kind != "semisup" or prev.config.model != config.model or prev.config.train != config.train \
                 or prev.config.data != config.data:
             raise ValueError(f"--m1-from {args.m1_from}: its M1 was trained with a different data/model/train config")
+        prev_joint = (prev.metrics.get("semisup") or {}).get("joint_epochs") or 0
+        if prev_joint:
+            raise ValueError(f"--m1-from {args.m1_from}: its M1 was trained further with labels ({prev_joint} joint "
+                             "epochs); reuse a run made with --joint-epochs 0, whose M1 never saw a label")
         m1, m1_hist = prev.model, prev.metrics.get("history")
         m1_reused_seconds = (prev.metrics.get("semisup") or {}).get("m1_seconds")
-    trainer = functools.partial(ss.fit_semisup, labels=args.labels, m2_epochs=args.m2_epochs, alpha=args.alpha,
-                                consistency=args.consistency, label_seed=label_seed, m1=m1, m1_history=m1_hist)
+    trainer = functools.partial(ss.fit_semisup, labels=args.labels, m2_epochs=args.m2_epochs,
+                                joint_epochs=args.joint_epochs, alpha=args.alpha, consistency=args.consistency,
+                                augment=args.augment, augment_weight=args.augment_weight,
+                                pseudo_threshold=args.pseudo_threshold, label_seed=label_seed, m1=m1,
+                                m1_history=m1_hist)
 
     def figures(res, final) -> dict:
         err = ss.error_rate(res.model, data.test)
         base = None if args.no_baseline else ss.pixel_baseline(data, res.labelled, seed=args.seed)
         return {"test_error": err, "semisup": {
-            "method": "M1+M2 (Kingma et al. 2014)", "labels": int(len(res.labelled)),
+            "method": "M1+M2 (Kingma et al. 2014)" + (", then trained together" if args.joint_epochs else ""),
+            "labels": int(len(res.labelled)),
             "labels_requested": args.labels if args.labels is not None else "all", "m2_epochs": args.m2_epochs,
+            "joint_epochs": args.joint_epochs, "augment": args.augment, "augment_weight": args.augment_weight,
+            "pseudo_threshold": args.pseudo_threshold,
             "m1_epochs": args.epochs, "alpha": args.alpha, "consistency": args.consistency,
             "label_seed": label_seed, "test_error": err,
             "baseline": base,
@@ -170,7 +200,8 @@ def cmd_semisup(args) -> int:
                "minutes": round(res.seconds / 60, 2), "m1_minutes": round((s["m1_seconds"] or 0) / 60, 2),
                "m1_from": args.m1_from,
                "m1_minutes_reused": round(m1_reused_seconds / 60, 2) if m1_reused_seconds else None,
-               "m2_epochs": args.m2_epochs, "consistency": args.consistency,
+               "m2_epochs": args.m2_epochs, "joint_epochs": args.joint_epochs, "augment": args.augment,
+               "augment_weight": args.augment_weight, "consistency": args.consistency,
                "label_seed": label_seed,
                "threads": config.train.threads or None, "n_train": len(data.train),
                "n_test": len(data.test)}
