@@ -115,7 +115,7 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     assert list(seeds["latent class score"])[-1] == "0.850 ± 0.010"
     assert any("python bench/anomaly_seeds.py --seeds 0,1" in c.value for c in at.code)
     table = at.dataframe[0].value
-    assert list(table["M1+M2 test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
+    assert list(table["test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
     # probe, compression and rate-distortion: each figure as mean ± sd over the seeds, with error bars
     frames = [d.value for d in at.dataframe]
     probe = next(v for v in frames if "latent ahead in" in v.columns)

@@ -12,8 +12,7 @@ from vae.cli import main
 from vae.config import ModelConfig, RunConfig, TrainConfig
 from vae.runs import load_run, save_run
 from vae.usecases.common import balanced_subset
-from vae.usecases.semisup import (M2, SemiSupervisedVAE, affine_views, error_rate, fit_semisup,
-                                  pixel_baseline)
+from vae.usecases.semisup import M2, SemiSupervisedVAE, affine_views, error_rate, fit_semisup, pixel_baseline
 
 
 def test_balanced_subset_are_balanced_and_seeded():
@@ -127,7 +126,7 @@ def test_joint_stage_trains_m1_and_m2_together():
                       pseudo_threshold=0.3)
     assert low.m2_history[0]["confident"] == 1.0
     off = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=1, m2_batch=32, m1=first.model,
-                      augment_weight=0.0)
+                      pseudo_threshold=0.3, augment_weight=0.0)
     assert off.m2_history[0]["confident"] == 0.0 and off.m2_history[0]["consistency"] == 0.0
 
 

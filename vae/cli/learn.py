@@ -60,7 +60,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=20, help="M1 (VAE) epochs over all training images")
     p.add_argument("--m2-epochs", type=int, default=0,
                    help="M2 epochs on M1's frozen codes first (Kingma et al.'s M1+M2; the last recipe used 40)")
-    p.add_argument("--joint-epochs", type=int, default=10,
+    p.add_argument("--joint-epochs", type=int, default=15,
                    help="epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
                         "cross-entropy reaching M1's encoder, and pseudo-labels from barely shifted to "
                         "distorted views (0 = Kingma et al.'s recipe: M1 stays as it was trained)")

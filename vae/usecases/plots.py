@@ -112,7 +112,7 @@ def plot_semisup(rows: list[dict[str, Any]], path: str | Path) -> Path:
     rows = sorted(rows, key=lambda r: r["labels"])
     fig, ax = plt.subplots(figsize=(5, 3.6))
     k = [r["labels"] for r in rows]
-    ax.plot(k, [100 * r["test_error"] for r in rows], "o-", label="M1+M2 (semi-supervised)")
+    ax.plot(k, [100 * r["test_error"] for r in rows], "o-", label="M1+M2, then trained together")
     ax.plot(k, [100 * r["baseline_test_error"] for r in rows], "s--", label="logistic regression, pixels")
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images")

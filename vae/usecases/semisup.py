@@ -235,7 +235,7 @@ def _test_error(model: SemiSupervisedVAE, test_x: torch.Tensor, y_test: torch.Te
 
 
 def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_epochs: int = 0,
-                joint_epochs: int = 10, m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None,
+                joint_epochs: int = 15, m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None,
                 consistency: float = 0.0, augment: float = 1.0, augment_weight: float | None = None,
                 pseudo_threshold: float = 0.95, label_seed: int | None = None, callback: Callback | None = None,
                 cancel: threading.Event | None = None, m1: VAE | None = None,
@@ -381,7 +381,8 @@ def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *
     Each step takes ``batch`` unlabelled images ``x`` and ``batch`` labelled ones (drawn with replacement). With
     ``w(x)`` a shift by at most a pixel and ``s(x)`` a strong random affine map (both fresh per image and step):
 
-    * M1's training loss on ``w(x)``, its -ELBO with M1's own beta and free bits (so the encoder stays an encoder of the VAE, and its codes keep the pixels' content);
+    * M1's training loss on ``w(x)``, its -ELBO with M1's own beta and free bits (so the encoder stays an
+      encoder of the VAE, and its codes keep the pixels' content);
     * M2's labelled and unlabelled -ELBO (Kingma et al. eq. 7-8) on draws z1 ~ q(z1|w(x)), held fixed for M2 so
       that M2's Gaussian model of z1 does not pull M1's codes towards whatever is easiest for it to model;
     * ``alpha`` times the labels' cross-entropy of q(y|z1) with z1 ~ q(z1|w(x_l)), whose gradient reaches M1's
