@@ -12,7 +12,15 @@ from vae.cli import main
 from vae.config import ModelConfig, RunConfig, TrainConfig
 from vae.runs import load_run, save_run
 from vae.usecases.common import balanced_subset
-from vae.usecases.semisup import M2, SemiSupervisedVAE, affine_views, error_rate, fit_semisup, pixel_baseline
+from vae.usecases.semisup import (
+    M2,
+    SemiSupervisedVAE,
+    affine_views,
+    error_rate,
+    fit_semisup,
+    pixel_baseline,
+    recipe_epochs,
+)
 
 
 def test_balanced_subset_are_balanced_and_seeded():
@@ -144,6 +152,13 @@ def test_joint_stage_stops_within_a_batch():
                       callback=on_event, cancel=cancel)
     assert res.status == "cancelled" and "joint epoch 1" in res.message and len(steps) == 1
     assert not res.model.training
+
+
+def test_recipe_epochs_keep_mnists_steps_on_smaller_sets():
+    assert recipe_epochs(60000) == (20, 15)              # MNIST: the measured recipe
+    assert recipe_epochs(1_000_000) == (20, 15)          # never fewer epochs than that
+    assert recipe_epochs(4500) == (261, 200)             # mnist5k: 261 * 36 >= 9,380 and 200 * 45 = 9,000 steps
+    assert recipe_epochs(10) == (300, 300)               # capped
 
 
 def test_needs_classes():

@@ -57,13 +57,16 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_semisup)
     add_data_args(p, default_data="mnist5k")
     p.add_argument("--labels", type=labels_arg, default=100, help="labelled images (balanced per class) or 'all'")
-    p.add_argument("--epochs", type=int, default=20, help="M1 (VAE) epochs over all training images")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="M1 (VAE) epochs over all training images (default: 20, or on fewer than 60,000 images as "
+                        "many as give MNIST's number of steps, at most 300)")
     p.add_argument("--m2-epochs", type=int, default=0,
                    help="M2 epochs on M1's frozen codes first (Kingma et al.'s M1+M2; the last recipe used 40)")
-    p.add_argument("--joint-epochs", type=int, default=15,
+    p.add_argument("--joint-epochs", type=int, default=None,
                    help="epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
                         "cross-entropy reaching M1's encoder, and pseudo-labels from barely shifted to "
-                        "distorted views (0 = Kingma et al.'s recipe: M1 stays as it was trained)")
+                        "distorted views (0 = Kingma et al.'s recipe: M1 stays as it was trained; default: 15, or "
+                        "on fewer than 60,000 images as many as give MNIST's number of steps, at most 300)")
     p.add_argument("--augment", type=float, default=1.0,
                    help="strength of the distorted view in the joint epochs: 1 = up to 15 degrees, 15 %% zoom, "
                         "3 px shift at 28 px; 0 = no distortion")
@@ -134,7 +137,10 @@ def register(sub) -> None:
 def cmd_semisup(args) -> int:
     out = Path(args.out)
     check_out(out)
-    if args.m2_epochs < 0 or args.joint_epochs < 0 or args.m2_epochs + args.joint_epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.m2_epochs < 0 or (args.joint_epochs is not None and (
+            args.joint_epochs < 0 or args.m2_epochs + args.joint_epochs < 1)):
         raise ValueError(f"--m2-epochs and --joint-epochs must be >= 0 with at least one epoch in all, got "
                          f"{args.m2_epochs} and {args.joint_epochs}")
     if not 0 <= args.augment <= 3:
@@ -155,6 +161,9 @@ def cmd_semisup(args) -> int:
         raise ValueError(f"--labels: {e}") from None
     if args.consistency < 0:
         raise ValueError(f"--consistency must be >= 0, got {args.consistency}")
+    m1_epochs, joint_epochs = ss.recipe_epochs(len(data.train))
+    args.epochs = m1_epochs if args.epochs is None else args.epochs
+    args.joint_epochs = joint_epochs if args.joint_epochs is None else args.joint_epochs
     config = ss.default_semisup_config(data, epochs=args.epochs, seed=args.seed, threads=args.threads,
                                        latent_dim=args.latent_dim, data_cfg=data_cfg)
     m1 = m1_hist = m1_reused_seconds = None

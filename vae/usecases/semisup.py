@@ -461,6 +461,23 @@ def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *
     return "completed", ""
 
 
+# The recipe as numbers of optimiser steps: on MNIST's 60,000 training images, 20 M1 epochs at batch 128 and 15
+# joint epochs at 100 unlabelled images a step. A smaller data set gets as many steps (more epochs, at most
+# MAX_RECIPE_EPOCHS): measured on mnist5k (4,500 images), 20 and 15 epochs left 23 % test error with 100 labels.
+M1_EPOCHS, M1_STEPS = 20, 20 * 469
+JOINT_EPOCHS, JOINT_STEPS = 15, 15 * 600
+MAX_RECIPE_EPOCHS = 300
+
+
+def recipe_epochs(n_train: int, *, m1_batch: int = 128, batch: int = 100) -> tuple[int, int]:
+    """The default (M1 epochs, joint epochs) for ``n_train`` training images: 20 and 15 on MNIST or anything
+    larger; on a smaller set, as many epochs as give MNIST's number of steps, at most ``MAX_RECIPE_EPOCHS``."""
+    n = max(1, n_train)
+    m1 = math.ceil(M1_STEPS / math.ceil(n / m1_batch))
+    joint = math.ceil(JOINT_STEPS / max(1, n // batch))
+    return (min(MAX_RECIPE_EPOCHS, max(M1_EPOCHS, m1)), min(MAX_RECIPE_EPOCHS, max(JOINT_EPOCHS, joint)))
+
+
 def default_semisup_config(data: DataSplit, *, epochs: int = 10, seed: int = 0, threads: int = 0,
                            latent_dim: int = 50, hidden: tuple[int, ...] = (512, 256), data_cfg=None,
                            **train_kw) -> RunConfig:
