@@ -292,11 +292,9 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     stage = functools.partial(_frozen_stage, consistency=consistency) if m2_epochs else None
     history: list[dict[str, Any]] = []
     status, message = "completed", ""
-    for name, epochs, run in (("m2", m2_epochs, stage),
-                              ("joint", joint_epochs, functools.partial(
-                                  _joint_stage, m1_train=config.train, augment=augment,
-                                  pseudo_threshold=pseudo_threshold,
-                                  weight=alpha if augment_weight is None else augment_weight))):
+    joint = functools.partial(_joint_stage, m1_train=config.train, augment=augment, pseudo_threshold=pseudo_threshold,
+                              weight=alpha if augment_weight is None else augment_weight)
+    for epochs, run in ((m2_epochs, stage), (joint_epochs, joint)):
         if epochs == 0:
             continue
         status, message = run(model, data, lab, epochs=epochs, batch=m2_batch, lr=m2_lr, alpha=alpha, gen=gen,
