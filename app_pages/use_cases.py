@@ -51,9 +51,11 @@ with few:
         spread = U.result("semisup_k100_seeds")
         if spread:
             errs = ", ".join(f"{100 * e:.2f} %" for e in spread["test_errors"])
+            seed_runs = spread.get("runs") or []
+            fresh = bool(seed_runs) and all(r.get("m1_from") is None for r in seed_runs)
             st.markdown(f"**100 labels:** over {len(spread['test_errors'])} labelled subsets ({errs}) the test "
                         f"error is **{100 * spread['mean']:.2f} ± {100 * spread['sd']:.2f} %** (mean ± standard "
-                        "deviation), each run from nothing to a classifier on one core.")
+                        "deviation)" + (", each run from nothing to a classifier on one core." if fresh else "."))
             command(spread["command"])
     else:
         missing("semisup_k100", "python -m vae semisup --data mnist --labels 100 --out runs/semisup-k100")

@@ -224,16 +224,6 @@ def _cosine(lr: float, step: int, total: int) -> float:
     return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(total, 1))))
 
 
-@torch.no_grad()
-def _test_error(model: SemiSupervisedVAE, test_x: torch.Tensor, y_test: torch.Tensor) -> float:
-    was = model.training
-    model.eval()
-    wrong = sum(int((model.classify_logits(to_float(test_x[i:i + 2000])).argmax(1) != y_test[i:i + 2000]).sum())
-                for i in range(0, test_x.shape[0], 2000))
-    model.train(was)
-    return wrong / max(1, test_x.shape[0])
-
-
 def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_epochs: int = 0,
                 joint_epochs: int = 15, m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None,
                 consistency: float = 0.0, augment: float = 1.0, augment_weight: float | None = None,
@@ -289,12 +279,12 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     if alpha is None:
         alpha = 0.1 * n / lab.shape[0]
     gen = torch.Generator().manual_seed(config.train.seed + 1)
-    stage = functools.partial(_frozen_stage, consistency=consistency) if m2_epochs else None
+    frozen = functools.partial(_frozen_stage, consistency=consistency)
     history: list[dict[str, Any]] = []
     status, message = "completed", ""
     joint = functools.partial(_joint_stage, m1_train=config.train, augment=augment, pseudo_threshold=pseudo_threshold,
                               weight=alpha if augment_weight is None else augment_weight)
-    for epochs, run in ((m2_epochs, stage), (joint_epochs, joint)):
+    for epochs, run in ((m2_epochs, frozen), (joint_epochs, joint)):
         if epochs == 0:
             continue
         status, message = run(model, data, lab, epochs=epochs, batch=m2_batch, lr=m2_lr, alpha=alpha, gen=gen,
@@ -310,10 +300,10 @@ def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_ep
     return SemiSupResult(model, status, message, m1.history, history, idx, seconds, m1_seconds)
 
 
-def _epoch_end(model: SemiSupervisedVAE, data: DataSplit, stage: str, epoch: int, sums: dict[str, float],
-               steps: int, emit: Callback, history: list, t0: float) -> None:
-    rec = {"stage": stage, "epoch": epoch, **{k: v / steps for k, v in sums.items()},
-           "test_error": _test_error(model, data.test.x, data.test.y.long()), "elapsed": time.perf_counter() - t0}
+def _epoch_end(stage: str, epoch: int, sums: dict[str, float], steps: int, test_error: float, emit: Callback,
+               history: list, t0: float) -> None:
+    rec = {"stage": stage, "epoch": epoch, **{k: v / steps for k, v in sums.items()}, "test_error": test_error,
+           "elapsed": time.perf_counter() - t0}
     history.append(rec)
     emit({"type": "m2_epoch", **rec})
 
@@ -324,7 +314,8 @@ def _frozen_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, 
     """Kingma et al.'s M1+M2: M2 alone on draws from M1's posteriors, which stay fixed."""
     mu, logvar = _codes(model, data.train.x)
     std = torch.exp(0.5 * logvar)
-    y_all = data.train.y.long()
+    test_mu, _ = _codes(model, data.test.x)        # M1 is fixed here: the test codes once, not every epoch
+    y_all, y_test = data.train.y.long(), data.test.y.long()
     n, n_lab = mu.shape[0], lab.shape[0]
     m2 = model.m2
     opt = adam(m2.parameters(), lr=lr)
@@ -366,7 +357,10 @@ def _frozen_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, 
             sums["ce"] += float(terms["ce"].detach())
             emit({"type": "m2_step", "stage": "m2", "epoch": epoch, "global_step": gstep,
                   "loss": float(loss.detach()), "ce": float(terms["ce"].detach())})
-        _epoch_end(model, data, "m2", epoch, sums, steps, emit, history, t0)
+        m2.eval()
+        with torch.no_grad():
+            err = float((m2.classifier(test_mu).argmax(1) != y_test).float().mean())
+        _epoch_end("m2", epoch, sums, steps, err, emit, history, t0)
     return "completed", ""
 
 
@@ -410,7 +404,6 @@ def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *
         sums = {"loss": 0.0, "neg_elbo": 0.0, "ce": 0.0, "consistency": 0.0, "confident": 0.0}
         for s in range(steps):
             if cancel is not None and cancel.is_set():
-                model.eval()
                 return "cancelled", f"stopped by request in joint epoch {epoch}"
             for g in opt.param_groups:
                 g["lr"] = _cosine(lr, gstep, total)
@@ -441,7 +434,6 @@ def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *
                 cons = (F.cross_entropy(model.m2.classifier(z_s), pseudo, reduction="none") * confident).mean()
                 loss = loss + weight * cons
             if not torch.isfinite(loss):
-                model.eval()
                 return "failed", f"joint loss became {float(loss)} in epoch {epoch}"
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -453,9 +445,7 @@ def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *
                 sums[k] += float(v.detach())
             emit({"type": "m2_step", "stage": "joint", "epoch": epoch, "global_step": gstep,
                   "loss": float(loss.detach()), "ce": float(ce.detach())})
-        _epoch_end(model, data, "joint", epoch, sums, steps, emit, history, t0)
-        model.train()
-    model.eval()
+        _epoch_end("joint", epoch, sums, steps, error_rate(model, data.test), emit, history, t0)  # mode restored
     return "completed", ""
 
 
