@@ -36,6 +36,81 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message is one line."""
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What a config field accepts, declared once beside its default: the command line, the app's forms and
+    the validation all read it (``setting(...)`` attaches it, ``settings_of(cls)`` lists them)."""
+
+    name: str
+    default: Any
+    help: str = ""
+    lo: float | None = None               # inclusive lower bound (exclusive with lo_open)
+    hi: float | None = None               # inclusive upper bound
+    lo_open: bool = False
+    unit: str = ""                        # appended to the range in messages, e.g. "s"
+    choices: tuple | None = None          # from a Literal annotation
+
+    def range_text(self) -> str:
+        """The accepted range in words: ``1..128``, ``(0, 10]``, ``>= 0``."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.lo is not None and self.hi is not None:
+            if self.lo_open:
+                return f"in ({_num(self.lo)}, {_num(self.hi)}]{unit}"
+            return f"{_num(self.lo)}..{_num(self.hi)}{unit}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}{unit}"
+        if self.hi is not None:
+            return f"<= {_num(self.hi)}{unit}"
+        return ""
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices is not None and value not in self.choices:
+            return False
+        if value is None or isinstance(value, (str, tuple, bool)):
+            return True
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return self.hi is None or value <= self.hi
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False, unit: str = "", factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose default, accepted range and one-line help live together."""
+    meta = {"help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "unit": unit}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def settings_of(cls: type) -> dict[str, Setting]:
+    """Every field of config class ``cls`` with its default, range, choices and help, by name."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata or {}
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        tp = hints[f.name]
+        choices = typing.get_args(tp) if typing.get_origin(tp) is Literal else None
+        out[f.name] = Setting(f.name, default, meta.get("help", ""), meta.get("lo"), meta.get("hi"),
+                              bool(meta.get("lo_open")), meta.get("unit", ""), choices)
+    return out
+
+
+def _check_settings(obj: Any, section: str) -> None:
+    """Refuse a field outside its declared range or choices, with the field and what it accepts."""
+    for name, s in settings_of(type(obj)).items():
+        v = getattr(obj, name)
+        if s.choices is not None and v not in s.choices:
+            raise ConfigError(f"{section}.{name} must be one of {list(s.choices)}, got {v!r}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not s.accepts(v):
+            raise ConfigError(f"{section}.{name} must be {s.range_text()}, got {v}")
+
+
 def default_hidden(arch: str) -> tuple[int, ...]:
     """The measured default widths for ``arch``: the MLP encoder's hidden layers or the conv channels."""
     return DEFAULT_CONV_HIDDEN if arch == "conv" else DEFAULT_HIDDEN
@@ -57,32 +132,34 @@ def parse_widths(text: str, *, mirror: bool = False) -> tuple[int, ...]:
     return vals
 
 
+MAX_WIDTH = 4096
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the model. Every tensor shape in ``vae.models`` derives from this."""
 
-    arch: Arch = "mlp"                    # mlp: fastest on a CPU at 28x28; conv: sharper, slower
-    channels: int = 1                     # 1 grey, 3 RGB
-    image_size: int = 28                  # square side, 8..64
-    latent_dim: int = 20                  # 20 as in Kingma & Welling's MNIST experiments
-    hidden: tuple[int, ...] | None = None  # mlp: the encoder's hidden widths, from the pixels inward; conv: channels
-                                          # per stride-2 layer. None: DEFAULT_HIDDEN (one wide layer learns fastest
-                                          # per CPU second) or DEFAULT_CONV_HIDDEN; a saved config holds the widths
-    decoder_hidden: tuple[int, ...] | None = None  # mlp: the decoder's widths from z outward; () mirrors hidden;
-                                          # None: the measured recipe (DEFAULT_DECODER, or DEFAULT_DECODER_LOW_D
-                                          # for a 1- or 2-D latent) with the default hidden, else the mirror.
-                                          # conv: unused (its decoder mirrors the channels)
-    fc_dim: int = 256                     # conv only: width of the dense layer between features and latent
-    activation: Activation = "relu"       # relu is the cheapest on a CPU; elu/silu are smoother
-    likelihood: Likelihood = "bernoulli"  # Bernoulli on logits suits [0,1] pixels; gaussian for photos
-    gaussian_sigma: float = 0.1           # fixed sigma of the Gaussian likelihood (pixel scale 0..1)
-    learn_sigma: bool = False             # learn one log-sigma per channel instead (sigma-VAE)
-    conditional: bool = False             # CVAE: encoder and decoder also see the one-hot label
-    num_classes: int = 0                  # label count for a conditional model
-    prior: Prior = "normal"               # normal: N(0, I). vamp: the VampPrior (Tomczak & Welling 2018), a mixture
-                                          # of the posteriors of learned pseudo-inputs; about 1.9 nats better
-                                          # IW-NLL at equal CPU time on binarised MNIST (bench/binarized_nll.py)
-    prior_components: int = 500           # vamp: pseudo-inputs (500, as in the paper)
+    arch: Arch = setting("mlp", "mlp: fastest on a CPU at 28x28; conv: sharper, slower")
+    channels: int = setting(1, "1 grey, 3 RGB", lo=1, hi=3)
+    image_size: int = setting(28, "square side of the images", lo=MIN_SIDE, hi=MAX_SIDE)
+    latent_dim: int = setting(20, "latent dimensions; 20 as in Kingma & Welling's MNIST experiments", lo=1,
+                              hi=MAX_LATENT)
+    hidden: tuple[int, ...] | None = setting(
+        None, "mlp: the encoder's hidden widths from the pixels inward; conv: channels per stride-2 layer. None: "
+              "the measured default (one wide MLP layer learns fastest per CPU second)")
+    decoder_hidden: tuple[int, ...] | None = setting(
+        None, "mlp: the decoder's widths from z outward; () mirrors hidden; None: the measured recipe (512,1024, or "
+              "256,512,1024 for a 1- or 2-D latent) with the default hidden, else the mirror. conv: unused")
+    fc_dim: int = setting(256, "conv only: width of the dense layer between features and latent", lo=1, hi=MAX_WIDTH)
+    activation: Activation = setting("relu", "relu is the cheapest on a CPU; elu/silu are smoother")
+    likelihood: Likelihood = setting("bernoulli", "bernoulli on logits suits [0,1] pixels; gaussian for photos")
+    gaussian_sigma: float = setting(0.1, "fixed sigma of the Gaussian likelihood (pixel scale 0..1)", lo=1e-3, hi=10)
+    learn_sigma: bool = setting(False, "learn one log-sigma per channel instead (sigma-VAE)")
+    conditional: bool = setting(False, "CVAE: encoder and decoder also see the one-hot label")
+    num_classes: int = setting(0, "label count for a conditional model", lo=0, hi=1000)
+    prior: Prior = setting("normal", "normal: N(0, I). vamp: the VampPrior (Tomczak & Welling 2018), a mixture of "
+                                     "the posteriors of learned pseudo-inputs")
+    prior_components: int = setting(500, "vamp: pseudo-inputs (500, as in the paper)", lo=1, hi=5000)
 
     def __post_init__(self) -> None:
         _check(self.arch in ("mlp", "conv"), f"model.arch must be 'mlp' or 'conv', got {self.arch!r}")
@@ -92,32 +169,19 @@ class ModelConfig:
             recipe = self.arch == "mlp" and tuple(self.hidden) == DEFAULT_HIDDEN
             low_d = DEFAULT_DECODER_LOW_D if self.latent_dim <= 2 else DEFAULT_DECODER
             object.__setattr__(self, "decoder_hidden", low_d if recipe else ())
-        _check(all(1 <= h <= 4096 for h in self.decoder_hidden),
-               "model.decoder_hidden must be widths in 1..4096 (or empty to mirror hidden), "
+        _check(all(1 <= h <= MAX_WIDTH for h in self.decoder_hidden),
+               f"model.decoder_hidden must be widths in 1..{MAX_WIDTH} (or empty to mirror hidden), "
                f"got {list(self.decoder_hidden)}")
         _check(self.channels in (1, 3), f"model.channels must be 1 or 3, got {self.channels}")
-        _check(MIN_SIDE <= self.image_size <= MAX_SIDE,
-               f"model.image_size must be {MIN_SIDE}..{MAX_SIDE}, got {self.image_size}")
-        _check(1 <= self.latent_dim <= MAX_LATENT, f"model.latent_dim must be 1..{MAX_LATENT}, got {self.latent_dim}")
-        _check(len(self.hidden) >= 1 and all(1 <= h <= 4096 for h in self.hidden),
-               f"model.hidden must be 1+ widths in 1..4096, got {list(self.hidden)}")
+        _check_settings(self, "model")
+        _check(len(self.hidden) >= 1 and all(1 <= h <= MAX_WIDTH for h in self.hidden),
+               f"model.hidden must be 1+ widths in 1..{MAX_WIDTH}, got {list(self.hidden)}")
         if self.arch == "conv":
             _check(len(self.hidden) <= 4, f"model.hidden for conv is 1..4 channel counts, got {list(self.hidden)}")
             _check(self.image_size >> len(self.hidden) >= 1,
                    f"{len(self.hidden)} conv layers are too many for image_size {self.image_size}")
-        _check(self.activation in typing.get_args(Activation),
-               f"model.activation must be one of {list(typing.get_args(Activation))}, got {self.activation!r}")
-        _check(1 <= self.fc_dim <= 4096, f"model.fc_dim must be 1..4096, got {self.fc_dim}")
-        _check(self.likelihood in ("bernoulli", "gaussian"),
-               f"model.likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
-        _check(1e-3 <= self.gaussian_sigma <= 10, f"model.gaussian_sigma must be 0.001..10, got {self.gaussian_sigma}")
-        _check(0 <= self.num_classes <= 1000, f"model.num_classes must be 0..1000, got {self.num_classes}")
         _check(not self.conditional or self.num_classes >= 2,
                "a conditional model needs labelled data with at least 2 classes")
-        _check(self.prior in typing.get_args(Prior),
-               f"model.prior must be one of {list(typing.get_args(Prior))}, got {self.prior!r}")
-        _check(1 <= self.prior_components <= 5000,
-               f"model.prior_components must be 1..5000, got {self.prior_components}")
         _check(self.prior == "normal" or not self.conditional,
                "the VampPrior's pseudo-inputs have no labels: a conditional model takes prior 'normal'")
 
@@ -134,55 +198,41 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. Defaults are the fast, good recipe measured in bench/."""
+    """How to train. Defaults are the fast, good recipe measured in bench/ (README, Benchmarks)."""
 
-    epochs: int = 10
-    batch_size: int = 512                 # 4x the standard 128: 1.6x the samples/s of batch 128 on 2 CPU cores
-    lr: float = 5e-3                      # with batch 512, the warm-up and the cosine decay (bench/README.md)
-    lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine decay to lr_min_factor*lr over the run
-    lr_min_factor: float = 0.05
-    lr_warmup: float = 0.15               # share of the run (0..0.5) over which the lr ramps up linearly first;
-                                          # without it, at this rate the 20-D model shuts most latent dims early
-                                          # (124.4 nats, 7 active units, against 97.4 and 17: recipe_ablation.sh)
-    beta: float = 1.0                     # weight of the KL term (1 = the ELBO)
-    warmup_epochs: float = 0.0            # KL weight ramps 0 -> beta linearly over this many epochs
-    free_bits: float = 0.0                # nats per latent dim below which KL is not penalised (Kingma et al. 2016)
-    grad_clip: float = 0.0                # max gradient L2 norm; 0 = no clipping
-    weight_decay: float = 0.0
-    seed: int = 0
-    binarize: bool = False                # dynamic binarisation: resample x ~ Bernoulli(pixels) every batch
-    threads: int = 0                      # torch CPU threads; 0 = all cores
-    device: str = "auto"                  # auto picks cuda, then mps, then cpu
-    recon_every: int = 50                 # steps between reconstruction snapshots in step events
-    eval_every_epoch: bool = True         # test -ELBO after each epoch (needed for the live curves)
-    time_budget: float = 0.0              # seconds of training (0 = off); the lr schedule then follows the clock
-    output_bias_init: bool = True         # start the decoder's output bias at the mean training pixel's logit
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: the forward pass under autocast (losses, gradients and
-                                          # Adam stay fp32); pays on GPUs with bf16 units, costs on most CPUs
-    objective: Literal["elbo", "iwae"] = "elbo"  # iwae: the importance-weighted bound of Burda et al. 2016
-    iw_k: int = 1                         # iwae: importance samples per image (k = 1 is the ELBO, sampled)
+    epochs: int = setting(10, "passes over the training images", lo=1, hi=100_000)
+    batch_size: int = setting(512, "images per step; 4x the usual 128 gives 1.6x the images/s on 2 CPU cores",
+                              lo=1, hi=65_536)
+    lr: float = setting(5e-3, "Adam's peak learning rate (with batch 512, the warm-up and the cosine decay)", lo=0,
+                        hi=10, lo_open=True)
+    lr_schedule: Literal["constant", "cosine"] = setting("cosine", "cosine: decay to lr_min_factor * lr over the run")
+    lr_min_factor: float = setting(0.05, "the cosine schedule's final rate, as a share of lr", lo=0, hi=1)
+    lr_warmup: float = setting(0.15, "share of the run over which the rate ramps up linearly first; without it the "
+                                     "20-D model shuts most latent dimensions early", lo=0, hi=0.5)
+    beta: float = setting(1.0, "weight of the KL term (1 = the ELBO)", lo=0, hi=1000)
+    warmup_epochs: float = setting(0.0, "the KL weight ramps 0 -> beta linearly over this many epochs", lo=0)
+    free_bits: float = setting(0.0, "nats per latent dimension below which the KL is not penalised (Kingma et al. "
+                                    "2016)", lo=0)
+    grad_clip: float = setting(0.0, "largest gradient L2 norm; 0 = no clipping", lo=0)
+    weight_decay: float = setting(0.0, "Adam's weight decay", lo=0)
+    seed: int = setting(0, "seeds the weights, the shuffling and the noise")
+    binarize: bool = setting(False, "dynamic binarisation: resample x ~ Bernoulli(pixels) every batch")
+    threads: int = setting(0, "torch CPU threads; 0 = all cores", lo=0, hi=1024)
+    device: str = setting("auto", "auto picks cuda, then mps, then cpu")
+    recon_every: int = setting(50, "steps between reconstruction snapshots in step events", lo=1)
+    eval_every_epoch: bool = setting(True, "test -ELBO after each epoch (the live curves need it)")
+    time_budget: float = setting(0.0, "seconds of training (0 = off); the schedule then follows the clock", lo=0,
+                                 hi=7 * 86400, unit="s")
+    output_bias_init: bool = setting(True, "start the decoder's output bias at the mean training pixel's logit")
+    precision: Literal["fp32", "bf16"] = setting("fp32", "bf16: the forward pass under autocast (losses, gradients "
+                                                         "and Adam stay fp32); pays on GPUs with bf16 units")
+    objective: Literal["elbo", "iwae"] = setting("elbo", "iwae: the importance-weighted bound of Burda et al. 2016")
+    iw_k: int = setting(1, "iwae: importance samples per image (k = 1 is the ELBO, sampled)", lo=1, hi=1000)
 
     def __post_init__(self) -> None:
-        _check(1 <= self.epochs <= 100_000, f"train.epochs must be 1..100000, got {self.epochs}")
-        _check(1 <= self.batch_size <= 65_536, f"train.batch_size must be 1..65536, got {self.batch_size}")
-        _check(0 < self.lr <= 10, f"train.lr must be in (0, 10], got {self.lr}")
-        _check(self.lr_schedule in ("constant", "cosine"),
-               f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        _check(0 <= self.lr_min_factor <= 1, f"train.lr_min_factor must be 0..1, got {self.lr_min_factor}")
-        _check(0 <= self.lr_warmup <= 0.5, f"train.lr_warmup must be 0..0.5 (a share of the run), got {self.lr_warmup}")
-        _check(0 <= self.beta <= 1000, f"train.beta must be 0..1000, got {self.beta}")
-        _check(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        _check(self.free_bits >= 0, f"train.free_bits must be >= 0, got {self.free_bits}")
-        _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
-        _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        _check(0 <= self.threads <= 1024, f"train.threads must be 0..1024, got {self.threads}")
+        _check_settings(self, "train")
         _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
-        _check(0 <= self.time_budget <= 7 * 86400, f"train.time_budget must be 0..604800 s, got {self.time_budget}")
-        _check(self.recon_every >= 1, f"train.recon_every must be >= 1, got {self.recon_every}")
-        _check(self.precision in ("fp32", "bf16"), f"train.precision must be fp32 or bf16, got {self.precision!r}")
-        _check(self.objective in ("elbo", "iwae"), f"train.objective must be elbo or iwae, got {self.objective!r}")
-        _check(1 <= self.iw_k <= 1000, f"train.iw_k must be 1..1000, got {self.iw_k}")
         _check(self.objective == "iwae" or self.iw_k == 1,
                f"train.iw_k is the IWAE objective's sample count; with the ELBO it must be 1, got {self.iw_k}")
         _check(self.objective == "elbo" or (self.beta == 1 and self.warmup_epochs == 0 and self.free_bits == 0),
@@ -195,18 +245,20 @@ class TrainConfig:
 class DataConfig:
     """Where the data came from and how it was prepared, so a run can reload it."""
 
-    name: str = "mnist5k"                 # built-in name or the path that was given
-    image_size: int | None = None         # resize side (None = native)
-    color: Literal["grey", "rgb"] | None = None
-    test_fraction: float = 0.1            # held-out share when the data has no official test split
-    split_seed: int = 0
-    max_train: int | None = None
-    max_test: int | None = None
+    name: str = setting("mnist5k", "a built-in data set's name or the path that was given")
+    image_size: int | None = setting(None, "resize side (None = native)", lo=MIN_SIDE, hi=MAX_SIDE)
+    color: Literal["grey", "rgb"] | None = setting(None, "convert to grey or RGB (None = as stored)")
+    test_fraction: float = setting(0.1, "held-out share when the data has no official test split", lo=0, hi=1,
+                                   lo_open=True)
+    split_seed: int = setting(0, "seed of that split")
+    max_train: int | None = setting(None, "use at most this many training images", lo=1)
+    max_test: int | None = setting(None, "use at most this many test images", lo=1)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.name, str) and 0 < len(self.name) <= 4096, "data.name must be a non-empty string")
         _check(self.color in (None, "grey", "rgb"), f"data.color must be grey or rgb, got {self.color!r}")
         _check(0 < self.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        _check_settings(self, "data")
 
 
 @dataclass(frozen=True)
