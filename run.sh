@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VAE Lab's one entry point: sets up a virtual environment on first use, then runs.
-#   ./run.sh app [ARGS]     set up and serve the app (http://localhost:8501) on the offline default
+#   ./run.sh app [ARGS]     set up and serve the app (http://localhost:8501, this machine only) on the offline default
 #   ./run.sh dev [ARGS]     the same, reloading pages when a source file is saved (for editing the code)
 #   ./run.sh test [ARGS]    set up and run the linter and the whole test suite (browser tests need /usr/bin/chromium)
 #   ./run.sh vae ARGS       the command line, e.g. ./run.sh vae train --epochs 5 (paths are relative to where you are)
@@ -30,6 +30,10 @@ setup() {  # $1: the extras to install (app | test)
 # start-up heap of ui/shell.py) live in .streamlit/config.toml, chosen by measurement (README, "Serving a
 # class"), so every way of starting the app serves the same; dev turns the watcher back on.
 SERVE=(--browser.gatherUsageStats false)
+# Where the server listens: this machine only (127.0.0.1) unless VAE_LAB_ADDRESS names another address, e.g.
+# VAE_LAB_ADDRESS=0.0.0.0 for every network interface (README, "Serving a class": a room gets nginx with TLS and a
+# login in front instead). A --server.address among ARGS comes later on the command line and wins.
+BIND=(--server.address "${VAE_LAB_ADDRESS:-127.0.0.1}")
 
 cmd="${1:-app}"
 shift || true
@@ -37,12 +41,12 @@ case "$cmd" in
   app)
     setup app
     cd "$ROOT"   # .streamlit/config.toml is read from the working folder
-    exec "$PY" -m streamlit run app.py "${SERVE[@]}" "$@" ;;
+    exec "$PY" -m streamlit run app.py "${SERVE[@]}" "${BIND[@]}" "$@" ;;
   dev)
     setup app
     cd "$ROOT"
     exec "$PY" -m streamlit run app.py --server.fileWatcherType auto --server.runOnSave true \
-      --browser.gatherUsageStats false "$@" ;;
+      --browser.gatherUsageStats false "${BIND[@]}" "$@" ;;
   test)
     setup test
     cd "$ROOT"
