@@ -1,0 +1,200 @@
+"""deploy/nginx.conf made runnable for a benchmark or a test, as bench/appserver.py does for the app.
+
+The shipped configuration is rendered into a folder of the caller's with free 127.0.0.1 ports, a throwaway
+self-signed certificate (deploy/make-cert.sh) and a login (deploy/add-user.sh), and served by deploy/nginx.sh,
+in front of app servers started by bench/appserver.py with deploy/serve.env's settings::
+
+    import nginxfront as nf                          # a bench script; a test: from bench import nginxfront
+    from appserver import app_server
+
+    with app_server(env=nf.serve_env()) as app:
+        front = nf.render(folder, [app.port])        # folder: a fresh one of the caller's
+        with nf.serve(front):
+            nf.get(f"https://localhost:{front.https}/", context=front.tls_context())   # (status, headers, body)
+            nf.stream_session(front.http)            # the websocket through nginx: the first run's message kinds
+
+Used by bench/proxy_bench.py, tests/test_deploy.py and tests/browser/test_replicas_browser.py.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    from bench.appserver import ROOT, free_port  # a test (the repo root is on pytest's pythonpath)
+except ImportError:
+    from appserver import ROOT, free_port  # a bench script (bench/ is its sys.path[0])
+
+DEPLOY = ROOT / "deploy"
+USER, PASSWORD = "class", "a class password"
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def missing() -> str:
+    """Why nginx cannot run here ("" when it can): nginx, or openssl for the certificate, is not installed."""
+    gone = [name for name, path in (("nginx", nginx_binary()), ("openssl", shutil.which("openssl"))) if not path]
+    return f"{' and '.join(gone)} not installed (apt-get install nginx openssl)" if gone else ""
+
+
+def serve_env() -> dict[str, str]:
+    """deploy/serve.env as a dict (KEY=VALUE lines; comments on their own lines)."""
+    pairs = [line.split("=", 1) for line in (DEPLOY / "serve.env").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def basic_auth(user: str = USER, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class Front:
+    """A rendered copy of deploy/ (nginx.conf, tls/, htpasswd, var/) and the ports nginx listens on."""
+    dir: Path
+    http: int
+    https: int
+
+    @property
+    def cert(self) -> Path:
+        return self.dir / "tls" / "cert.pem"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Trusts exactly the throwaway certificate, and checks that it names the host (localhost)."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def log(self) -> str:
+        path = self.dir / "var" / "access.log"
+        return path.read_text() if path.exists() else ""
+
+
+def _script_env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "VAE_LAB_DEPLOY_DIR": str(folder), "NGINX": nginx_binary() or "nginx"}
+
+
+def render(folder: Path, upstream_ports: list[int], *, replace: dict[str, str] | None = None) -> Front:
+    """deploy/nginx.conf with its listen lines on free 127.0.0.1 ports and its upstream on ``upstream_ports``
+    (plus the caller's exact ``replace``ments), written into ``folder`` with a certificate and the login USER."""
+    http, https = free_port(), free_port()
+    text = (DEPLOY / "nginx.conf").read_text()
+    subs = {"listen 8443 ssl;": f"listen 127.0.0.1:{https} ssl;",
+            "listen 8080;": f"listen 127.0.0.1:{http};",
+            "        server 127.0.0.1:8501;\n        server 127.0.0.1:8502;\n":
+                "".join(f"        server 127.0.0.1:{p};\n" for p in upstream_ports),
+            **(replace or {})}
+    for old, new in subs.items():
+        assert text.count(old) == 1, f"deploy/nginx.conf no longer has exactly one {old!r}"
+        text = text.replace(old, new)
+    if os.geteuid() == 0:
+        # nginx started as root runs its workers as `nobody`, who may not reach a private temporary folder
+        text = "user root;\n" + text
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nginx.conf").write_text(text)
+    env = _script_env(folder)
+    subprocess.run([str(DEPLOY / "make-cert.sh")], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([str(DEPLOY / "add-user.sh"), USER, "-"], input=PASSWORD + "\n", text=True, env=env,
+                   check=True, capture_output=True, timeout=60)
+    return Front(folder, http, https)
+
+
+def check(front: Front) -> subprocess.CompletedProcess:
+    """``deploy/nginx.sh -t`` on the rendered folder: nginx -t with that folder as prefix and configuration."""
+    return subprocess.run([str(DEPLOY / "nginx.sh"), "-t"], env=_script_env(front.dir),
+                          capture_output=True, text=True, timeout=60)
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def serve(front: Front, timeout: float = 20.0) -> Iterator[subprocess.Popen]:
+    """deploy/nginx.sh on the rendered folder, until its ports accept connections (waiting sends no request,
+    which the limits would count); stopped on exit."""
+    proc = subprocess.Popen([str(DEPLOY / "nginx.sh")], env=_script_env(front.dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (_accepts(front.http) and _accepts(front.https)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                err = front.dir / "var" / "error.log"
+                raise RuntimeError(f"nginx did not start: {proc.stdout.read().decode()} "
+                                   f"{err.read_text() if err.exists() else ''}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def get(url: str, *, auth: str | None = basic_auth(), context: ssl.SSLContext | None = None,
+        headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of a GET on a new connection; status 0 when nothing answered."""
+    req = urllib.request.Request(url, headers={**({"Authorization": auth} if auth else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=context) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+    except OSError:
+        return 0, {}, b""
+
+
+def status(url: str, **kw) -> int:
+    return get(url, **kw)[0]
+
+
+@contextlib.contextmanager
+def open_stream(port: int, *, host: str = "localhost", tls: ssl.SSLContext | None = None,
+                auth: str | None = basic_auth()):
+    """The websocket /_stcore/stream on 127.0.0.1:``port``, opened as a browser at ``http(s)://host:port`` opens
+    it (Host and Origin name ``host`` and the port); raises websockets' InvalidStatus when refused."""
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with connect(f"{'wss' if tls else 'ws'}://{host}:{port}/_stcore/stream", sock=sock, ssl=tls,
+                 server_hostname=host if tls else None, origin=f"{'https' if tls else 'http'}://{host}:{port}",
+                 subprotocols=["streamlit"], additional_headers={"Authorization": auth} if auth else None,
+                 proxy=None, compression=None, open_timeout=20, max_size=None) as ws:
+        yield ws
+
+
+def stream_session(port: int, **kw) -> list[str]:
+    """Open the websocket (``open_stream``), ask for the first script run, and return the kinds of the server's
+    messages up to the run's end: the upgrade went through and messages flow both ways."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    with open_stream(port, **kw) as ws:
+        back = BackMsg()
+        back.rerun_script.query_string = ""
+        back.rerun_script.page_script_hash = ""
+        ws.send(back.SerializeToString())
+        kinds: list[str] = []
+        deadline = time.monotonic() + 60
+        while "script_finished" not in kinds and time.monotonic() < deadline:
+            msg = ForwardMsg()
+            msg.ParseFromString(ws.recv(timeout=60))
+            kinds.append(msg.WhichOneof("type"))
+        return kinds
