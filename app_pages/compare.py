@@ -69,32 +69,35 @@ replayable = [e for e in catalogue if compare_view.snapshot_epochs(e.path)]
 if not replayable:
     st.info("No run here has kept per-epoch snapshots yet (the demo runs were saved without them). Train one on "
             "the Train page, then replay it here: every run the app or `python -m vae train` trains keeps them.")
+    st.stop()
+paths = [e.path for e in replayable]
+pick = st.selectbox("Run to replay", paths, key=S.CMP_REPLAY_RUN,
+                    format_func=lambda p: runs.label(by_path[p]) if p in by_path else p)
+unlisted = [e.name for e in catalogue if e not in replayable]
+if unlisted:
+    st.caption(f"Not listed, because they kept no per-epoch snapshots: {', '.join(unlisted)} (the demo runs ship "
+               "without them; every run the app or `python -m vae train` trains keeps them).")
+entry = by_path[pick]
+epochs = compare_view.snapshot_epochs(pick)
+epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=S.CMP_REPLAY_EPOCH) if len(epochs) > 1 \
+    else epochs[0]
+snap = compare_view.snapshot(pick, int(epoch), entry.mtime)
+if snap is None:
+    st.warning(f"The snapshot of epoch {epoch} cannot be read.")
 else:
-    paths = [e.path for e in replayable]
-    pick = st.selectbox("Run to replay", paths, key=S.CMP_REPLAY_RUN,
-                        format_func=lambda p: runs.label(by_path[p]) if p in by_path else p)
-    entry = by_path[pick]
-    epochs = compare_view.snapshot_epochs(pick)
-    epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=S.CMP_REPLAY_EPOCH) if len(epochs) > 1 \
-        else epochs[0]
-    snap = compare_view.snapshot(pick, int(epoch), entry.mtime)
-    if snap is None:
-        st.warning(f"The snapshot of epoch {epoch} cannot be read.")
-    else:
-        run = runs.load(entry)
-        left, right = st.columns([3, 2], gap="large")
-        with left:
-            fig = compare_view.snapshot_map(snap, runs.class_names(run))
-            if fig is not None:
-                st.plotly_chart(fig, key=S.CMP_REPLAY_MAP, width="stretch")
-                st.caption(f"The test images' latent means after epoch {epoch} of {len(compare_view.epochs_of(run))}.")
-        with right:
-            kl = snap.get("kl_per_dim")
-            if kl is not None:
-                st.plotly_chart(plots.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
-                st.caption(f"KL per dimension after epoch {epoch}.")
-            if snap.get("inputs") is not None and snap.get("recons") is not None:
-                pair = np.concatenate([snap["inputs"], snap["recons"]])
-                st.image(images.png(("replay", entry.key, int(epoch)),
-                                    lambda: images.grid(pair, len(snap["inputs"]), target=36)),
-                         caption="Inputs (top) and their reconstructions after this epoch.", output_format="PNG")
+    run = runs.load(entry)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        fig = compare_view.snapshot_map(snap, runs.class_names(run))
+        if fig is not None:
+            st.plotly_chart(fig, key=S.CMP_REPLAY_MAP, width="stretch")
+            st.caption(f"The test images' latent means after epoch {epoch} of {len(compare_view.epochs_of(run))}.")
+    with right:
+        kl = snap.get("kl_per_dim")
+        if kl is not None:
+            st.plotly_chart(plots.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
+            st.caption(f"KL per dimension after epoch {epoch}.")
+        if snap.get("inputs") is not None and snap.get("recons") is not None:
+            st.image(images.png(("replay", entry.key, int(epoch)),
+                                lambda: images.recon_pair(snap["inputs"], snap["recons"], target=36)),
+                     caption="Inputs (top) and their reconstructions after this epoch.", output_format="PNG")

@@ -100,7 +100,10 @@ def snapshot_map(snap: dict[str, np.ndarray], names: list[str] | None, height: i
     from vae.latent import project
     pts, proj = project(mu, "pca")
     axes = ("z0", "z1") if proj.method == "identity" else ("principal component 1", "principal component 2")
+    # the prior's circles around where z = 0 lands, so a collapsed epoch shows as a dot at the centre rather than
+    # as a cloud zoomed up to fill the chart
+    centre = (0.0, 0.0) if proj.method == "identity" else tuple(
+        float(c) for c in proj.transform(np.zeros((1, mu.shape[1]), np.float32))[0])
     y = snap.get("y")
     return plots.latent_scatter(pts, y if y is not None and y.ndim == 1 and len(y) == len(mu) else None, names,
-                                axis_names=axes, prior_center=(0.0, 0.0) if proj.method == "identity" else None,
-                                height=height)
+                                axis_names=axes, prior_center=centre, height=height)

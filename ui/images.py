@@ -44,6 +44,18 @@ def float_from_uint8(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32) / 255.0
 
 
+def recon_pair(inputs: np.ndarray, recons: np.ndarray, *, target: int = TARGET_TILE_PX) -> np.ndarray:
+    """The picture of a training snapshot: uint8 inputs [N, C, H, W] in the top row, their uint8 reconstructions
+    [N, C, H, W] below, as one crisp grid. The Train page's live strip and the Compare page's replay both draw
+    a job's ``live.npz`` / ``snapshots/epoch-NNNN.npz`` through here, so the two can never scale pixels
+    differently (``grid`` takes floats in [0, 1]; a uint8 handed to it straight saturates every pixel >= 1)."""
+    inputs, recons = np.asarray(inputs), np.asarray(recons)
+    for name, a in (("inputs", inputs), ("recons", recons)):
+        if a.dtype != np.uint8 or a.ndim != 4:
+            raise ValueError(f"{name} must be uint8 [N, C, H, W], got {a.dtype} {a.shape}")
+    return grid(np.concatenate([float_from_uint8(inputs), float_from_uint8(recons)]), len(inputs), target=target)
+
+
 def png_bytes(picture: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
