@@ -1,7 +1,7 @@
 """Home: what a VAE is, what each page does, and the active run at a glance."""
 import streamlit as st
 
-from ui import compute, images, runs, scenarios
+from ui import compute, images, runs, scenarios, train_panel
 from ui import state as S
 from ui.pages import PAGES
 
@@ -16,8 +16,8 @@ st.markdown(
 )
 
 st.subheader("Guided experiments", divider="gray")
-st.caption(f"One click sets up a short run ({scenarios.SECONDS} s on MNIST digits) that shows a classic failure or its "
-           "cure, and starts it on the Train page; the Doctor gives its verdict when it ends.")
+st.caption(f"One click sets up a short run ({train_panel.QUICK_SECONDS} s on MNIST digits) that shows a classic "
+           "failure or its cure, and starts it on the Train page; the Doctor gives its verdict when it ends.")
 for col, sc in zip(st.columns(len(scenarios.SCENARIOS)), scenarios.SCENARIOS):
     with col:
         st.markdown(f"**{sc.title}**")

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui import data as uidata
-from ui import scenarios, train_panel, training, uploads
+from ui import scenarios, train_form, train_panel, training, uploads
 from ui import state as S
 from vae.config import ConfigError, DataConfig
 from vae.data import DATASETS, DataError
@@ -11,6 +11,7 @@ st.title("Train")
 st.caption("Training runs in its own process: you can visit other pages, or close the tab for a minute, "
            "meanwhile. When it ends, or when you press Stop, the run is saved and becomes the active run.")
 
+train_form.init_state()
 job = training.current_job()
 scenarios.banner(job)
 if job is not None and job.running:
@@ -67,27 +68,21 @@ with settings_box:
         c2.caption(DATASETS[choice])
 
     st.subheader("2 · Model", divider="gray")
+    st.html(train_form.HIDE_ENTER_HINT)
     c1, c2, c3, c4 = st.columns(4)
-    arch = c1.segmented_control("Architecture", ["MLP", "Conv"], key=S.TRAIN_ARCH, default="MLP",
+    arch = c1.segmented_control("Architecture", [a.upper() if a == "mlp" else a.capitalize() for a in train_form.ARCHS],
+                                key=S.TRAIN_ARCH, default="MLP",
                                 help="MLP: fast on a CPU. Conv: sharper images, slower.") or "MLP"
-    latent_dim = c2.number_input("Latent dimensions", 1, 128, 2, key=S.TRAIN_LATENT,
-                                 help="2 gives a latent map you can see directly; 16 reconstructs better.")
-    likelihood = c3.selectbox("Likelihood", ["bernoulli", "gaussian"], key=S.TRAIN_LIKELIHOOD,
+    train_form.number(c2, S.TRAIN_LATENT)
+    likelihood = c3.selectbox("Likelihood", train_form.LIKELIHOODS, key=S.TRAIN_LIKELIHOOD,
                               help="Bernoulli suits pixels near 0 or 1 (digits); Gaussian suits photos.")
     conditional = c4.checkbox("Conditional (CVAE)", key=S.TRAIN_CONDITIONAL,
                               help="Encoder and decoder also see the label, so Generate can draw each class.")
-    sigma = 0.1
     if likelihood == "gaussian":
-        sigma = st.number_input("Gaussian σ (pixel scale 0..1)", 0.001, 10.0, 0.1, 0.05, format="%.3f",
-                                key=S.TRAIN_SIGMA, help="The likelihood's fixed standard deviation per pixel: "
-                                                        "large σ makes reconstruction cheap, and images blurry.")
+        train_form.number(st.columns(4)[0], S.TRAIN_SIGMA)
     c1, c2, c3, c4 = st.columns(4)
-    beta = c1.number_input("β (KL weight)", 0.0, 100.0, 1.0, 0.1, key=S.TRAIN_BETA,
-                           help="1 is the ELBO; above 1 trades sharpness for a smoother latent space.")
-    warmup = c2.number_input("KL warm-up, epochs", 0.0, 1000.0, 0.0, 1.0, key=S.TRAIN_WARMUP,
-                             help="β ramps up from 0 over this many epochs.")
-    free_bits = c3.number_input("Free bits, nats per dim", 0.0, 10.0, 0.0, 0.1, key=S.TRAIN_FREE_BITS,
-                                help="KL below this per dimension is not penalised, against unused dimensions.")
+    for col, key in zip((c1, c2, c3), (S.TRAIN_BETA, S.TRAIN_WARMUP, S.TRAIN_FREE_BITS)):
+        train_form.number(col, key)
     with c4.popover("Layers", icon=":material/layers:"):
         hidden = st.text_input("Hidden sizes", key=S.TRAIN_HIDDEN,
                                placeholder=f"{','.join(map(str, train_panel.MLP_HIDDEN))} (MLP) · "
@@ -97,55 +92,53 @@ with settings_box:
                                        placeholder=f"{','.join(map(str, train_panel.MLP_DECODER))} · mirror",
                                        help="Widths from the latent outward. Empty: the default decoder with the "
                                             "default hidden sizes, else the mirror of the hidden sizes.")
-        activation = st.selectbox("Activation", ["relu", "elu", "silu", "leaky_relu"], key=S.TRAIN_ACTIVATION)
+        activation = st.selectbox("Activation", train_form.ACTIVATIONS, key=S.TRAIN_ACTIVATION)
 
     st.subheader("3 · Training", divider="gray")
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 1000, 10, key=S.TRAIN_EPOCHS)
-    batch_sizes = [32, 64, 128, 256, 512]
-    batch_size = c2.selectbox("Batch size", batch_sizes, index=batch_sizes.index(train_panel.DEFAULT_TRAIN.batch_size),
-                              key=S.TRAIN_BATCH)
-    lr = c3.number_input("Learning rate", 1e-5, 1.0, train_panel.DEFAULT_TRAIN.lr, 1e-4, format="%.4f",
-                         key=S.TRAIN_LR,
-                         help=f"Adam's peak rate: it ramps up over the first "
-                              f"{train_panel.DEFAULT_TRAIN.lr_warmup:.0%} of the run, then decays (cosine) to "
-                              f"{train_panel.DEFAULT_TRAIN.lr_min_factor:.0%} of the peak.")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key=S.TRAIN_SEED)
+    train_form.number(c1, S.TRAIN_EPOCHS)
+    batch_size = c2.selectbox("Batch size", train_form.BATCH_SIZES, key=S.TRAIN_BATCH)
+    c2.caption(f"{train_panel.DEFAULT_TRAIN.batch_size} is the measured default")
+    train_form.number(c3, S.TRAIN_LR)
+    c3.caption(f"Adam's peak rate: it ramps up over the first {train_panel.DEFAULT_TRAIN.lr_warmup:.0%} of the run, "
+               f"then decays (cosine) to {train_panel.DEFAULT_TRAIN.lr_min_factor:.0%} of the peak.")
+    train_form.number(c4, S.TRAIN_SEED)
     with st.expander("Advanced", icon=":material/tune:"):
         c1, c2, c3, c4 = st.columns(4)
-        budget = c1.number_input("Time budget, s (0 = off)", 0, 7 * 86400, 0, 5, key=S.TRAIN_BUDGET,
-                                 help="Stop on the clock even if epochs remain; the learning-rate schedule follows "
-                                      "the clock. Handy in front of a class.")
-        max_train = c2.number_input("Max training images (0 = all)", 0, 10_000_000, 0, 500, key=S.TRAIN_MAX_TRAIN)
-        max_test = c3.number_input("Max test images (0 = all)", 0, 10_000_000, 0, 100, key=S.TRAIN_MAX_TEST)
+        for col, key in zip((c1, c2, c3), (S.TRAIN_BUDGET, S.TRAIN_MAX_TRAIN, S.TRAIN_MAX_TEST)):
+            train_form.number(col, key)
         binarize = c4.checkbox("Binarise pixels each batch", key=S.TRAIN_BINARIZE,
                                help="Dynamic binarisation: the classic MNIST recipe; bernoulli likelihood only.")
 
+    shown = [f.key for f in train_form.FIELDS if f.key != S.TRAIN_SIGMA or likelihood == "gaussian"]
+    numbers, wrong = train_form.values(shown)
     running = job is not None and job.running
     b1, b2, _ = st.columns([1, 2, 3])
-    start = b1.button("Start", type="primary", key=S.TRAIN_START, disabled=running or not data_name,
+    start = b1.button("Start", type="primary", key=S.TRAIN_START, disabled=running or not data_name or bool(wrong),
                       icon=":material/play_arrow:", width="stretch")
     b2.button(f"Quick demo settings ({train_panel.QUICK_SECONDS} s)", key=S.TRAIN_QUICK,
               on_click=train_panel.apply_quick_settings,
               help=f"MNIST digits, a 2-D latent, the default model, {train_panel.QUICK_SECONDS} seconds of training.",
               disabled=running)
-    if running:
+    if wrong:
+        st.error("Cannot start until every field is right: " + " · ".join(wrong), icon=":material/error:")
+    elif running:
         st.caption("A run is in progress; Start is available again when it ends.")
     elif not data_name:
         st.caption("Upload a data set that passes the checks to start.")
 
     start = (scenarios.take_autostart() and not running) or start
-    if start and data_name:
-        dcfg = DataConfig(name=data_name, image_size=image_size, max_train=int(max_train) or None,
-                          max_test=int(max_test) or None)
+    if start and wrong:   # pressed in the same moment a field changed: nothing starts, the line above says why
+        st.session_state.pop(S.TRAIN_ERROR, None)
+    elif start and data_name:
+        dcfg = DataConfig(name=data_name, image_size=image_size, max_train=numbers["max_train"] or None,
+                          max_test=numbers["max_test"] or None)
         try:
             with st.spinner("Loading the data set…"):
                 split = uidata.load(uidata.DataKey.of(dcfg), download=data_name in DATASETS)
-            values = dict(arch=arch.lower(), latent_dim=latent_dim, hidden=hidden, decoder_hidden=decoder_hidden,
-                          activation=activation,
-                          likelihood=likelihood, sigma=sigma, conditional=conditional, beta=beta, warmup=warmup,
-                          free_bits=free_bits, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          binarize=binarize, time_budget=budget)
+            values = dict(numbers, arch=arch.lower(), hidden=hidden, decoder_hidden=decoder_hidden,
+                          activation=activation, likelihood=likelihood, conditional=conditional,
+                          batch_size=batch_size, binarize=binarize)
             config = train_panel.build_config(values, split, dcfg)
             training.start(config, split)
         except (DataError, ConfigError, ValueError, RuntimeError) as e:

@@ -52,7 +52,7 @@ def train_once(browser, url: str) -> float:
     page.get_by_role("button", name="Quick demo settings").click()
     page.wait_for_timeout(300)
     page.wait_for_function(IDLE)
-    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs = page.get_by_role("textbox", name="Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
     page.wait_for_timeout(300)

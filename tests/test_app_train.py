@@ -2,10 +2,13 @@
 import io
 import json
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
 from app_support import make_env, open_app, poll, texts
+
+from vae.config import MAX_LATENT, Activation, ModelConfig, RunConfig, TrainConfig
 
 PAGE = "app_pages/train.py"
 
@@ -36,10 +39,10 @@ def test_one_epoch_on_mnist5k_saves_a_run_that_becomes_active(monkeypatch, tmp_p
     at = open_app(PAGE)
     assert texts(at.title) == ["Train"]
     assert at.button(key="train.start").proto.label == "Start"
-    at.number_input(key="train.epochs").set_value(1)
-    at.number_input(key="train.latent_dim").set_value(2)
-    at.number_input(key="train.max_train").set_value(300)
-    at.number_input(key="train.max_test").set_value(60)
+    at.text_input(key="train.epochs").set_value("1")
+    at.text_input(key="train.latent_dim").set_value("2")
+    at.text_input(key="train.max_train").set_value("300")
+    at.text_input(key="train.max_test").set_value("60")
     at.text_input(key="train.hidden").set_value("64")
     at.run()
     at.button(key="train.start").click().run()
@@ -66,7 +69,7 @@ def test_uploaded_npz_trains_and_stop_keeps_what_was_learned(monkeypatch, tmp_pa
     at.file_uploader(key="train.upload").set_value(("bars.npz", tiny_npz(), "application/octet-stream")).run()
     assert not at.exception and not at.error, texts(at.error)
     assert "216 training and 24 test images" in at.success[0].value and "3 classes" in at.success[0].value
-    at.number_input(key="train.epochs").set_value(400)
+    at.text_input(key="train.epochs").set_value("400")
     at.selectbox(key="train.batch_size").set_value(32)
     at.text_input(key="train.hidden").set_value("32")
     at.checkbox(key="train.conditional").check()
@@ -89,10 +92,10 @@ def test_uploaded_npz_trains_and_stop_keeps_what_was_learned(monkeypatch, tmp_pa
 def test_a_session_that_stops_polling_stops_its_training(monkeypatch, tmp_path):
     runs = make_env(monkeypatch, tmp_path, VAE_LAB_HEARTBEAT_S=1)
     at = open_app(PAGE)
-    at.number_input(key="train.epochs").set_value(500)
+    at.text_input(key="train.epochs").set_value("500")
     at.text_input(key="train.hidden").set_value("32")
-    at.number_input(key="train.max_train").set_value(200)
-    at.number_input(key="train.max_test").set_value(20)
+    at.text_input(key="train.max_train").set_value("200")
+    at.text_input(key="train.max_test").set_value("20")
     at.run()
     at.button(key="train.start").click().run()
     poll(at, lambda a: any(p.value > 0 for p in a.get("progress")), timeout=60, interval=0.2)
@@ -117,13 +120,61 @@ def test_a_bad_setting_is_one_error_line(monkeypatch, tmp_path):
     assert len(at.error) == 1 and "layer widths are comma-separated" in at.error[0].value
 
 
+def test_fields_in_error_keep_start_disabled_and_say_which_and_what_they_accept(monkeypatch, tmp_path):
+    runs = make_env(monkeypatch, tmp_path)
+    at = open_app(PAGE)
+    assert not at.button(key="train.start").proto.disabled
+    for key, text in (("train.latent_dim", "500"), ("train.epochs", "0"), ("train.beta", "-3"), ("train.lr", "100"),
+                      ("train.seed", "abc")):
+        at.text_input(key=key).set_value(text)
+    at.button(key="train.start").click().run()      # typed and pressed in the same moment: nothing starts
+    assert at.button(key="train.start").proto.disabled
+    [line] = texts(at.error)
+    for said in (f"Latent dimensions takes a whole number (1 to {MAX_LATENT}); got '500'",
+                 "Epochs takes a whole number (1 to 100,000); got '0'", "β (KL weight) takes a number (0 to 1000)",
+                 "Learning rate takes a number (above 0, up to 10); got '100'", "Seed takes a whole number"):
+        assert said in line, (said, line)
+    assert not saved_runs(runs) and not (runs.is_dir() and any(runs.iterdir()))
+    assert at.text_input(key="train.seed").value == "abc"      # what was typed stays, refused, not dropped
+    at.text_input(key="train.latent_dim").set_value("12").run()
+    assert "Latent dimensions" not in texts(at.error)[0]
+
+
+def test_the_forms_defaults_ranges_and_choices_are_the_cores(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app(PAGE)
+    assert at.selectbox(key="train.batch_size").value == TrainConfig().batch_size
+    assert at.text_input(key="train.latent_dim").value == str(ModelConfig().latent_dim)
+    assert at.text_input(key="train.lr").value == f"{TrainConfig().lr:g}"
+    from ui import train_form
+    assert train_form.default(train_form.BY_KEY["train.latent_dim"]) == ModelConfig().latent_dim
+    assert train_form.default(train_form.BY_KEY["train.lr"]) == TrainConfig().lr
+    assert train_form.rule(train_form.BY_KEY["train.latent_dim"]) == f"1 to {MAX_LATENT}"
+    assert train_form.ACTIVATIONS == list(typing.get_args(Activation))
+    assert TrainConfig().batch_size in train_form.BATCH_SIZES
+    for f in train_form.FIELDS:     # the default passes the field's own check, and the range text is read
+        assert train_form.parse(f, train_form.fmt(train_form.default(f))) == train_form.default(f)
+        assert train_form.rule(f) and "must be" not in train_form.rule(f)
+
+
+def test_a_run_ended_by_its_time_budget_shows_a_full_bar_that_says_so():
+    from ui.train_panel import progress_text
+    cfg = RunConfig(train=TrainConfig(epochs=30, time_budget=20.0))
+    snap = {"status": "done", "message": "time budget of 20 s reached at epoch 24", "config": cfg, "epoch": 24,
+            "epochs": 30, "step": 216, "total_steps": 270, "elapsed": 20.3, "eta": float("nan")}
+    assert progress_text(snap) == (1.0, "Done: the 20 s time budget ended it after epoch 24 of 30 · 216 steps · "
+                                        "took 20 s")
+    snap.update(message="", epoch=30, step=270)
+    assert progress_text(snap)[1].startswith("Done: all 30 epochs")
+
+
 def test_moving_to_another_page_keeps_the_run_going(monkeypatch, tmp_path):
     runs = make_env(monkeypatch, tmp_path)
     at = open_app(PAGE)
-    at.number_input(key="train.epochs").set_value(500)
+    at.text_input(key="train.epochs").set_value("500")
     at.text_input(key="train.hidden").set_value("32")
-    at.number_input(key="train.max_train").set_value(200)
-    at.number_input(key="train.max_test").set_value(20)
+    at.text_input(key="train.max_train").set_value("200")
+    at.text_input(key="train.max_test").set_value("20")
     at.run()
     at.button(key="train.start").click().run()
     at.switch_page("app_pages/generate.py").run()

@@ -22,7 +22,7 @@ def test_bad_data_upload_is_one_error_line(monkeypatch, tmp_path, case):
     assert phrase in msg and "\n" not in msg and "Traceback" not in msg, msg
     # the page still works: the settings are there, Start waits for a good file, nothing was kept
     assert at.button(key="train.start").proto.disabled
-    assert at.number_input(key="train.epochs").value == 10
+    assert at.text_input(key="train.epochs").value == "10"
     assert not (runs / ".uploads").exists() or not any((runs / ".uploads").rglob("*.*"))
     assert at.sidebar.selectbox(key="app.run").value.endswith("mnist-2d")
 

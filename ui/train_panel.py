@@ -14,22 +14,29 @@ import streamlit as st
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
 
-from . import images, plots, settings, state, training
+from . import images, plots, settings, state, train_form, training
 
 MLP_HIDDEN, CONV_HIDDEN = default_hidden("mlp"), default_hidden("conv")
 MLP_DECODER = ModelConfig().decoder_hidden
 DEFAULT_TRAIN = TrainConfig()
-QUICK_SECONDS = 15
-QUICK = {state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
-         state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_MAX_TRAIN: 0, state.TRAIN_MAX_TEST: 0, state.TRAIN_HIDDEN: "",
-         state.TRAIN_DECODER: "", state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_LR: DEFAULT_TRAIN.lr,
-         state.TRAIN_BETA: 1.0,
-         state.TRAIN_CONDITIONAL: False, state.TRAIN_LIKELIHOOD: "bernoulli"}
+QUICK_SECONDS = 20      # the quick demo's and every guided experiment's time budget (Home says it too)
+
+
+def quick_settings() -> dict:
+    """The quick demo: every field at the core's default, then MNIST digits, the default MLP, a 2-D latent and
+    30 epochs within ``QUICK_SECONDS`` (the guided experiments change a few of these)."""
+    out = {f.key: train_form.default(f) for f in train_form.FIELDS}
+    out.update({state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
+                state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_HIDDEN: "", state.TRAIN_DECODER: "",
+                state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_CONDITIONAL: False,
+                state.TRAIN_LIKELIHOOD: ModelConfig().likelihood, state.TRAIN_ACTIVATION: ModelConfig().activation,
+                state.TRAIN_BINARIZE: False})
+    return out
 
 
 def apply_quick_settings() -> None:
-    """Button callback: MNIST digits, a 2-D latent, the default model, 15 seconds of training."""
-    st.session_state.update(QUICK)
+    """Button callback: the quick demo's settings into the form."""
+    train_form.set_values(quick_settings())
 
 
 def parse_hidden(text: str) -> tuple[int, ...] | None:
@@ -44,23 +51,27 @@ def parse_decoder(text: str) -> tuple[int, ...] | None:
 
 
 def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> RunConfig:
-    """Widget values -> a validated RunConfig (raises ConfigError / ValueError with one line)."""
+    """The form's values (named as the dataclasses' fields; a number the page did not show keeps the core's
+    default) -> a validated RunConfig (raises ConfigError / ValueError with one line)."""
     arch = v["arch"]
     conditional = bool(v["conditional"])
     if conditional and not data.has_labels:
         raise ValueError("a conditional model needs labelled data; this data set has no labels")
-    model = ModelConfig(arch=arch, channels=data.channels, image_size=data.image_size, latent_dim=int(v["latent_dim"]),
-                        hidden=parse_hidden(v["hidden"]),
+    dm = ModelConfig()
+    model = ModelConfig(arch=arch, channels=data.channels, image_size=data.image_size,
+                        latent_dim=int(v.get("latent_dim", dm.latent_dim)), hidden=parse_hidden(v["hidden"]),
                         decoder_hidden=parse_decoder(v.get("decoder_hidden", "")) if arch == "mlp" else None,
-                        activation=v["activation"],
-                        likelihood=v["likelihood"], gaussian_sigma=float(v.get("sigma", 0.1)),
-                        conditional=conditional,
+                        activation=v["activation"], likelihood=v["likelihood"],
+                        gaussian_sigma=float(v.get("gaussian_sigma", dm.gaussian_sigma)), conditional=conditional,
                         num_classes=data.num_classes if conditional else 0)
-    steps_per_epoch = math.ceil(len(data.train) / max(1, int(v["batch_size"])))
-    train = TrainConfig(epochs=int(v["epochs"]), batch_size=int(v["batch_size"]), lr=float(v["lr"]),
-                        beta=float(v["beta"]), warmup_epochs=float(v["warmup"]), free_bits=float(v["free_bits"]),
-                        seed=int(v["seed"]), binarize=bool(v["binarize"]), threads=settings.torch_threads(),
-                        time_budget=float(v.get("time_budget") or 0.0),
+    t = DEFAULT_TRAIN
+    batch = int(v.get("batch_size", t.batch_size))
+    steps_per_epoch = math.ceil(len(data.train) / max(1, batch))
+    train = TrainConfig(epochs=int(v.get("epochs", t.epochs)), batch_size=batch, lr=float(v.get("lr", t.lr)),
+                        beta=float(v.get("beta", t.beta)), warmup_epochs=float(v.get("warmup_epochs", t.warmup_epochs)),
+                        free_bits=float(v.get("free_bits", t.free_bits)), seed=int(v.get("seed", t.seed)),
+                        binarize=bool(v.get("binarize", t.binarize)), threads=settings.torch_threads(),
+                        time_budget=float(v.get("time_budget", t.time_budget)),
                         device="cpu", recon_every=max(5, min(50, steps_per_epoch // 3 or 1)))
     return RunConfig(model=model, train=train, data=data_cfg)
 
@@ -88,6 +99,11 @@ def progress_text(snap: dict) -> tuple[float, str]:
                      "this server; yours starts when one ends." if place else "Queued…")
     if snap["status"] == "starting" or not total:
         return 0.0, "Starting the training process…"
+    if snap["status"] == "done":    # ended as planned: by its epochs, or by its time budget before them
+        budget = snap["config"].train.time_budget
+        how = (f"the {budget:g} s time budget ended it after epoch {snap['epoch']} of {snap['epochs']}"
+               if "budget" in (snap["message"] or "") else f"all {snap['epochs']} epochs")
+        return 1.0, f"Done: {how} · {snap['step']:,} steps · took {_duration(snap['elapsed'])}"
     frac = min(1.0, snap["step"] / total)
     eta = snap["eta"]
     budget = snap["config"].train.time_budget
@@ -144,9 +160,7 @@ def dashboard(snap: dict) -> None:
         if snap["recon"] is not None:
             inputs, recons = snap["recon"]
             pair = images.png(("train-recon", key, zlib.crc32(recons.tobytes()), zlib.crc32(inputs.tobytes())),
-                              lambda: images.grid(np.concatenate([images.float_from_uint8(inputs),
-                                                                  images.float_from_uint8(recons)]),
-                                                  len(inputs), target=56))
+                              lambda: images.recon_pair(inputs, recons, target=56))
             st.image(pair,
                      caption="Top: test inputs. Bottom: their reconstructions, right now.", width="stretch",
                      output_format="PNG")

@@ -210,7 +210,7 @@ async def start_training(url: str, seconds: float, timeout: float = 120.0) -> Tr
     if r.ok:
         r = await s.click("train.quick")
     if r.ok and seconds > 0:
-        for key, value in (("train.time_budget", int(seconds)), ("train.epochs", 1000)):
+        for key, value in (("train.time_budget", str(int(seconds))), ("train.epochs", "1000")):  # text boxes
             try:
                 r = await s.set_value(key, value)
             except KeyError as e:

@@ -28,7 +28,7 @@ def open_train(browser, url):
 
 
 def set_number(page, name: str, value: int) -> None:
-    box = page.get_by_role("spinbutton", name=name, exact=True)
+    box = page.get_by_role("textbox", name=name, exact=True)
     box.fill(str(value))
     box.press("Enter")
     settle(page)

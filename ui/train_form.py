@@ -1,0 +1,183 @@
+"""The Train page's number fields: text boxes whose defaults and accepted ranges are the core's.
+
+A stock ``st.number_input`` keeps its last good value when the browser holds one out of range (the box turns
+red, Python never sees it) and drops letters as they are typed, so Start trained other numbers than the ones
+on the screen. Here every number is a text box: Python sees exactly what was typed, checks it against
+``vae.config``'s dataclasses (the same checks a saved ``config.json`` goes through) and, while any field is
+wrong, Start stays disabled and one line names each wrong field and what it accepts.
+
+Defaults are the dataclasses' own (``TrainConfig().epochs`` ...). Accepted ranges are read from the
+dataclasses too: ``rule(field)`` builds the dataclass with a value no range allows and keeps the
+"must be ..." part of its one-line ``ConfigError``, so a range changed in ``vae/config.py`` shows here
+unchanged. Seed and the two image caps have no range in the core; their ranges here are the page's.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+import typing
+from dataclasses import dataclass
+
+import streamlit as st
+
+from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, TrainConfig
+
+from . import state as S
+
+SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+ARCHS = typing.get_args(Arch)
+ACTIVATIONS = list(typing.get_args(Activation))
+LIKELIHOODS = list(typing.get_args(Likelihood))
+BATCH_SIZES = sorted({32, 64, 128, 256, 512, TrainConfig().batch_size})
+SEED_MAX = 2**31 - 1          # the core takes any int; the training loop derives others from it (seed * 1e6 ...)
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str                  # session-state key of the text box
+    label: str
+    section: str              # "model" | "train": the dataclass that checks it; "" = the page's own range
+    name: str                 # the dataclass field (or the page's value name)
+    whole: bool               # a whole number
+    help: str = ""
+    own: tuple[float, float] | None = None   # the page's range, for values the core does not bound
+    own_text: str = ""
+
+
+FIELDS = (
+    Field(S.TRAIN_LATENT, "Latent dimensions", "model", "latent_dim", True,
+          "2 gives a latent map you can see directly; 16 reconstructs better."),
+    Field(S.TRAIN_SIGMA, "Gaussian σ (pixel scale 0..1)", "model", "gaussian_sigma", False,
+          "The likelihood's fixed standard deviation per pixel: large σ makes reconstruction cheap, and images "
+          "blurry."),
+    Field(S.TRAIN_BETA, "β (KL weight)", "train", "beta", False,
+          "1 is the ELBO; above 1 trades sharpness for a smoother latent space."),
+    Field(S.TRAIN_WARMUP, "KL warm-up, epochs", "train", "warmup_epochs", False,
+          "β ramps up from 0 over this many epochs."),
+    Field(S.TRAIN_FREE_BITS, "Free bits, nats per dim", "train", "free_bits", False,
+          "KL below this per dimension is not penalised, against unused dimensions."),
+    Field(S.TRAIN_EPOCHS, "Epochs", "train", "epochs", True),
+    Field(S.TRAIN_LR, "Learning rate", "train", "lr", False),
+    Field(S.TRAIN_SEED, "Seed", "", "seed", True, "The same seed and settings train the same run.",
+          (0, SEED_MAX), f"0 to {SEED_MAX:,}"),
+    Field(S.TRAIN_BUDGET, "Time budget, s (0 = off)", "train", "time_budget", False,
+          "Stop on the clock even if epochs remain; the learning-rate schedule follows the clock. Handy in front "
+          "of a class."),
+    Field(S.TRAIN_MAX_TRAIN, "Max training images (0 = all)", "", "max_train", True, "", (0, math.inf),
+          "0 (all) or more"),
+    Field(S.TRAIN_MAX_TEST, "Max test images (0 = all)", "", "max_test", True, "", (0, math.inf), "0 (all) or more"),
+)
+BY_KEY = {f.key: f for f in FIELDS}
+_DEFAULTS = {"seed": TrainConfig().seed, "max_train": 0, "max_test": 0}
+
+
+def default(f: Field) -> int | float:
+    """The field's default: the core dataclass's own (the image caps: 0, all images)."""
+    return getattr(SECTIONS[f.section](), f.name) if f.section else _DEFAULTS[f.name]
+
+
+def fmt(value) -> str:
+    """A number as the text box shows it: ``10``, ``0.005``, ``1e-05``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _number(text: str) -> str:
+    return f"{float(text):,.0f}" if float(text).is_integer() and abs(float(text)) >= 10_000 else text
+
+
+@functools.cache
+def rule(f: Field) -> str:
+    """What the field accepts, in words, e.g. "1 to 128" (read from the core's own check, see the module doc)."""
+    if not f.section:
+        return f.own_text
+    for probe in (-1, 10**12):
+        try:
+            SECTIONS[f.section](**{f.name: probe})
+        except ConfigError as e:
+            m = re.search(r"must be (.+?), got", str(e))
+            if m:
+                return _words(m.group(1))
+    return "any number"
+
+
+def _words(core: str) -> str:
+    """The core's "1..128", "in (0, 10]", ">= 0", "0..604800 s" as "1 to 128", "above 0, up to 10", ..."""
+    if m := re.fullmatch(r"(-?[\d.e+-]+)\.\.(-?[\d.e+-]+)( \w+)?", core):
+        return f"{_number(m.group(1))} to {_number(m.group(2))}{m.group(3) or ''}"
+    if m := re.fullmatch(r"in \((-?[\d.e+-]+), (-?[\d.e+-]+)\]", core):
+        return f"above {m.group(1)}, up to {_number(m.group(2))}"
+    if m := re.fullmatch(r">= (-?[\d.e+-]+)", core):
+        return f"{m.group(1)} or more"
+    return core
+
+
+def parse(f: Field, text) -> int | float:
+    """The value typed into ``f``, checked as the core checks it; raises ValueError with one line naming the field
+    and what it accepts."""
+    raw = str(text if text is not None else "").strip()
+    kind = "a whole number" if f.whole else "a number"
+    wrong = ValueError(f"{f.label} takes {kind} ({rule(f)}); got {raw!r}" if raw else
+                       f"{f.label} is empty; it takes {kind} ({rule(f)})")
+    try:
+        value = float(raw.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise wrong from None
+    if not math.isfinite(value) or (f.whole and not value.is_integer()):
+        raise wrong
+    value = int(value) if f.whole else value
+    if f.section:
+        try:
+            SECTIONS[f.section](**{f.name: value})
+        except ConfigError:
+            raise wrong from None
+    elif not f.own[0] <= value <= f.own[1]:
+        raise wrong
+    return value
+
+
+def init_state() -> None:
+    """Each field starts at the core's default (once per session)."""
+    for f in FIELDS:
+        st.session_state.setdefault(f.key, fmt(default(f)))
+    model, train = ModelConfig(), TrainConfig()
+    for key, value in ((S.TRAIN_BATCH, train.batch_size), (S.TRAIN_ACTIVATION, model.activation),
+                       (S.TRAIN_LIKELIHOOD, model.likelihood)):
+        st.session_state.setdefault(key, value)
+
+
+def set_values(values: dict) -> None:
+    """Button callbacks (Quick demo, a guided experiment): put settings into the form, numbers as text."""
+    st.session_state.update({k: fmt(v) if k in BY_KEY else v for k, v in values.items()})
+
+
+def number(where, key: str) -> str:
+    """Draw the text box of field ``key`` in ``where`` with what it accepts under it, in red when the typed text
+    is not accepted. Returns the text."""
+    f = BY_KEY[key]
+    text = where.text_input(f.label, key=f.key, help=f.help or None)
+    try:
+        parse(f, text)
+        where.caption(rule(f))
+    except ValueError:
+        where.caption(f":red[{rule(f)}]")
+    return text
+
+
+def values(keys) -> tuple[dict[str, int | float], list[str]]:
+    """The parsed values of the fields ``keys`` by their value name, and one line per field that is wrong."""
+    out, errors = {}, []
+    for key in keys:
+        f = BY_KEY[key]
+        try:
+            out[f.name] = parse(f, st.session_state.get(f.key))
+        except ValueError as e:
+            errors.append(str(e))
+    return out, errors
+
+
+# the Train page's "Press Enter to apply" hint sat on top of the typed value in these narrow boxes; a text box
+# applies its value when it loses focus too, and the accepted range is written under each box
+HIDE_ENTER_HINT = "<style>[data-testid='stMain'] [data-testid='InputInstructions'] { display: none; }</style>"
