@@ -194,11 +194,25 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
                                 "active_units": _series(epochs, "active_units")},
                      "facts": {"active_units": active, "latent_dim": d, "kl_nats": kl_total, "beta": t.beta,
                                "peak_test_kl": peak, "collapsing_in_training": collapsing}},
-        "advice": ("The encoder's posteriors equal the prior, so the decoder ignores z"
-                   + (f" ({'; '.join(why)})" if why else "") +
+        "advice": (_collapse_state(active, d, kl_total) + (f" ({'; '.join(why)})" if why else "") +
                    ". Try beta <= 1 with a KL warm-up and free bits (0.5 nats per dimension)."),
         "suggested_changes": {"train": train_ch, **({"model": model_ch} if model_ch else {})},
     }
+
+
+def _collapse_state(active: int, d: int, kl_total: float) -> str:
+    """What the collapse check measured, in words that hold for these numbers (``active``: dimensions whose
+    posterior mean still varies across the test images)."""
+    if active == 0:
+        return (f"None of the {d} latent dimensions is in use (KL {kl_total:.2f} nats in all): every posterior "
+                "equals the prior, so the decoder ignores z")
+    if kl_total < COLLAPSE_KL_NATS:
+        return (f"{active} of {d} latent dimensions still vary across images, but together they carry only "
+                f"{kl_total:.2f} nats: the posteriors are close to the prior and the decoder gets little from z")
+    if active < d:
+        return (f"Only {active} of {d} latent dimensions are in use ({kl_total:.2f} nats of KL in all); the other "
+                f"{d - active} posteriors equal the prior")
+    return f"All {d} latent dimensions are still in use, with {kl_total:.2f} nats of KL, but the encoder gives it up"
 
 
 def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
@@ -314,9 +328,14 @@ def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
     train_loss = [e["train"]["loss"] for e in epochs if _finite((e.get("train") or {}).get("loss"))]
     diverged = len(train_loss) >= 3 and train_loss[-1] > DIVERGENCE_FACTOR * min(train_loss)
     gspike = False
-    if np.isfinite(gn).sum() >= 10:
+    if np.isfinite(gn).sum() >= window + 2:
+        # far above both the run's median and the median of the steps just before: a run whose gradients die away
+        # (a collapsed posterior) has early steps far above its overall median, and one taking off (the encoder
+        # starting to use z) has steps far above the few before them; neither is a spike
         g = gn[np.isfinite(gn)]
-        gspike = bool(g[1:].max() > GRAD_SPIKE_FACTOR * max(np.median(g), 1e-8))
+        gmed = _running_median(g, window)
+        ok = ~np.isnan(gmed)
+        gspike = bool((g[ok] > GRAD_SPIKE_FACTOR * np.maximum(gmed[ok], max(np.median(g), 1e-8))).any())
     # the step log keeps ~20 records per epoch; an epoch mean far above the recorded steps' median
     # means spikes happened between records
     rec = loss[np.isfinite(loss)]
@@ -335,16 +354,31 @@ def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
                                "grad_norm_spike": gspike, "epoch_mean_spike": hidden_spike, "lr": t.lr,
                                "standard_lr": standard_lr(t.batch_size), "learned_little": weak,
                                "train_loss_by_epoch": train_loss}},
-        "advice": (f"The loss jumps above its running median ({len(spikes)} spikes)"
-                   + (", ends worse than its best epoch" if diverged else "")
-                   + (", and the gradient norm spikes" if gspike else "")
-                   + (f"; an epoch's mean loss reached {max(train_loss):.3g}" if hidden_spike else "")
-                   + (f"; the rate is {t.lr / standard_lr(t.batch_size):.0f}x the usual one for batch "
-                      f"{t.batch_size} and the run learned little ({_weak_text(weak)})" if weak else "")
+        "advice": (_lr_signs_text(spikes, diverged, gspike, max(train_loss) if hidden_spike else None,
+                                  t.lr / standard_lr(t.batch_size), t.batch_size, weak)
                    + ". Lower the learning rate (3-10x), use the cosine schedule with a warm-up, and clip gradients."),
         "suggested_changes": {"train": {"lr": max(t.lr / 10, 1e-5), "lr_schedule": "cosine",
                                         "lr_warmup": max(t.lr_warmup, 0.1), "grad_clip": t.grad_clip or 5.0}},
     }
+
+
+def _lr_signs_text(spikes: list[int], diverged: bool, gspike: bool, epoch_peak: float | None, ratio: float,
+                   batch: int, weak: dict[str, float] | None) -> str:
+    """The signs the learning-rate check found, and only those (it fires on one sign with a high rate)."""
+    signs = []
+    if len(spikes) >= SPIKE_MIN_COUNT:
+        signs.append(f"the loss jumps above its running median ({len(spikes)} spikes)")
+    if diverged:
+        signs.append("the loss ends worse than its best epoch")
+    if gspike:
+        signs.append("the gradient norm spikes")
+    if epoch_peak is not None:
+        signs.append(f"an epoch's mean loss reached {epoch_peak:.3g}")
+    if weak:
+        signs.append(f"the rate is {ratio:.0f}x the usual one for batch {batch} and the run learned little "
+                     f"({_weak_text(weak)})")
+    text = "; ".join(signs) or "the rate is high for this batch size"
+    return text[:1].upper() + text[1:]
 
 
 def _weak_text(weak: dict[str, float]) -> str:
