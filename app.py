@@ -9,12 +9,13 @@ and its sidebar, for every session after it.
 """
 import streamlit as st
 
-from ui import shell
+from ui import links, shell
 from ui.pages import PAGES
 
-st.set_page_config(page_title=shell.PAGE_TITLE, page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title=shell.PAGE_TITLE, page_icon=shell.icon(), layout="wide")
 shell.setup()
 pages = [st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(PAGES)]
 page = st.navigation(pages)
+links.begin(st.container(), page.url_path)
 shell.sidebar()
 page.run()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from ui import data as uidata
 from ui import images, runs
+from ui import state as S
 from ui import usecases_view as U
 
 st.title("Use cases")
@@ -17,10 +18,11 @@ st.caption("What a VAE is used for beyond pretty samples. Every number is on hel
 
 
 def command(cmd: str) -> None:
-    st.code(cmd, language="bash")
+    st.code(U.command_text(cmd), language="bash", wrap_lines=True)
 
 
-SEEDS_COMMAND = "python bench/usecase_seeds.py --data-dir DATA > bench/results/usecase_seeds.json"
+st.caption(U.DATA_DIR_NOTE)
+SEEDS_COMMAND = "python bench/usecase_seeds.py --data-dir DATA_DIR > bench/results/usecase_seeds.json"
 
 
 def missing(name: str, cmd: str) -> None:
@@ -47,7 +49,7 @@ with few:
                        if r.get("baseline_test_error") is not None else None,
                        "minutes": r.get("minutes"),
                        "of which M1": r.get("m1_minutes") or r.get("m1_minutes_reused")} for r in rows],
-                     hide_index=True, key="usecases.semisup_table")
+                     hide_index=True, key=f"{S.UC_TABLE}.semisup")
         spread = U.result("semisup_k100_seeds")
         if spread:
             errs = ", ".join(f"{100 * e:.2f} %" for e in spread["test_errors"])
@@ -59,7 +61,7 @@ with few:
             command(spread["command"])
     else:
         missing("semisup_k100", "python -m vae semisup --data mnist --labels 100 --out runs/semisup-k100")
-    command("python -m vae semisup --data mnist --data-dir DATA --labels 100 --threads 1 --out runs/semisup-k100\n"
+    command("python -m vae semisup --data mnist --data-dir DATA_DIR --labels 100 --threads 1 --out runs/semisup-k100\n"
             "python -m vae eval runs/semisup-k100   # JSON includes test_error")
 
 with probe:
@@ -68,11 +70,11 @@ with probe:
                 "means and the raw pixels. Test accuracy by label budget.")
     spreads = U.result("usecase_seeds")
     if spreads:
-        st.plotly_chart(U.probe_figure(spreads["probe"]), key="usecases.probe_chart")
+        st.plotly_chart(U.probe_figure(spreads["probe"]), key=f"{S.UC_CHART}.probe")
         st.dataframe([{"labels": r["labels"], "latent accuracy": U.pm(r, "latent_accuracy", 4),
                        "pixel accuracy": U.pm(r, "pixel_accuracy", 4),
                        "latent ahead in": f"{r['latent_ahead_in']} of {r['of']} seeds"}
-                      for r in spreads["probe"]["rows"]], hide_index=True, key="usecases.probe_table")
+                      for r in spreads["probe"]["rows"]], hide_index=True, key=f"{S.UC_TABLE}.probe")
         st.caption(f"Mean ± standard deviation over {len(spreads['seeds'])} seeds: each seed trains its own M1 (the "
                    "semi-supervised recipe's 50-D VAE, without labels) and draws its own labelled images.")
         command(spreads["command"])
@@ -93,7 +95,7 @@ with comp:
             ("gzip -9, all images", "gzip_bits_per_dim"),
             ("VAE −ELBO", "neg_elbo_bits_per_dim"),
             (f"VAE importance-weighted, K={res['iw_samples']}", "iw_bits_per_dim")]],
-            hide_index=True, key="usecases.compress_table")
+            hide_index=True, key=f"{S.UC_TABLE}.compress")
         st.caption(f"{res['n_images']:,} test images, {res['images']}: every codec codes the same 0/1 images. Mean "
                    f"± standard deviation over {len(spreads['seeds'])} seeds, each with its own M1.")
         command(spreads["command"])
@@ -107,15 +109,15 @@ with rd:
                 "reconstructions (distortion); β < 1 the other way.")
     if spreads:
         res = spreads["rd"]
-        st.plotly_chart(U.rd_figure(res), key="usecases.rd_chart")
+        st.plotly_chart(U.rd_figure(res), key=f"{S.UC_CHART}.rd")
         st.dataframe([{"β": p["beta"], **{name: U.pm(p, key) for name, key in U.RD_COLUMNS}}
-                      for p in res["points"]], hide_index=True, key="usecases.rd_table")
+                      for p in res["points"]], hide_index=True, key=f"{S.UC_TABLE}.rd")
         st.caption(f"Mean ± standard deviation over {len(spreads['seeds'])} seeds (one run per β and seed, "
                    f"{res['epochs']} epoch, 20-D); the bars on the curve span one standard deviation each way.")
         command(spreads["command"])
     else:
         missing("usecase_seeds", SEEDS_COMMAND)
-    command("python -m vae rd --data mnist --data-dir DATA --betas 0.25,0.5,1,2,4,8 --epochs 1 --out runs/rd")
+    command("python -m vae rd --data mnist --data-dir DATA_DIR --betas 0.25,0.5,1,2,4,8 --epochs 1 --out runs/rd")
 
 with aug:
     st.subheader("Generated images as extra training data")
@@ -141,13 +143,13 @@ with aug:
             st.image(fig, caption="Generated samples, one row per class (exported as npz and PNG)")
     else:
         missing("augment", "python -m vae augment --data mnist --labels 100 --export runs/augment")
-    command("python -m vae augment --data mnist --data-dir DATA --labels 100 --per-class 200 --export runs/augment")
+    command("python -m vae augment --data mnist --data-dir DATA_DIR --labels 100 --per-class 200 --export runs/augment")
     if seeds:
         st.markdown(f"**The few-label regimes over {len(seeds['seeds'])} seeds** (accuracy mean ± standard deviation; "
                     "each seed draws its own labelled images, trains its own conditional VAE and both classifiers). "
                     "Generated images *hurt* wherever a gain is negative: samples of a conditional VAE fitted on the "
                     "same few images add no information about the classes, only their blur.")
-        st.dataframe(U.augment_seed_table(seeds), hide_index=True, key="usecases.augment_seeds_table")
+        st.dataframe(U.augment_seed_table(seeds), hide_index=True, key=f"{S.UC_TABLE}.augment")
         command(seeds["command"])
 
 with anom:
@@ -164,7 +166,7 @@ with anom:
             st.image(fig, caption="Mean −ELBO per test class for the model trained without the held-out digit")
     else:
         missing("anomaly", "python -m vae anomaly --data mnist --holdout-class 7 --out runs/anomaly-7")
-    command("python -m vae anomaly --data mnist --data-dir DATA --holdout-class 7 --epochs 5 --out runs/no7")
+    command("python -m vae anomaly --data mnist --data-dir DATA_DIR --holdout-class 7 --epochs 5 --out runs/no7")
     seeds = U.result("anomaly_seeds")
     if seeds:
         st.markdown(f"**Every digit held out in turn, over {len(seeds['seeds'])} seeds** ({seeds['epochs']} epochs "
@@ -177,20 +179,21 @@ with anom:
         if fig:
             st.image(fig, caption="AUROC per held-out digit, each score; bars are the mean over seeds, whiskers "
                                   "one standard deviation")
-        command(seeds.get("command") or "python bench/anomaly_seeds.py --data-dir DATA --seeds 0,1,2,3,4")
+        command(seeds.get("command") or "python bench/anomaly_seeds.py --data-dir DATA_DIR --seeds 0,1,2,3,4")
 
     st.markdown("**The active run's most anomalous test images**")
     active = runs.active_run()
-    if active is not None:
-        entry, run = active
-        test, dkey = uidata.noted_test_images(run)
-        if test is not None:
-            scores = U.anomaly_scores(run, entry.key, test, str(dkey))
-            n = st.select_slider("Images shown", [8, 16, 24, 32], value=16, key=U.UC_TOP_N)
-            top = np.argsort(-scores, kind="stable")[:n]
-            x = images.float_from_uint8(test.x[top].numpy())
-            caps = [f"#{i} · {scores[i]:.0f} nats" + (f" · label {int(test.y[i])}" if test.y is not None else "")
-                    for i in top]
-            st.image([images.strip(x[j:j + 1], target=70) for j in range(len(top))], caption=caps, width=90,
-                     output_format="PNG")
-            st.caption(f"Highest −ELBO first, of {len(scores):,} test images (median {np.median(scores):.0f} nats).")
+    if active is None:
+        st.stop()
+    entry, run = active
+    test, dkey = uidata.noted_test_images(run)
+    if test is not None:
+        scores = U.anomaly_scores(run, entry.key, test, str(dkey))
+        n = st.select_slider("Images shown", [8, 16, 24, 32], value=16, key=S.UC_TOP_N)
+        top = np.argsort(-scores, kind="stable")[:n]
+        x = images.float_from_uint8(test.x[top].numpy())
+        caps = [f"#{i} · {scores[i]:.0f} nats" + (f" · label {int(test.y[i])}" if test.y is not None else "")
+                for i in top]
+        st.image([images.strip(x[j:j + 1], target=70) for j in range(len(top))], caption=caps, width=90,
+                 output_format="PNG")
+        st.caption(f"Highest −ELBO first, of {len(scores):,} test images (median {np.median(scores):.0f} nats).")

@@ -26,11 +26,21 @@ def test_a_link_opens_the_run_and_the_test_image(monkeypatch, tmp_path):
     assert at.query_params["i"] == "7", "the address follows the view"
 
 
-def test_bad_link_values_are_ignored(monkeypatch, tmp_path):
+def test_bad_link_values_are_ignored_with_one_line_each(monkeypatch, tmp_path):
     make_env(monkeypatch, tmp_path)
-    at = _open("app_pages/inside.py", run="no-such-run", i="999999")
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["run"], at.query_params["i"] = "no-such-run", "999999"
+    at.run()                                   # the first page a link opens takes its run
     assert at.sidebar.selectbox(key="app.run").value.endswith("mnist-2d")
+    assert texts(at.main.warning) == ["The link's run=no-such-run was ignored: run takes the folder name of a run "
+                                      "in the Active run list."]
+    at.run()
+    assert len(at.main.warning) == 1, "the line stays while the person stays on the page"
+    at.switch_page("app_pages/inside.py").run()
     assert at.number_input(key="inside.index").value == 0
+    assert texts(at.main.warning) == ["The link's i=999999 was ignored: i takes a test image number 0..499."]
+    at.switch_page("app_pages/generate.py").run()
+    assert not at.main.warning
 
 
 def test_clicked_points_and_the_sliders_point_come_back(monkeypatch, tmp_path):

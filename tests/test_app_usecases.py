@@ -1,5 +1,6 @@
 """AppTest: the Use cases and Doctor pages (run as scripts; app.py registers them in the navigation)."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,12 @@ def test_doctor_flags_collapse_and_starts_the_fix(monkeypatch, tmp_path):
     assert any(t.startswith("Posterior collapse: 0 of 4 latent dimensions active") for t in titles), titles
     assert len(at.get("plotly_chart")) == len(titles) >= 1
     assert any("--beta 1" in c.value and "--free-bits 0.5" in c.value for c in at.code)
+    # the command writes into the app's runs folder, named by a placeholder the page explains; no server path
+    assert all("--out RUNS_DIR/collapsed-" in c.value and str(runs_dir) not in c.value for c in at.code)
+    assert any("RUNS_DIR" in c for c in texts(at.caption))
+    said = " ".join(texts(at.markdown))
+    assert "posterior_collapse" not in said and "(error)" not in said and "A problem." in said
+    assert "None of the 4 latent dimensions is in use" in said
     at.button(key="doctor.start.posterior_collapse").click().run()
     assert not at.exception, at.exception
     assert any("Started the suggested run" in s.value for s in at.success), [e.value for e in at.error]
@@ -99,7 +106,8 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
         {"test_errors": [0.09, 0.13], "mean": 0.11, "sd": 0.02, "command": "python -m vae semisup --label-seed 1"}))
     cell = {"mean": 0.9, "sd": 0.01, "n": 2}
     (results / "anomaly_seeds.json").write_text(json.dumps({
-        "command": "python bench/anomaly_seeds.py --seeds 0,1", "seeds": [0, 1], "digits": [0, 1], "epochs": 2,
+        "command": "python bench/anomaly_seeds.py --data-dir ../shared/data --seeds 0,1", "seeds": [0, 1],
+        "digits": [0, 1], "epochs": 2,
         "summary": {"auroc": {"mean_over_digits": {"mean": 0.5, "sd": 0.02, "n": 2},
                               "per_digit": {"0": cell, "1": {"mean": 0.1, "sd": 0.005, "n": 2}}},
                     "auroc_latent_class": {"mean_over_digits": {"mean": 0.85, "sd": 0.01, "n": 2},
@@ -113,7 +121,13 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     assert list(seeds["held out"]) == ["0", "1", "mean over the digits"]
     assert list(seeds["−ELBO"]) == ["0.900 ± 0.010", "0.100 ± 0.005", "0.500 ± 0.020"]
     assert list(seeds["latent class score"])[-1] == "0.850 ± 0.010"
-    assert any("python bench/anomaly_seeds.py --seeds 0,1" in c.value for c in at.code)
+    assert any("python bench/anomaly_seeds.py --data-dir DATA_DIR --seeds 0,1" in c.value for c in at.code)
+    # one placeholder for the full data sets' folder, explained once, whatever each measured command named it
+    code = "\n".join(c.value for c in at.code)
+    assert "shared/data" not in code and "$DATA" not in code and " DATA " not in code
+    assert all("--data-dir DATA_DIR" in line for line in code.splitlines()
+               if re.search(r"--data (mnist|fashion-mnist|kmnist)\b", line)), code
+    assert sum("DATA_DIR" in c for c in texts(at.caption)) == 1
     table = at.dataframe[0].value
     assert list(table["test error %"]) == [9.57] and list(table["pixel baseline error %"]) == [23.97]
     # probe, compression and rate-distortion: each figure as mean ± sd over the seeds, with error bars

@@ -40,7 +40,8 @@ def panel(entry: RunEntry, run: Run, test: ImageData | None, enc: dict[str, np.n
         st.caption("The run as a zip (upload it on another VAE Lab), the test images' latent means and labels as "
                    "CSV, this map as a PNG, and a folder for the Embedding Projector (TensorBoard, or load its two "
                    ".tsv files at projector.tensorflow.org) with each point's digit as its thumbnail. "
-                   f"From the command line: `python -m vae export {entry.path} --to DIR`.")
+                   f"From the command line: `python -m vae export RUN_DIR --to DIR`, where RUN_DIR is this run's "
+                   f"folder ({entry.name}, in the app's runs folder or, for a demo run, assets/runs).")
         cols = st.columns(4)
         stem = Path(entry.path).name
         if run.path is not None:
@@ -53,8 +54,9 @@ def panel(entry: RunEntry, run: Run, test: ImageData | None, enc: dict[str, np.n
         mu, logvar = enc["mu"], enc["logvar"]
 
         def map_png() -> bytes:
-            points, axes = bundle.map_points(mu)
-            return bundle.map_png(points, labels, names, axes=axes, title=f"{stem}: {len(mu):,} test images")
+            points, axes, centre = bundle.map_points(mu)
+            return bundle.map_png(points, labels, names, axes=axes, prior_center=centre,
+                                  title=f"{stem}: {len(mu):,} test images")
 
         cols[1].download_button("Latent means (.csv)", lambda: bundle.latents_csv(mu, logvar, labels, names),
                                 f"{stem}-latents.csv", "text/csv", on_click="ignore", icon=":material/table:",

@@ -2,17 +2,39 @@
 training status)."""
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from . import compute, links, runs, settings, state, training, uploads
 
 PAGE_TITLE = "VAE Lab"
+
+
+@functools.cache
+def icon() -> Image.Image:
+    """The browser tab's icon, drawn here and served by the app itself: three soft clusters, like codes on a
+    latent map. (A ``:material/...`` page icon makes the browser fetch an SVG from fonts.gstatic.com, which
+    fails offline and tells a third party who opened the app; the page links' Material icons come from the
+    font Streamlit serves.) A 64x64 RGBA picture."""
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    rgb = np.zeros((64, 64, 3), np.float32)
+    alpha = np.zeros((64, 64), np.float32)
+    for (cx, cy), colour in (((22, 24), (78, 121, 167)), ((42, 22), (242, 142, 43)), ((32, 42), (225, 87, 89))):
+        a = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 7.0 ** 2))
+        rgb += a[..., None] * np.array(colour, np.float32)
+        alpha += a
+    out = np.concatenate([rgb / np.maximum(alpha, 1e-6)[..., None], 255 * np.clip(1.6 * alpha, 0, 1)[..., None]], -1)
+    return Image.fromarray(out.round().astype(np.uint8), "RGBA")
+
+
 _STARTUP_LOCK = threading.Lock()
 _STARTUP: dict[str, float] = {}
 
@@ -70,14 +92,21 @@ def _run_picker() -> None:
     paths = [e.path for e in entries]
     by_path = {e.path: e for e in entries}
     by_name = {Path(p).name: p for p in paths}
-    links.restore("run", lambda name: st.session_state.__setitem__(state.APP_RUN, by_name[name]))
+    links.restore("run", lambda name: st.session_state.__setitem__(state.APP_RUN, by_name[name]),
+                  "the folder name of a run in the Active run list")
     if st.session_state.get(state.APP_RUN) not in by_path:
         st.session_state[state.APP_RUN] = paths[0]
     st.selectbox("Active run", paths, key=state.APP_RUN, format_func=lambda p: runs.label(by_path[p]),
                  help="The model every page uses: demo runs ship with the app; runs you train or upload are "
-                      f"saved in {settings.runs_dir()} and listed for everyone.")
+                      "saved in the app's runs folder on the server and listed here for everyone.")
     links.publish("run", Path(st.session_state[state.APP_RUN]).name)
-    s = runs.summary(by_path[st.session_state[state.APP_RUN]])
+    active = by_path[st.session_state[state.APP_RUN]]
+    saved = [e for e in entries if e.kind != "demo"]
+    if active.kind == "demo" and saved:     # a new tab starts on a demo: say where trained runs are
+        st.caption(f"{len(saved)} run{'s' if len(saved) > 1 else ''} trained or uploaded here "
+                   f"{'are' if len(saved) > 1 else 'is'} in this list after the demo runs, newest first: "
+                   f"{saved[0].name}.")
+    s = runs.summary(active)
     if s.get("ok"):
         bits = [f"{s['latent_dim']}-D latent", s["arch"].upper(), f"data {s['data']}"]
         if s.get("prior") == "vamp":

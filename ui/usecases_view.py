@@ -1,37 +1,52 @@
 """Glue for the Use cases and Doctor pages: cached results, diagnosis, figures, starting a fix.
 
-Session-state keys of these two pages live here (prefixed ``usecases.`` / ``doctor.``), next to
-the code that reads them, so that ``ui/state.py`` (owned by the other pages) need not change.
+Session-state keys of these two pages live in ``ui/state.py`` with every other key.
 Measured results come from ``bench/results/*.json`` (written by the commands in
 ``bench/usecases.md``); the pages never train a model in the script thread.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from vae.cli.analyse import diagnose_run
 from vae.config import RunConfig
+from vae.evaluate import UNUSED_KL_NATS
 from vae.runs import Run
 from vae.usecases.doctor import apply_changes
 from vae.usecases.plots import seed_sd
 
-from . import settings
+from . import plots, settings
 
 RESULTS_DIR = settings.ROOT / "bench" / "results"
 FIGURES_DIR = settings.ROOT / "assets" / "usecases"
 
-# session-state keys (widgets of app_pages/use_cases.py and app_pages/doctor.py)
-UC_TOP_N = "usecases.top_n"
-UC_PROBE_RUN = "usecases.probe_run"        # button: run the probe on the active run
-DOC_HISTORY_ONLY = "doctor.history_only"
-DOC_START_PREFIX = "doctor.start."          # + finding code: button that starts the suggested run
-DOC_MESSAGE = "doctor.message"              # ("success" | "error", text) after a start
+# the commands' placeholders, each explained once on its page (no server path is shown to a browser)
+DATA_DIR = "DATA_DIR"      # a folder holding the full data sets (torchvision layout: DATA_DIR/MNIST/raw/...)
+RUNS_DIR = "RUNS_DIR"      # the app's runs folder (VAE_LAB_RUNS_DIR where the app runs; runs/ in its checkout)
+DATA_DIR_MEANS = (f"**{DATA_DIR}** stands for a folder holding the full data sets in torchvision's layout "
+                  f"({DATA_DIR}/MNIST/raw/*.gz; `python -m vae datasets` says what each needs)")
+DATA_DIR_NOTE = (f"In these commands {DATA_DIR_MEANS}; the app itself never needs it. Paths like `runs/…` are "
+                 "relative to where you run the command.")
+
+
+def command_text(cmd: str) -> str:
+    """A measured command as the page shows it: whatever folder it named for the full data sets ($DATA, DATA, a
+    developer's ../shared/data) is ``DATA_DIR``, and a built-in full data set without ``--data-dir`` gets one."""
+    lines = []
+    for line in cmd.splitlines():
+        line = re.sub(r"--data-dir(?:\s+|=)\S+", f"--data-dir {DATA_DIR}", line)
+        if "--data-dir" not in line:
+            line = re.sub(r"(--data (?:mnist|fashion-mnist|kmnist))(?=\s|$)", rf"\1 --data-dir {DATA_DIR}", line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def results_dir() -> Path:
@@ -125,28 +140,42 @@ def figure(name: str) -> str | None:
 @st.cache_data(show_spinner="Examining the run…", max_entries=32)
 def findings(_run: Run, run_key: str, _test, data_key: str) -> list[dict]:
     """``vae.usecases.doctor.diagnose`` on the run's history (and its reconstructions of ``_test`` when given)."""
-    return diagnose_run(_run, _test, f"runs/{_run.name}")
+    return diagnose_run(_run, _test, f"{RUNS_DIR}/{_run.name}")
+
+
+SERIES_NAMES = {"kl_per_dim": "KL per dimension, nats", "test_recon": "reconstruction (test), nats",
+                "test_kl": "KL (test), nats", "loss": "loss (train step), nats", "grad_norm": "gradient norm",
+                "lr": "learning rate", "kl": "KL (train step), nats", "recon": "reconstruction (train step), nats"}
+LOG_SCALE = ("lr_too_high", "kl_explosion", "non_finite")
 
 
 def evidence_figure(f: dict) -> go.Figure:
-    """The finding's evidence: bars (KL per dimension) or lines over steps/epochs."""
+    """The finding's evidence: KL per dimension as the Train page's bars (unused ones grey, on an axis that starts
+    at zero and reaches at least twice the "unused" line, so a collapsed run's bars look as small as they are),
+    or each series of a history in its own panel over a shared x axis, with its name in words (two series on
+    two y axes made ticks like 0.00007 beside 205.05)."""
     ev = f["evidence"]
-    fig = go.Figure()
     if ev["kind"] == "bar":
-        for name, ys in ev["series"].items():
-            fig.add_bar(x=[f"z{i}" for i in ev["x"]], y=ys, name=name)
-        fig.update_yaxes(title_text="nats")
-    else:
-        for i, (name, ys) in enumerate(ev["series"].items()):
-            fig.add_scatter(x=ev["x"], y=ys, mode="lines+markers", name=name, yaxis="y" if i == 0 else "y2",
-                            marker=dict(size=4))
-        if len(ev["series"]) > 1:
-            fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False))
-        if f["code"] in ("lr_too_high", "kl_explosion", "non_finite"):
-            fig.update_yaxes(type="log", selector=dict(overlaying=None))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=ev.get("x_label"),
-                      legend=dict(orientation="h", y=1.15))
+        kl = [float(v or 0.0) for v in next(iter(ev["series"].values()))]
+        fig = plots.kl_bars(kl)
+        fig.add_hline(y=UNUSED_KL_NATS, line=dict(color=plots.GUIDE, dash="dot", width=1),
+                      annotation_text=f"unused below {UNUSED_KL_NATS:g} nats", annotation_position="top left")
+        return fig
+    series = [(k, v) for k, v in ev["series"].items() if any(x is not None for x in v)]
+    rows = max(1, len(series))
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[SERIES_NAMES.get(k, k.replace("_", " ")) for k, _ in series])
+    for i, (name, ys) in enumerate(series, start=1):
+        fig.add_scatter(x=ev["x"], y=ys, mode="lines+markers", name=SERIES_NAMES.get(name, name), showlegend=False,
+                        marker=dict(size=4), row=i, col=1)
+        log = f["code"] in LOG_SCALE and all(v is None or v > 0 for v in ys)
+        fig.update_yaxes(type="log" if log else "linear", row=i, col=1)
+    fig.update_xaxes(title_text=ev.get("x_label"), row=rows, col=1)
+    fig.update_layout(height=150 + 150 * rows, margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+SEVERITY_WORDS = {"error": "A problem", "warning": "Worth a look", "info": "Note"}
 
 
 def start_fix(run: Run, f: dict) -> tuple[str, str]:
