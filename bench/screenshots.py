@@ -76,7 +76,7 @@ def main() -> None:
             if name == "loss_forces":     # ten steps, then beta 4 so the KL arrows are long enough to see
                 page.get_by_role("button", name="Ten steps").click()
                 settle(page, 500)
-                beta = page.get_by_role("spinbutton", name="β (next step on)")
+                beta = page.get_by_role("spinbutton", name="β (next step on)")  # the Loss forces page's own β
                 beta.fill("4")
                 beta.press("Enter")
                 settle(page, 500)
@@ -84,8 +84,11 @@ def main() -> None:
                 for layer in ("Posterior ellipses", "Density", "Holes"):
                     page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button", has_text=layer).click()
                     settle(page, 300)
-                hole = page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace",
-                                    has=page.locator("text", has_text="hole 1")).locator(".points path")
+                i = page.evaluate("() => document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\").data"
+                                  ".filter(t => t.type === 'scatter')"
+                                  ".findIndex(t => (t.name || '').startsWith('holes'))")
+                hole = page.locator("[data-testid='stMain'] .js-plotly-plot").first.locator(
+                    ".scatterlayer .trace").nth(i).locator(".points path")
                 hole.nth(0).click(force=True)
                 page.get_by_text("Left: decoded at the hole").wait_for()
                 settle(page, 300)

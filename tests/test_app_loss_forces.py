@@ -25,7 +25,7 @@ def _step(at) -> tuple[int, float]:
 def test_steps_and_beta_and_reset(monkeypatch, tmp_path):
     make_env(monkeypatch, tmp_path)
     at = open_app("app_pages/loss_forces.py")
-    assert texts(at.title) == ["Watch each loss term push"] and not at.exception
+    assert texts(at.title) == ["Loss forces"] and not at.exception
     assert _step(at) == (0, 1.0)
     drawn = _map(at)
     assert [a["name"] for a in drawn["arrows"]] == ["reconstruction push", "KL push (× β)", "sum"]
@@ -45,6 +45,23 @@ def test_steps_and_beta_and_reset(monkeypatch, tmp_path):
     assert [a["name"] for a in _map(at)["arrows"]] == ["KL push (× β)"]
     at.button(key="step.reset").click().run()
     assert _step(at)[0] == 0 and not at.exception
+
+
+def test_the_locked_view_keeps_its_axes_while_beta_collapses_the_codes(monkeypatch, tmp_path):
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/loss_forces.py")
+    assert at.toggle(key="step.lock_view").value, "locked by default"
+    view = _map(at)["view"]
+    assert view[0] <= -3 and view[1] >= 3 and view[0] == -view[1] == view[2] == -view[3]
+    at.number_input(key="step.beta").set_value(8.0).run()
+    for _ in range(2):
+        at.button(key="step.ten").click().run()
+    assert _step(at) == (20, 8.0) and _map(at)["view"] == view, "the axes stay while the codes move"
+    at.toggle(key="step.lock_view").set_value(False).run()
+    assert _map(at)["view"] != view, "unlocked, the view fits the codes"
+    at.toggle(key="step.lock_view").set_value(True).run()
+    assert _map(at)["view"] == view
+    assert any("all are shrunk by one factor" in c for c in texts(at.caption))
 
 
 def test_a_16d_run_steps_an_untrained_2d_model(monkeypatch, tmp_path):

@@ -110,8 +110,14 @@ def test_latent_map_layers_holes_and_class_directions(monkeypatch, tmp_path):
     assert traces[0]["type"] == "heatmap"                       # the density lies under everything
     outlines = [t for t in traces if str(t.get("name", "")).startswith("1σ posteriors")]
     assert len(outlines) == 10                                  # one outline trace per digit
-    holes = [t for t in traces if t.get("name") == "holes"]
+    holes = [t for t in traces if str(t.get("name", "")).startswith("holes")]
     assert len(holes) == 1 and holes[0]["customdata"] == [-1, -2, -3, -4, -5, -6]
+    # one legend entry per layer; the interpolation paths keep their colours with layers on
+    shown = [t["name"] for t in traces if t.get("showlegend", True) and t.get("type") == "scatter"]
+    for entry in ("1σ posterior of each image", "density of the encoded points", "holes of the prior (click one)"):
+        assert entry in shown, shown
+    assert {t["name"]: t["line"]["color"] for t in traces if str(t.get("name", "")).endswith(" path")} == \
+        {"linear path": "#d81b60", "spherical path": "#8e24aa"}
     # a click on hole 2 (the chart's callback stores it; AppTest cannot click a plotly point)
     run_key = next(iter(at.session_state["map.clicks"]))
     at.session_state["map.hole"] = {run_key: 1}
@@ -131,4 +137,4 @@ def test_latent_map_layers_holes_and_class_directions(monkeypatch, tmp_path):
     at.button_group(key="map.layers").set_value(["Class direction"]).run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["type"] for t in spec["data"] if t.get("name") == "towards 7"] == ["scatter"]
-    assert not any(t.get("name") == "holes" for t in spec["data"])
+    assert not any(str(t.get("name", "")).startswith("holes") for t in spec["data"])

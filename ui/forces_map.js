@@ -5,8 +5,8 @@
 // st.plotly_chart whose every new figure was drawn twice (once at the spec's width, once at the
 // column's), which put the arrows on screen 400 ms after a click; a canvas redraw takes a few ms.
 // data = {key, step, view: [xmin, xmax, ymin, ymax], palette: [...], probe: {x, y, c} (c: class index or -1),
-//         mu: {x, y}, arrows: [{name, color, width, alpha, dx, dy}] (already scaled; color "text": the theme's text
-//         colour, so the sum reads on a dark page too), circles: [1, 2]}
+//         mu: {x, y}, arrows: [{name, color, width, alpha, dashed, dx, dy}] (already scaled, drawn in this order; color
+//         "text": the theme's text colour, so the sum reads on a dark page too), circles: [1, 2]}
 // Test and bench hooks: the root's data-step / data-arrows, and a "vae-forces-drawn" event on document
 // ({step, t: performance.now()}) after each draw at the page's width.
 
@@ -42,7 +42,7 @@ function legend(F, data) {
   };
   item("this batch's μ", g => { dot(g, 22, 7, 4.5, "#f28e2b", "#222"); });
   for (const a of data.arrows) {
-    item(a.name, g => { g.globalAlpha = a.alpha ?? 1; arrow(g, 4, 7, 40, 7, a.color === "text" ? F.text : a.color, a.width); });
+    item(a.name, g => { g.globalAlpha = a.alpha ?? 1; arrow(g, 4, 7, 40, 7, a.color === "text" ? F.text : a.color, a.width, a.dashed); });
   }
   item("test codes (faint)", g => { g.globalAlpha = 0.35; dot(g, 16, 7, 3, "#888"); dot(g, 28, 7, 3, "#888"); });
 }
@@ -52,17 +52,27 @@ function dot(g, x, y, r, fill, stroke) {
   if (stroke) { g.lineWidth = 1; g.strokeStyle = stroke; g.stroke(); }
 }
 
-function arrow(g, x0, y0, x1, y1, color, width) {
+function arrow(g, x0, y0, x1, y1, color, width, dashed) {
   const dx = x1 - x0, dy = y1 - y0, len = Math.hypot(dx, dy);
   g.strokeStyle = color; g.fillStyle = color; g.lineWidth = width;
   if (len < 1e-6) return;
   const h = Math.min(4 + 1.5 * width, 0.45 * len + 2), ux = dx / len, uy = dy / len;
+  const hx = x1 - ux * h, hy = y1 - uy * h, px = -uy * h * 0.45, py = ux * h * 0.45;
+  if (dashed) {
+    // a dashed shaft and an open head: the arrows it lies on (the sum over the reconstruction push at beta = 1)
+    // show between its dashes and inside its head
+    g.setLineDash([4, 3]);
+    g.beginPath(); g.moveTo(x0, y0); g.lineTo(x1, y1); g.stroke();
+    g.setLineDash([]);
+    g.beginPath(); g.moveTo(hx + px, hy + py); g.lineTo(x1, y1); g.lineTo(hx - px, hy - py); g.stroke();
+    return;
+  }
   // the shaft stops inside the head, so a half transparent arrow has no darker overlap
   const back = Math.max(0, len - 0.7 * h);
   g.beginPath(); g.moveTo(x0, y0); g.lineTo(x0 + ux * back, y0 + uy * back); g.stroke();
   g.beginPath(); g.moveTo(x1 + ux * 1.5, y1 + uy * 1.5);
-  g.lineTo(x1 - ux * h - uy * h * 0.4, y1 - uy * h + ux * h * 0.4);
-  g.lineTo(x1 - ux * h + uy * h * 0.4, y1 - uy * h - ux * h * 0.4);
+  g.lineTo(hx + px * 0.9, hy + py * 0.9);
+  g.lineTo(hx - px * 0.9, hy - py * 0.9);
   g.closePath(); g.fill();
 }
 
@@ -117,12 +127,13 @@ function draw(F) {
   // the batch's means, then each push from them
   const mu = data.mu;
   for (let i = 0; i < mu.x.length; i++) if (ok(mu.x[i], mu.y[i])) dot(g, X(mu.x[i]), Y(mu.y[i]), 3.5, "#f28e2b", "#222");
-  // the last term (the sum, thick and half transparent) first, so the terms it adds up stay visible on top
-  for (const a of [...data.arrows].reverse()) {
+  // in the order given (the reconstruction push, the KL push over it, the thin sum on top): where they overlap,
+  // each stays visible
+  for (const a of data.arrows) {
     const color = a.color === "text" ? text : a.color;
     g.globalAlpha = a.alpha ?? 1;
     for (let i = 0; i < mu.x.length; i++) {
-      if (ok(mu.x[i], mu.y[i], a.dx[i], a.dy[i])) arrow(g, X(mu.x[i]), Y(mu.y[i]), X(mu.x[i] + a.dx[i]), Y(mu.y[i] + a.dy[i]), color, a.width);
+      if (ok(mu.x[i], mu.y[i], a.dx[i], a.dy[i])) arrow(g, X(mu.x[i]), Y(mu.y[i]), X(mu.x[i] + a.dx[i]), Y(mu.y[i] + a.dy[i]), color, a.width, a.dashed);
     }
   }
   g.globalAlpha = 1;

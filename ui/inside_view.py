@@ -78,10 +78,10 @@ def architecture(m: ModelConfig) -> tuple[str, str]:
     return f"MLP {enc}", f"MLP {dec}"
 
 
-def _vector(name: str, values: np.ndarray, dims: list[int], testid: str) -> str:
+def _vector(name: str, values: np.ndarray, dims: list[int], testid: str, title_html: str | None = None) -> str:
     rows = "".join(f"<tr><td>z{j}</td><td>{values[j]:+.3f}</td></tr>" for j in dims)
     more = f"<div class='more'>+{len(values) - len(dims)} more</div>" if len(values) > len(dims) else ""
-    return f"<div class='box vec' data-testid='{testid}'><b>{name}</b><table>{rows}</table>{more}</div>"
+    return f"<div class='box vec' data-testid='{testid}'><b>{title_html or name}</b><table>{rows}</table>{more}</div>"
 
 
 def prior_name(m: ModelConfig) -> str:
@@ -90,7 +90,9 @@ def prior_name(m: ModelConfig) -> str:
 
 
 def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
-    """The forward pass as one row of boxes with this input's numbers, and the two loss terms under it."""
+    """The forward pass as one row of boxes with this input's numbers, and the two loss terms under it. The row is
+    sized to fit the page's main column at 1,400 px with the sidebar open; narrower, it scrolls sideways rather than
+    wrapping its second half under the first."""
     dims = order[:SHOWN_DIMS]
     enc, dec = architecture(m)
     x_img = images.png_b64(images.one(p.x, target=112))
@@ -102,7 +104,7 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
         f"<div class='box net'><b>encoder</b><div class='sub'>{html.escape(enc)}</div></div>",
         _vector("μ", p.mu, dims, "vae-inside-mu"),
         _vector("log σ²", p.logvar, dims, "vae-inside-logvar"),
-        _vector("σ = exp(½ log σ²)", p.sigma, dims, "vae-inside-sigma"),
+        _vector("σ = exp(½ log σ²)", p.sigma, dims, "vae-inside-sigma", title_html="σ =<br>exp(½ log σ²)"),
         _vector("ε ~ N(0, I)", p.eps, dims, "vae-inside-eps"),
         _vector("z = μ + σ·ε", p.z, dims, "vae-inside-z"),
         f"<div class='box net'><b>decoder</b><div class='sub'>{html.escape(dec)}</div></div>",
@@ -118,15 +120,15 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
         f"<span class='num'>{p.neg_elbo:.2f}</span> nats</div>")
     style = """<style>
     .vae-inside{font-family:var(--font, sans-serif);color:inherit}
-    .vae-inside .row{display:flex;align-items:center;gap:4px;flex-wrap:wrap}
-    .vae-inside .box{border:1px solid rgba(128,128,128,.45);border-radius:8px;padding:6px 8px;text-align:center;
-      font-size:13px;background:rgba(128,128,128,.06)}
-    .vae-inside .net{background:rgba(78,121,167,.15);max-width:130px}
-    .vae-inside .img img{display:block;margin:4px auto;width:84px;height:84px;image-rendering:pixelated}
-    .vae-inside .vec table{border-collapse:collapse;margin:2px auto;font-family:monospace;font-size:12px}
-    .vae-inside .vec td{padding:0 4px}
-    .vae-inside .sub,.vae-inside .more{font-size:11px;opacity:.75}
-    .vae-inside .arrow{font-size:20px;opacity:.6}
+    .vae-inside .row{display:flex;align-items:center;gap:2px;flex-wrap:nowrap;overflow-x:auto;padding-bottom:2px}
+    .vae-inside .box{border:1px solid rgba(128,128,128,.45);border-radius:8px;padding:4px 5px;text-align:center;
+      font-size:12px;background:rgba(128,128,128,.06);flex:0 0 auto}
+    .vae-inside .net{background:rgba(78,121,167,.15);max-width:104px}
+    .vae-inside .img img{display:block;margin:3px auto;width:72px;height:72px;image-rendering:pixelated}
+    .vae-inside .vec table{border-collapse:collapse;margin:2px auto;font-family:monospace;font-size:11.5px}
+    .vae-inside .vec td{padding:0 2px}
+    .vae-inside .sub,.vae-inside .more{font-size:10.5px;opacity:.75}
+    .vae-inside .arrow{font-size:15px;opacity:.6;flex:0 0 auto}
     .vae-inside .losses{display:flex;gap:10px;flex-wrap:wrap;margin-top:10px}
     .vae-inside .loss{border-left:4px solid #e15759;padding:4px 10px;font-size:14px}
     .vae-inside .loss .num{font-weight:700;font-family:monospace}

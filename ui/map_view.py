@@ -183,11 +183,12 @@ def pad_background(_model, run_key: str, extent: float, label: int | None, n: in
 
 
 def hole_sentence(hole: map_layers.Hole) -> str:
-    """Why the hole decodes badly, with its numbers."""
+    """What a hole is, with its numbers, and no promise about what it decodes to (that is for the pictures to say)."""
     return (f"The prior is {hole.ratio:,.0f}× likelier to sample here than the encoded test images are to lie here "
-            f"(prior density {hole.prior:.3f}, encoded {hole.encoded:.4f} per unit area). The decoder learned to "
-            "draw only from where images were encoded, so a sample that lands in a hole decodes to a blend or a "
-            "smudge: the gap between the prior and the aggregate posterior.")
+            f"(prior density {hole.prior:.3f}, encoded {hole.encoded:.4f} per unit area). No training image was "
+            "encoded near this point, so nothing checked what the decoder draws here: compare the left picture with "
+            "the right one. Such holes are the gap between the prior and the aggregate posterior, and a sample from "
+            "the prior can land in them.")
 
 
 @dataclass

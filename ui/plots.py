@@ -71,47 +71,74 @@ def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in idx], y=vals, marker_color=colors,
                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
     fig.update_xaxes(title_text="latent dimension", type="category")
-    fig.update_yaxes(title_text="KL, nats per image", rangemode="tozero")
+    # from zero to at least twice the "unused" line, so a collapsed run's bars (micro-nats) look as small as they are
+    top = max([2 * threshold, *[v for v in vals if math.isfinite(v)]])
+    fig.update_yaxes(title_text="KL, nats per image", range=[0, 1.08 * top])
     return _layout(fig, 300)
+
+
+# Fixed colours for what a person adds to a map, none of them a class colour: without them plotly took the next
+# colour of its cycle, so turning a layer on (more traces before them) recoloured the paths and the markers.
+PATH_COLORS = {"linear path": "#d81b60", "spherical path": "#8e24aa"}
+PATH_COLOR = "#6d4c41"          # any other path (the class direction)
+MARK_COLOR = "#d81b60"
+HOLE_COLOR = "#d62728"
+DENSITY_GREY = "rgba(110,110,110,0.6)"
 
 
 def add_overlays(fig: go.Figure, paths: list[tuple[str, np.ndarray, str]] | None = None,
                  marked: list[tuple[str, float, float]] | None = None) -> go.Figure:
-    """Paths (name, [T, 2] points, dash) as lines and marked points (text, x, y) on a latent map."""
+    """Paths (name, [T, 2] points, dash) as lines and marked points (text, x, y) on a latent map. A marked point's
+    label sits in a box beside it, joined by a short line, so it covers neither the point nor its neighbours."""
     for name, pts, dash in paths or []:
+        color = PATH_COLORS.get(name, PATH_COLOR)
         fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
-                                 line=dict(width=3, dash=dash), marker=dict(size=5), hoverinfo="skip"))
-    for text, x, y in marked or []:
-        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", text=[text], textposition="top center",
-                                 name=f"point {text}", showlegend=False, hoverinfo="skip",
-                                 marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
-                                 textfont=dict(size=15)))
+                                 line=dict(width=3, dash=dash, color=color), marker=dict(size=5, color=color),
+                                 hoverinfo="skip"))
+    for k, (text, x, y) in enumerate(marked or []):
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=f"point {text}", showlegend=False,
+                                 hovertemplate=f"{text}<extra></extra>",
+                                 marker=dict(size=16, symbol="circle-open", color=MARK_COLOR,
+                                             line=dict(width=3, color=MARK_COLOR))))
+        fig.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1.5, arrowcolor=MARK_COLOR,
+                           ax=36 if k % 2 == 0 else -36, ay=-30, standoff=9, font=dict(size=13, color=MARK_COLOR),
+                           bgcolor="rgba(255,255,255,0.85)", bordercolor=MARK_COLOR, borderwidth=1, borderpad=2)
     return fig
+
+
+def _legend_only(name: str, **marker) -> go.Scatter:
+    """A legend entry for a layer that has no marker of its own to show there (a heatmap, outlines)."""
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, marker=marker, hoverinfo="skip")
 
 
 def add_map_layers(fig: go.Figure, *, ellipses: list[tuple[str, np.ndarray]] | None = None,
                    density=None, holes: list | None = None) -> go.Figure:
     """Layers over a latent map: posterior outlines (name, [N, V, 2]) per class as one line trace each, the encoded
     points' density (a ``vae.map_layers.Density``) as a shaded heatmap under everything, and the prior's holes as
-    clickable crosses (customdata -1 - k for hole k, so a click tells them from test images)."""
+    clickable crosses (customdata -1 - k for hole k, so a click tells them from test images; their numbers are in
+    the hover and the legend, not written on the map, where close holes' labels ran into each other). Each layer
+    has one legend entry."""
     for i, (name, outlines) in enumerate(ellipses or []):
         xy = np.concatenate([np.concatenate([o, np.full((1, 2), np.nan)]) for o in outlines]) if len(outlines) else \
             np.zeros((0, 2))
         color = CLASS_COLORS[i % len(CLASS_COLORS)] if name != "posteriors" else GUIDE
         fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines", name=f"1σ posteriors ({name})",
                                  line=dict(width=1, color=color), opacity=0.45, hoverinfo="skip", showlegend=False,
-                                 connectgaps=False))
+                                 legendgroup="ellipses", connectgaps=False))
+    if ellipses:
+        fig.add_trace(_legend_only("1σ posterior of each image", symbol="circle-open", size=11, color=GUIDE,
+                                   line=dict(width=1.5, color=GUIDE)).update(legendgroup="ellipses"))
     if density is not None:
         fig.add_trace(go.Heatmap(x=density.xs, y=density.ys, z=density.encoded, name="density of encoded points",
-                                 colorscale=[[0, "rgba(128,128,128,0)"], [1, "rgba(110,110,110,0.6)"]],
+                                 colorscale=[[0, "rgba(128,128,128,0)"], [1, DENSITY_GREY]],
                                  zsmooth="best", showscale=False, hoverinfo="skip"))
         fig.data = fig.data[-1:] + fig.data[:-1]              # under the points
+        fig.add_trace(_legend_only("density of the encoded points", symbol="square", size=12, color=DENSITY_GREY))
     if holes:
         fig.add_trace(go.Scatter(
-            x=[h.x for h in holes], y=[h.y for h in holes], mode="markers+text", name="holes",
-            text=[f"hole {k + 1}" for k in range(len(holes))], textposition="bottom center",
-            customdata=[-1 - k for k in range(len(holes))], showlegend=False,
-            marker=dict(symbol="x-thin-open", size=18, line=dict(width=3, color="#d62728")),
+            x=[h.x for h in holes], y=[h.y for h in holes], mode="markers", name="holes of the prior (click one)",
+            text=[f"hole {k + 1}" for k in range(len(holes))], customdata=[-1 - k for k in range(len(holes))],
+            marker=dict(symbol="x-thin-open", size=18, color=HOLE_COLOR, line=dict(width=3, color=HOLE_COLOR)),
             hovertemplate="%{text}: the prior samples here, no image was encoded here; click to decode"
                           "<extra></extra>"))
     return fig

@@ -58,8 +58,12 @@ def steppable(run: Run) -> bool:
     return m.latent_dim == 2 and m.prior == "normal"
 
 
+def stepper_key(run_key: str, start: str, lr: float, batch: int) -> tuple:
+    return (run_key, start, lr, batch, st.session_state.get(S.STEP_RESETS, 0))
+
+
 def stepper(run: Run, run_key: str, start: str, lr: float, batch: int, train: ImageData) -> Stepper:
-    key = (run_key, start, lr, batch, st.session_state.get(S.STEP_RESETS, 0))
+    key = stepper_key(run_key, start, lr, batch)
     held = st.session_state.get(S.STEP_STEPPER)
     if not held or held[0] != key:
         if start == ACTIVE and steppable(run):
@@ -86,9 +90,12 @@ _CSS = """
 .vae-forces-item { display: inline-flex; align-items: center; gap: 0.3rem; }
 """
 _MAP = st.components.v2.component("vae_lab_forces_map", js=_JS, css=_CSS)
-# (term, legend name, colour, line width, opacity); the map draws the last first, under the terms it sums
-TERMS = (("reconstruction", "reconstruction push", RECON_C, 2.0, 1.0), ("KL", "KL push (× β)", KL_C, 2.0, 1.0),
-         ("sum", "sum", SUM_C, 4.0, 0.45))
+# (term, legend name, colour, line width, opacity, dashed), drawn in this order: the reconstruction push, the KL
+# push over it (at beta = 1 the shorter one; under the red it disappeared), then their sum, dashed with an open head,
+# so the arrows it lies on show through it (at beta = 1 the sum is nearly the reconstruction push)
+TERMS = (("reconstruction", "reconstruction push", RECON_C, 2.5, 0.8, False),
+         ("KL", "KL push (× β)", KL_C, 2.5, 0.95, False), ("sum", "sum", SUM_C, 1.4, 0.9, True))
+VIEW_MIN = 3.0        # a locked view spans at least the prior's 3 sigma either way
 
 
 def _rounded(v: np.ndarray) -> list[float | None]:
@@ -98,27 +105,44 @@ def _rounded(v: np.ndarray) -> list[float | None]:
     return [float(a) if np.isfinite(a) else None for a in v]
 
 
-def forces_data(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, shown: list[str], step: int
-                ) -> tuple[dict, float]:
+def locked_view(key: tuple, points: np.ndarray) -> list[float]:
+    """The view kept for this session's stepper ``key`` (a new stepper, Reset or another start gets a new one): a
+    square around the prior's centre holding its 3 sigma and every code at the moment it was locked, with room to
+    spare, so codes moving between steps move on fixed axes (collapsing onto the prior shows as shrinking)."""
+    held = st.session_state.get(S.STEP_VIEW)
+    if held and held[0] == key:
+        return held[1]
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(1)]
+    r = max(VIEW_MIN, float(np.abs(pts).max()) * 1.15 if len(pts) else VIEW_MIN)
+    r = float(np.ceil(r * 2) / 2)
+    view = [-r, r, -r, r]
+    st.session_state[S.STEP_VIEW] = (key, view)
+    return view
+
+
+def forces_data(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, shown: list[str], step: int,
+                view: list[float] | None = None) -> tuple[dict, float]:
     """What the map draws (``forces_map.js``) and the arrows' scale: the longest sum is drawn 0.6 units long.
 
-    The view holds every code, every arrow's tip and the prior's 2-sigma circle, so codes collapsing onto
-    the prior are seen shrinking against it rather than zoomed back up to fill the map."""
+    ``view`` ([xmin, xmax, ymin, ymax], e.g. ``locked_view``) keeps the axes; without it the view holds every
+    code, every arrow's tip and the prior's 2-sigma circle, refitted at every step."""
     longest = float(np.linalg.norm(f.total, axis=1).max()) if len(f.total) else 0.0
     scale = 0.6 / longest if longest > 0 else 1.0
     pushes = {"reconstruction": f.recon, "KL": f.kl, "sum": f.total}
-    arrows = [{"name": name, "color": color, "width": width, "alpha": alpha,
+    arrows = [{"name": name, "color": color, "width": width, "alpha": alpha, "dashed": dashed,
                "dx": _rounded(pushes[term][:, 0] * scale), "dy": _rounded(pushes[term][:, 1] * scale)}
-              for term, name, color, width, alpha in TERMS if term in shown]
-    pts = [probe_mu, f.mu, np.array([[-2.2, -2.2], [2.2, 2.2]])]
-    pts += [f.mu + pushes[term] * scale for term, *_ in TERMS if term in shown]
-    allp = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in pts])
-    allp = allp[np.isfinite(allp).all(1)]
-    lo, hi = allp.min(0), allp.max(0)
-    pad = 0.05 * (hi - lo)
+              for term, name, color, width, alpha, dashed in TERMS if term in shown]
+    if view is None:
+        pts = [probe_mu, f.mu, np.array([[-2.2, -2.2], [2.2, 2.2]])]
+        pts += [f.mu + pushes[term] * scale for term, *_ in TERMS if term in shown]
+        allp = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in pts])
+        allp = allp[np.isfinite(allp).all(1)]
+        lo, hi = allp.min(0), allp.max(0)
+        pad = 0.05 * (hi - lo)
+        view = [lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]]
     classes = [-1] * len(probe_mu) if probe_y is None else [int(c) for c in probe_y]
-    data = {"step": int(step), "view": _rounded(np.array([lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1],
-                                                            hi[1] + pad[1]])),
+    data = {"step": int(step), "view": _rounded(np.array(view)),
             "palette": plots.CLASS_COLORS, "circles": [1, 2],
             "probe": {"x": _rounded(probe_mu[:, 0]), "y": _rounded(probe_mu[:, 1]), "c": classes},
             "mu": {"x": _rounded(f.mu[:, 0]), "y": _rounded(f.mu[:, 1])}, "arrows": arrows}

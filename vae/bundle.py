@@ -9,7 +9,8 @@ Everything here is bytes or files from plain arrays, so the app's download butto
 - ``latents_csv(codes, labels, class_names)``: one row per test image: ``index``, ``label``,
   ``class`` (when labelled), ``mu_0..mu_{D-1}`` and ``logvar_0..logvar_{D-1}``.
 - ``map_png(points, labels, class_names)``: the 2-D map (the latent means themselves for a 2-D
-  latent, their first two principal components otherwise) drawn as a scatter with a legend.
+  latent, their first two principal components otherwise) drawn as a scatter with a legend, round
+  ticks and the prior's 1σ and 2σ circles, as the Latent map page draws it.
 - ``write_projector(out, mu, images, labels, class_names)``: TensorBoard's projector layout
   (``tensors.tsv``, ``metadata.tsv``, ``sprite.png``, ``projector_config.pbtxt``) and the same
   embedding described for the standalone projector (``projector_config.json``): load the folder
@@ -78,27 +79,51 @@ def latents_csv(mu: np.ndarray, logvar: np.ndarray, labels: np.ndarray | None = 
     return out.getvalue()
 
 
-def map_points(mu: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
-    """2-D coordinates for the map and their axis names: z itself for D <= 2, else the first two PCs."""
+def map_points(mu: np.ndarray) -> tuple[np.ndarray, tuple[str, str], tuple[float, float] | None]:
+    """2-D coordinates for the map, their axis names, and where the prior's centre (z = 0) lands: z itself for
+    D = 2, the first two PCs beyond (the centre then moves with the data's mean); for D = 1 there is no 2-D prior
+    to draw (None)."""
     from .latent import project
     points, proj = project(mu, "pca")
-    axes = ("z0", "z1") if proj.method == "identity" else ("PC 1", "PC 2")
-    return points, axes
+    if proj.method == "identity":
+        return points, ("z0", "z1"), ((0.0, 0.0) if np.asarray(mu).shape[1] == 2 else None)
+    centre = proj.transform(np.zeros((1, np.asarray(mu).shape[1]), np.float32))[0]
+    return points, ("PC 1", "PC 2"), (float(centre[0]), float(centre[1]))
+
+
+def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """Round tick values (a 1, 2 or 5 times a power of ten apart) inside [lo, hi], about ``target`` of them."""
+    span = max(hi - lo, 1e-9)
+    raw = span / max(1, target)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + k * step, 10) for k in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _tick_text(v: float) -> str:
+    return f"{v:g}" if v != 0 else "0"
 
 
 def map_png(points: np.ndarray, labels: np.ndarray | None = None, class_names: list[str] | None = None, *,
-            size: int = 900, axes: tuple[str, str] = ("z0", "z1"), title: str = "") -> bytes:
-    """A scatter of ``points`` [N, 2] coloured by label, with axes ticks and a legend, as PNG bytes."""
+            size: int = 900, axes: tuple[str, str] = ("z0", "z1"), title: str = "",
+            prior_center: tuple[float, float] | None = None) -> bytes:
+    """A scatter of ``points`` [N, 2] coloured by label, as PNG bytes: one scale on both axes (a circle stays a
+    circle), round tick values, a legend, and, given ``prior_center``, the prior's 1σ and 2σ circles there
+    (dotted and dashed, as the Latent map page draws them)."""
     points = np.asarray(points, np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be [N, 2], got {points.shape}")
-    legend_w, margin = (110 if labels is not None else 0), 48
+    legend_w, margin = (110 if labels is not None else 0), 56
     img = Image.new("RGB", (size + legend_w, size), "white")
     draw = ImageDraw.Draw(img)
     finite = points[np.isfinite(points).all(1)]
     lo, hi = (finite.min(0), finite.max(0)) if len(finite) else (np.zeros(2), np.ones(2))
-    span = np.maximum(hi - lo, 1e-6)
-    lo, hi = lo - 0.04 * span, hi + 0.04 * span
+    if prior_center is not None:       # the whole 2-sigma circle stays on the picture
+        c = np.asarray(prior_center, np.float64)
+        lo, hi = np.minimum(lo, c - 2), np.maximum(hi, c + 2)
+    mid, half = (lo + hi) / 2, max(float((hi - lo).max()), 1e-6) / 2 * 1.06
+    lo, hi = mid - half, mid + half
     inner = size - 2 * margin
 
     def to_px(p: np.ndarray) -> np.ndarray:
@@ -106,18 +131,23 @@ def map_png(points: np.ndarray, labels: np.ndarray | None = None, class_names: l
         return np.stack([margin + t[..., 0] * inner, size - margin - t[..., 1] * inner], -1)
 
     draw.rectangle([margin, margin, size - margin, size - margin], outline="#888888")
-    for k in range(5):  # ticks with their values on both axes
-        t = k / 4
-        vx, vy = lo[0] + t * (hi[0] - lo[0]), lo[1] + t * (hi[1] - lo[1])
-        x, y = margin + t * inner, size - margin - t * inner
-        draw.line([x, size - margin, x, size - margin + 5], fill="#888888")
-        draw.text((x - 12, size - margin + 8), f"{vx:.2g}", fill="#333333")
-        draw.line([margin - 5, y, margin, y], fill="#888888")
-        draw.text((4, y - 6), f"{vy:.2g}", fill="#333333")
+    for axis in (0, 1):  # round ticks with their values on both axes
+        for v in nice_ticks(lo[axis], hi[axis]):
+            t = margin + (v - lo[axis]) / (hi[axis] - lo[axis]) * inner
+            text = _tick_text(v)
+            if axis == 0:
+                draw.line([t, size - margin, t, size - margin + 5], fill="#888888")
+                draw.text((t - 3 * len(text), size - margin + 8), text, fill="#333333")
+            else:
+                y = size - t
+                draw.line([margin - 5, y, margin, y], fill="#888888")
+                draw.text((margin - 9 - 6 * len(text), y - 6), text, fill="#333333")
     draw.text((size / 2 - 10, size - 18), axes[0], fill="#000000")
     draw.text((4, margin - 24), axes[1], fill="#000000")
     if title:
         draw.text((margin, 10), title, fill="#000000")
+    if prior_center is not None:
+        _prior_circles(draw, to_px, prior_center, inner / (hi[0] - lo[0]))
     px = to_px(points)
     classes = np.unique(labels) if labels is not None else np.array([0])
     for c in classes:
@@ -134,6 +164,19 @@ def map_png(points: np.ndarray, labels: np.ndarray | None = None, class_names: l
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def _prior_circles(draw: ImageDraw.ImageDraw, to_px, centre: tuple[float, float], px_per_unit: float) -> None:
+    """The prior's 1σ (dotted) and 2σ (dashed) circles, labelled "1 sd" and "2 sd", in grey."""
+    cx, cy = to_px(np.asarray(centre, np.float64))
+    for r, dash in ((1, 4), (2, 10)):
+        rad = r * px_per_unit
+        n = max(24, int(2 * math.pi * rad / dash))
+        for k in range(0, n, 2):                      # every other segment: a dashed outline
+            a0, a1 = 2 * math.pi * k / n, 2 * math.pi * (k + 1) / n
+            draw.line([cx + rad * math.cos(a0), cy - rad * math.sin(a0), cx + rad * math.cos(a1),
+                       cy - rad * math.sin(a1)], fill="#808080", width=2)
+        draw.text((cx + rad * 0.72 + 4, cy - rad * 0.72 - 14), f"{r} sd", fill="#808080")   # PIL's font has no σ
 
 
 def sprite(images: np.ndarray) -> tuple[bytes, int]:
@@ -213,8 +256,8 @@ def export_run(run, test, class_names: list[str] | None, to: str | Path, *, max_
         labels = None if test.y is None else test.y[:n].numpy()
         codes = run.encode(x, None if labels is None else test.y[:n])
         atomic_write_bytes(to / "latents.csv", latents_csv(codes["mu"], codes["logvar"], labels, class_names).encode())
-        points, axes = map_points(codes["mu"])
-        atomic_write_bytes(to / "map.png", map_png(points, labels, class_names, axes=axes,
+        points, axes, centre = map_points(codes["mu"])
+        atomic_write_bytes(to / "map.png", map_png(points, labels, class_names, axes=axes, prior_center=centre,
                                                    title=f"{run.path.name}: {n:,} test images"))
         files += [to / "latents.csv", to / "map.png"]
         files += write_projector(to / "projector", codes["mu"], x.numpy().astype(np.float32) / 255.0, labels,

@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, describe, expand, go, new_page, settle
 from upload_cases import data_cases, run_cases
@@ -25,7 +26,7 @@ IMG = "[data-testid='vae-live-image']"
 PAGES = [("Home", "VAE Lab"), ("Train", "Train"), ("Inside a VAE", "Inside a VAE"),
          ("Reconstructions", "Reconstructions"),
          ("Latent map", "Latent map"), ("Sliders", "Sliders"), ("Generate", "Generate"), ("Compare", "Compare runs"),
-         ("Loss forces", "Watch each loss term push")]
+         ("Loss forces", "Loss forces")]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_train_one_epoch_and_the_run_appears_in_the_picker(browser, app_url, run
     before = set(saved(runs_dir))
     page.get_by_role("button", name="Quick demo settings").click()
     settle(page)
-    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs = page.get_by_role("textbox", name="Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
     settle(page)
@@ -139,19 +140,41 @@ def test_clicking_two_map_points_shows_the_image_and_interpolates_between_them(b
     page.context.close()
 
 
+PATH_COLOURS = ("() => Object.fromEntries(document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\").data"
+                ".filter(t => (t.name || '').endsWith(' path')).map(t => [t.name, t.line.color]))")
+
+
+def hole_trace(page):
+    """The map's trace of the prior's holes (plotly draws the scatter traces in order, the heatmap elsewhere)."""
+    i = page.evaluate("() => document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\").data"
+                      ".filter(t => t.type === 'scatter').findIndex(t => (t.name || '').startsWith('holes'))")
+    assert i >= 0, "no holes on the map"
+    return page.locator("[data-testid='stMain'] .js-plotly-plot").first.locator(".scatterlayer .trace").nth(i)
+
+
 def test_map_layers_draw_and_a_clicked_hole_decodes(browser, app_url):
     page = open_app(browser, app_url, "latent_map")
     page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace .points path").first.wait_for()
     settle(page)
+    before = page.evaluate(PATH_COLOURS)
     for layer in ("Posterior ellipses", "Density", "Holes"):
         page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button", has_text=layer).click()
         settle(page)
-    holes = page.locator("[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace",
-                         has=page.locator("text", has_text="hole 1"))
+    page.wait_for_function("() => document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\").data"
+                           ".some(t => (t.name || '').startsWith('holes'))")
+    assert before == page.evaluate(PATH_COLOURS)
+    holes = hole_trace(page)
     holes.locator(".points path").first.wait_for()
     names = page.evaluate("() => document.querySelector(\"[data-testid='stMain'] .js-plotly-plot\")"
                           ".data.map(t => t.type + ':' + (t.name || ''))")
     assert names[0].startswith("heatmap:") and sum(n.startswith("scatter:1σ posteriors") for n in names) == 10
+    # each layer has a legend entry, and the paths and markers keep their colours whatever layers are on
+    legend = page.locator("[data-testid='stMain'] .js-plotly-plot").first.locator(".legendtext").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    for entry in ("1σ posterior of each image", "density of the encoded points", "holes of the prior (click one)"):
+        assert entry in legend, legend
+    colours = page.evaluate(PATH_COLOURS)
+    assert colours == {"linear path": "#d81b60", "spherical path": "#8e24aa"}, colours
     holes.locator(".points path").nth(1).click(force=True)
     page.get_by_text("Left: decoded at the hole").wait_for()
     assert page.get_by_text("likelier to sample here than the encoded test images").count() == 1
@@ -269,7 +292,7 @@ def test_a_guided_experiment_starts_from_home_and_can_be_stopped(browser, app_ur
     page.get_by_text("Guided experiment: Too few dimensions.").wait_for()
     assert page.locator("[data-testid='stMain'] h1").first.text_content().strip() == "Train"
     page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
-    assert page.get_by_role("spinbutton", name="Latent dimensions").input_value() == "1"
+    assert page.get_by_role("textbox", name="Latent dimensions", exact=True).input_value() == "1"
     page.get_by_text("The Doctor's verdict").wait_for(timeout=120_000)     # the 20 s run ends, the Doctor reads it
     [new] = [p for p in saved(runs_dir) if p not in before]
     assert json.loads((new / "config.json").read_text())["model"]["latent_dim"] == 1
@@ -302,7 +325,10 @@ def test_export_downloads_the_projector_folder_and_the_map(browser, app_url, tmp
     assert sprite.size == (side, side)
     with page.expect_download() as got:
         page.get_by_role("button", name="Map (.png)").click()
-    assert Image.open(got.value.path()).format == "PNG"
+    picture = Image.open(got.value.path())
+    assert picture.format == "PNG"
+    grey = (np.asarray(picture.convert("RGB")) == (128, 128, 128)).all(-1).sum()
+    assert grey > 1000, f"the prior's 1 and 2 sd circles are drawn ({grey} grey pixels)"
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 
@@ -311,7 +337,7 @@ def test_closed_tab_stops_its_training_and_other_sessions_never_see_it(browser, 
     a = open_app(browser, app_url, "train")
     settle(a)
     before = set(saved(runs_dir))
-    epochs = a.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs = a.get_by_role("textbox", name="Epochs", exact=True)
     epochs.fill("500")
     epochs.press("Enter")
     settle(a)
