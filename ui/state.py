@@ -18,6 +18,8 @@ APP_RUN_UPLOAD_N = "app.run_upload_n"        # counter giving the uploader's key
 APP_RUN_UPLOAD_RESULT = "app.run_upload_result"  # ("success" | "error", one line)
 APP_TOAST = "app.toast"                      # a message to toast on the next run
 LINK_TAKEN = "app.link_taken"                # URL parameters already applied this session (ui/links.py)
+LINK_IGNORED = "app.link_ignored"            # [(page, line)] URL values that did not fit, shown on that page
+LINK_NOTICE = "app.link_notice"              # (container, page) of this script run, where those lines go
 
 # ---- shared between pages
 SHARED_SAVED = "shared.saved_points"         # {run_key: [{"name", "z", "label"}]} saved on the Sliders page
@@ -59,6 +61,7 @@ TRAIN_STOP = "train.stop"
 TRAIN_RESUME = "train.resume"                # button (prefix, + run folder name in the interrupted list)
 TRAIN_WATCH = "train.watch"                  # button (prefix, + run folder name in the in-progress list)
 TRAIN_ERROR = "train.error"                  # one line from a refused Start
+TRAIN_SEEN_JOB = "train.seen_job"            # the run folder whose ending this session has already handled
 
 # ---- Reconstructions
 RECON_SORT = "recon.sort"
@@ -110,6 +113,15 @@ CMP_REPLAY_EPOCH = "compare.replay_epoch"
 CMP_REPLAY_MAP = "compare.replay_map"
 CMP_REPLAY_KL = "compare.replay_kl"
 
+# ---- Use cases and Doctor
+UC_TOP_N = "usecases.top_n"
+UC_TABLE = "usecases.table"                  # tables: f"{UC_TABLE}.semisup" / ".probe" / ".compress" / ...
+UC_CHART = "usecases.chart"                  # charts: f"{UC_CHART}.probe" / ".rd"
+DOC_HISTORY_ONLY = "doctor.history_only"
+DOC_START_PREFIX = "doctor.start."           # + finding code: button that starts the suggested run
+DOC_CHART = "doctor.chart"                   # charts: f"{DOC_CHART}.{finding code}"
+DOC_MESSAGE = "doctor.message"               # ("success" | "error", text) after a start
+
 # ---- Loss forces
 STEP_START = "step.start"                    # the active run or scratch
 STEP_BETA = "step.beta"                      # takes effect at the next step
@@ -121,6 +133,8 @@ STEP_PLAY = "step.play"
 STEP_RESET = "step.reset"
 STEP_RESETS = "step.resets"                  # counter: a new stepper after Reset
 STEP_SHOWN = "step.shown"                    # which arrows
+STEP_LOCK = "step.lock_view"                 # keep the map's axes from step to step
+STEP_VIEW = "step.view"                      # (stepper key, [xmin, xmax, ymin, ymax]) the locked view
 STEP_STEPPER = "step.stepper"                # (key, vae.stepper.Stepper): this session's own model
 STEP_MAP = "step.map"
 STEP_KL = "step.kl"
@@ -162,7 +176,7 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          MAP_LAYERS, MAP_DIR_TARGET, MAP_DIR_STRENGTH,
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
          INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
-         CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN)
+         CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN, STEP_LOCK, DOC_HISTORY_ONLY, UC_TOP_N)
 
 
 def keep_widget_values() -> None:

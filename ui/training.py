@@ -16,10 +16,10 @@ from vae import jobs
 from vae.config import RunConfig
 from vae.data import DataSplit
 
-from . import jobview, settings
+from . import jobview, settings, state
 from .scheduler import Scheduler
 
-SEEN = "train.seen_job"       # session state: the run folder whose ending this session has already handled
+SEEN = state.TRAIN_SEEN_JOB   # the run folder whose ending this session has already handled
 
 _SCHEDULERS: dict[str, Scheduler] = {}
 
