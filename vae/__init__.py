@@ -7,7 +7,7 @@ No Streamlit here: everything is reachable from ``python -m vae ...`` and from a
     pics = run.sample(16)                                  # [16, 1, 28, 28] floats in [0, 1]
     data = vae.load_dataset("mnist5k")
     result = vae.train_run(vae.RunConfig(), data, "runs/mine")   # train, evaluate, write a run folder
-    result.final["neg_elbo"]                               # test -ELBO, nats per image
+    result.final.neg_elbo                                  # test -ELBO, nats per image
 """
 __version__ = "0.2.0"
 

@@ -86,7 +86,7 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
     sigma = torch.exp(0.5 * logvar)
     z = mu + sigma * et
     logits = model.decode(z, y)
-    recon = recon_nll(logits, xt, model.cfg, model.sigma() if model.cfg.likelihood == "gaussian" else None)
+    recon = recon_nll(logits, xt, model.cfg, model.likelihood_sigma())
     return ForwardPass(
         x=xt[0].cpu().numpy(), mu=mu[0].cpu().numpy(), logvar=logvar[0].cpu().numpy(),
         sigma=sigma[0].cpu().numpy(), eps=e.astype(np.float32), z=z[0].cpu().numpy(),

@@ -18,7 +18,6 @@ heartbeat for ``STALE_S``) is ``interrupted``: ``resume`` continues it from its 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
@@ -31,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import RunConfig
+from .record import CLAIM, EVENTS_FILE, JOB, LIVE, LOG, SNAPSHOTS, STOP, read_snapshot, snapshot_path
 from .runs import CONFIG, new_run_dir
 from .util import atomic_write_bytes, atomic_write_json
 
-JOB, EVENTS, STOP, LIVE, SNAPSHOTS, LOG, CLAIM = ("job.json", "events.jsonl", "stop", "live.npz", "snapshots",
-                                                 "train.log", "claim")
+EVENTS = EVENTS_FILE
+__all__ = ["CLAIM", "EVENTS", "JOB", "LIVE", "LOG", "SNAPSHOTS", "STOP", "JobControl", "read_snapshot",
+           "snapshot_path"]
 ACTIVE = ("queued", "running")
 HEARTBEAT_S = 2.0            # a running job rewrites job.json at least this often
 STALE_S = 60.0               # ... and counts as gone after this long without a heartbeat (another host)
@@ -77,12 +76,29 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``"<boot id>:<clock ticks since boot>"`` (Linux ``/proc``), or None where
+    that cannot be read. A pid is reused after its process ends and after a reboot; its start time is not."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            ticks = f.read().rsplit(")", 1)[1].split()[19]
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f"{f.read().strip()}:{ticks}"
+    except (OSError, IndexError):
+        return None
+
+
 def is_alive(status: dict[str, Any] | None) -> bool:
-    """Is the process behind a ``running`` job still there? By pid on this host, by heartbeat elsewhere."""
+    """Is the process behind a ``running`` job still there? On this host by its pid and its start time (a pid reused
+    by another process after a crash or a reboot is not the job), elsewhere by the heartbeat."""
     if not status or status.get("state") != "running":
         return False
     if status.get("host") == HOST and isinstance(status.get("pid"), int):
-        return pid_alive(status["pid"])
+        pid = status["pid"]
+        if not pid_alive(pid):
+            return False
+        recorded = status.get("proc_start")
+        return recorded is None or process_start(pid) in (None, recorded)
     return time.time() - float(status.get("updated") or 0) < STALE_S
 
 
@@ -113,14 +129,47 @@ def mark_interrupted(run_dir: str | Path, why: str) -> dict[str, Any]:
                         message=f"{why}; {kept(run_dir)}. Resume continues it from there.")
 
 
-def clear_progress(run_dir: str | Path) -> None:
-    """Remove a previous run's record (events, snapshots, checkpoint, status) before a fresh run in the folder."""
-    import shutil
-    run_dir = Path(run_dir)
-    for name in (EVENTS, LIVE, JOB, STOP, CLAIM):
-        (run_dir / name).unlink(missing_ok=True)
-    for name in (SNAPSHOTS, "checkpoint", "checkpoint.new", "checkpoint.old"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
+def clear_job(run_dir: str | Path) -> None:
+    """Remove a previous job's status, stop request and claim before a fresh run in the same folder."""
+    for name in (JOB, STOP, CLAIM):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+class JobControl:
+    """Keeps a run folder's job record (``job.json``) from the pipeline's events: running with this process's
+    pid, a heartbeat with the progress at most every ``HEARTBEAT_S``, the epoch once it is saved, and how the run
+    ended. The command line attaches it to every run it writes (and so to the app's jobs, which are
+    ``python -m vae train --resume RUN_DIR``); a stop request left by an earlier process is cleared first."""
+
+    def __init__(self, run_dir: str | Path, *, launched_by: str = "", fresh: bool = False):
+        self.dir, self.launched_by = Path(run_dir), launched_by
+        if fresh:
+            clear_job(self.dir)
+        (self.dir / STOP).unlink(missing_ok=True)      # a stop request belongs to the previous process
+        self.started = False
+        self.last = 0.0
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e["type"]
+        if kind == "start" and not self.started:
+            self.started = True
+            write_status(self.dir, state="running", pid=os.getpid(), host=HOST, started=time.time(),
+                         proc_start=process_start(os.getpid()), epochs=e["epochs"], total_steps=e["total_steps"],
+                         launched_by=self.launched_by, message="training", epoch=e.get("resumed_at_epoch") or 0,
+                         world_size=e.get("world_size", 1), device=e.get("device"))
+            self.last = time.monotonic()
+        elif kind == "step" and time.monotonic() - self.last >= HEARTBEAT_S:
+            self.last = time.monotonic()
+            write_status(self.dir, step=e["global_step"], epoch_running=e["epoch"],
+                         samples_per_sec=e.get("samples_per_sec"), eta=e.get("eta"), elapsed=e.get("elapsed"))
+        elif kind == "saved":
+            write_status(self.dir, epoch=e["epoch"], test=e.get("test"))
+        elif kind == "finished":
+            state = {"completed": "done", "cancelled": "stopped"}.get(e["status"], "failed")
+            write_status(self.dir, state=state, ended=time.time(), message=e["message"], final=e.get("final") or {})
+            (self.dir / STOP).unlink(missing_ok=True)
+        elif kind == "error":
+            write_status(self.dir, state="failed", ended=time.time(), message=f"training failed: {e['message']}")
 
 
 # ----------------------------------------------------------------------------------------------- stop
@@ -267,23 +316,3 @@ def read_events(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str, An
         except ValueError:
             continue
     return events, offset + end
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray] | None:
-    """A live or snapshot ``.npz`` (no pickles), or None while it does not exist yet."""
-    try:
-        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return None
-
-
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: v for k, v in arrays.items() if v is not None})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def snapshot_path(run_dir: str | Path, epoch: int) -> Path:
-    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.npz"
