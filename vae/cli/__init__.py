@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see python -m vae {args.command} --help)")
         return args.func(args)
     except (UsageError, DataError, ConfigError, RunError, ValueError) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
