@@ -9,6 +9,9 @@ Sources (see :data:`DATASETS` and :func:`load_dataset`):
 * ``mnist``, ``fashion-mnist``, ``kmnist``: official 60k/10k splits read from IDX files in
   torchvision's folder layout (``<data_dir>/MNIST/raw/...``), downloaded into the cache when missing.
 * ``digits8``: scikit-learn's 8x8 digits (only when scikit-learn is installed).
+* ``shapes``, ``shapes32``, ``colour-shapes``: generated offline with known factors (dSprites' grid, its
+  32x32 laptop view, a 2-D scene in the spirit of 3D Shapes); their splits carry ``factors`` ``[N, F]``
+  and the :class:`DataSplit` names them (``factor_names``, ``factor_values``).
 * A path: a ``.npz`` file, a ``.zip`` of images or a folder of images.
 
 Everything coming from the user is treated as hostile: archives are checked for unsafe names,
@@ -29,6 +32,8 @@ Submodules (each imports only from the ones listed before it):
 * :mod:`~vae.data.arrays`: :func:`validate_images` (array, pixel and label checks), resizing,
   channel conversion, and reading ``.npz`` files.
 * :mod:`~vae.data.idx`: MNIST-family IDX files: finding, parsing, downloading.
+* :mod:`~vae.data.factors`: :class:`FactorGrid`, :data:`FACTOR_SETS` and :func:`render_images` for the generated
+  sets; their renderers :mod:`~vae.data.shapes` (sprites) and :mod:`~vae.data.scenes` (colour scenes).
 * :mod:`~vae.data.builtin`: ``mnist5k``, ``digits8`` and :func:`list_datasets`.
 * :mod:`~vae.data.images`: folders and zips of images: walking, header checks, decoding; and
   :func:`image_from_bytes` for one uploaded image.
@@ -40,11 +45,13 @@ from __future__ import annotations
 from .arrays import validate_images
 from .builtin import list_datasets
 from .cache import cache_dir, default_data_dir
+from .factors import FACTOR_SETS, FactorGrid, render_images
 from .images import image_from_bytes
 from .load import load_dataset
 from .types import (
     DATASETS,
     DEFAULT_DATASET,
+    GENERATED_DATASETS,
     DataError,
     DataSplit,
     ImageData,
@@ -66,8 +73,11 @@ from .zips import zip_entry_problem as zip_entry_problem
 __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
+    "FACTOR_SETS",
+    "GENERATED_DATASETS",
     "DataError",
     "DataSplit",
+    "FactorGrid",
     "ImageData",
     "Limits",
     "binarize",
@@ -76,6 +86,7 @@ __all__ = [
     "image_from_bytes",
     "list_datasets",
     "load_dataset",
+    "render_images",
     "to_float",
     "validate_images",
 ]

@@ -12,18 +12,19 @@ import torch
 from .arrays import _check_decoded_bytes, _check_image_size_arg, _load_npz, _resize_uint8, _to_channels
 from .builtin import _load_digits8, _load_mnist5k
 from .cache import default_data_dir
+from .factors import load_factor_set
 from .idx import _load_idx_dataset
 from .images import _load_folder, _load_zip_images
-from .types import _ACCEPTED_SPECS, DATASETS, DataError, DataSplit, ImageData, Limits
+from .types import _ACCEPTED_SPECS, DATASETS, GENERATED_DATASETS, DataError, DataSplit, ImageData, Limits
 
 
-def _take(x: np.ndarray, y: np.ndarray | None, k: int | None, shuffled: bool, seed: int,
-          stream: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """First ``k`` items after shuffling by seed (already-shuffled splits are just cut)."""
+def _take(x: np.ndarray, y: np.ndarray | None, k: int | None, shuffled: bool, seed: int, stream: int,
+          f: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """First ``k`` items (images, labels, factors) after shuffling by seed (already-shuffled splits are just cut)."""
     if k is None or k >= x.shape[0]:
-        return x, y
+        return x, y, f
     idx = np.arange(k) if shuffled else np.random.default_rng([seed, stream]).permutation(x.shape[0])[:k]
-    return x[idx], None if y is None else y[idx]
+    return x[idx], None if y is None else y[idx], None if f is None else f[idx]
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -64,7 +65,10 @@ def load_dataset(
         max_test: Keep only the first ``max_test`` test images after shuffling by ``seed``.
 
     Returns:
-        A :class:`DataSplit` with train/test uint8 ``[N, C, S, S]`` and int64 ``[N]`` labels (or None).
+        A :class:`DataSplit` with train/test uint8 ``[N, C, S, S]`` and int64 ``[N]`` labels (or None); for the
+        generated sets (:data:`GENERATED_DATASETS`) also int64 ``[N, F]`` ``factors`` and the split's
+        ``factor_names`` / ``factor_values``. Those sets render only the images kept by ``max_train`` /
+        ``max_test``, and the caps of ``limits`` (made for reading files) do not apply to them.
 
     Raises:
         DataError: Unknown name, missing files, bad or hostile data, or bad arguments.
@@ -94,6 +98,8 @@ def load_dataset(
             arrays = _load_mnist5k(test_fraction, seed)
         elif key == "digits8":
             arrays = _load_digits8(test_fraction, seed)
+        elif key in GENERATED_DATASETS:
+            arrays = load_factor_set(key, test_fraction, seed, max_train, max_test)
         else:
             base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
             arrays = _load_idx_dataset(key, base, limits, download)
@@ -120,10 +126,13 @@ def load_dataset(
             what = f"{text}: no such file or folder" if looks_like_path else f"unknown data set {text!r}"
             raise DataError(f"{what}; accepted: {', '.join(DATASETS)} or {_ACCEPTED_SPECS}")
 
-    x_train, y_train = _take(arrays.x_train, arrays.y_train, max_train, not arrays.fixed_order, seed, 0)
-    x_test, y_test = _take(arrays.x_test, arrays.y_test, max_test, not arrays.fixed_order, seed, 1)
+    x_train, y_train, f_train = _take(arrays.x_train, arrays.y_train, max_train, not arrays.fixed_order, seed, 0,
+                                      arrays.f_train)
+    x_test, y_test, f_test = _take(arrays.x_test, arrays.y_test, max_test, not arrays.fixed_order, seed, 1,
+                                   arrays.f_test)
     total = x_train.shape[0] + x_test.shape[0] - (1 if x_train.shape[0] == 1 and x_test.shape[0] == 1 else 0)
-    if total > limits.max_images:
+    # the generated sets read no file and have a fixed, documented size: the caps on reading data do not apply
+    if total > limits.max_images and name not in GENERATED_DATASETS:
         raise DataError(f"{name}: {total:,} images, over the limit of {limits.max_images:,} (Limits.max_images); "
                         f"accepted: fewer images, or set max_train / max_test")
     if not arrays_from_images:
@@ -136,7 +145,11 @@ def load_dataset(
     return DataSplit(
         name=name,
         source=arrays.source,
-        train=ImageData(_tensor(x_train), None if y_train is None else _tensor(y_train)),
-        test=ImageData(_tensor(x_test), None if y_test is None else _tensor(y_test)),
+        train=ImageData(_tensor(x_train), None if y_train is None else _tensor(y_train),
+                        None if f_train is None else _tensor(f_train)),
+        test=ImageData(_tensor(x_test), None if y_test is None else _tensor(y_test),
+                       None if f_test is None else _tensor(f_test)),
         class_names=arrays.class_names,
+        factor_names=arrays.factor_names,
+        factor_values=arrays.factor_values,
     )

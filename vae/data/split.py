@@ -50,6 +50,12 @@ class _Arrays:
     class_names: list[str] | None
     source: str
     fixed_order: bool  # True: official/explicit split in original order; False: already shuffled by seed
+    # Generated data sets with known factors (vae.data.factors): int64 [N, F] indices per split, and per factor
+    # its name and the value behind each index.
+    f_train: np.ndarray | None = None
+    f_test: np.ndarray | None = None
+    factor_names: list[str] | None = None
+    factor_values: list[list] | None = None
 
 
 def _split_arrays(x: np.ndarray, y: np.ndarray | None, class_names: list[str] | None, source: str,

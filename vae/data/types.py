@@ -17,7 +17,18 @@ DATASETS: dict[str, str] = {
     "kmnist": ("Kuzushiji-MNIST cursive Japanese characters 28x28, official 60,000/10,000 split "
                "(IDX files, downloaded if missing)"),
     "digits8": "scikit-learn's 1,797 handwritten digits 8x8 (sklearn.datasets.load_digits); needs scikit-learn",
+    "shapes": ("dSprites' factor grid, generated offline: 737,280 binary 64x64 sprites (3 GB in memory); "
+               "factors: shape 3, scale 6, orientation 40, x position 32, y position 32; y = shape"),
+    "shapes32": ("the laptop view of shapes, generated offline: 46,080 binary 32x32 sprites, every 4th orientation "
+                 "and every 2nd position; factors: shape 3, scale 6, orientation 10, x position 16, y position 16; "
+                 "y = shape"),
+    "colour-shapes": ("a 2-D scene in the spirit of 3D Shapes, generated offline: 80,000 RGB 32x32 pictures; "
+                      "factors: floor hue 10, wall hue 10, object hue 10, scale 4, shape 4, orientation 5; "
+                      "y = shape"),
 }
+
+#: Built-in sets that VAE Lab generates (vae.data.factors): fixed size, no file read, factors known.
+GENERATED_DATASETS = frozenset({"shapes", "shapes32", "colour-shapes"})
 
 #: Side range accepted for the user's images when no ``image_size`` is requested.
 MIN_AUTO_SIDE = 8
@@ -84,18 +95,25 @@ class ImageData:
     Attributes:
         x: uint8 ``[N, C, H, W]`` with ``C`` in {1, 3} and ``H == W``.
         y: int64 ``[N]`` with values in ``[0, num_classes)``, or None when unlabeled.
+        factors: int64 ``[N, F]``, the index of each generating factor's value (see
+            :attr:`DataSplit.factor_values`), or None when the factors are unknown (every data set but the
+            generated ones in :data:`GENERATED_DATASETS`).
     """
 
     x: torch.Tensor
     y: torch.Tensor | None
+    factors: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        x, y = self.x, self.y
+        x, y, f = self.x, self.y, self.factors
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[2] != x.shape[3]:
             raise ValueError(f"ImageData.x must be uint8 [N, C, H, W] with C in {{1, 3}} and H == W, "
                              f"got {x.dtype} {tuple(x.shape)}")
         if y is not None and (y.dtype != torch.int64 or y.ndim != 1 or y.shape[0] != x.shape[0]):
             raise ValueError(f"ImageData.y must be int64 [N] with N = {x.shape[0]}, got {y.dtype} {tuple(y.shape)}")
+        if f is not None and (f.dtype != torch.int64 or f.ndim != 2 or f.shape[0] != x.shape[0]):
+            raise ValueError(f"ImageData.factors must be int64 [N, F] with N = {x.shape[0]}, "
+                             f"got {f.dtype} {tuple(f.shape)}")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -111,6 +129,10 @@ class DataSplit:
         train: Training images ``[N_train, C, S, S]`` and labels ``[N_train]`` or None.
         test: Test images ``[N_test, C, S, S]`` and labels ``[N_test]`` or None.
         class_names: One name per class (``["0", ..., "9"]``, folder names, ...) or None when unlabeled.
+        factor_names: For data with known generating factors (both splits carry ``factors``), one name per
+            factor ``[F]`` (``"shape"``, ``"x position"``, ...); else None.
+        factor_values: ``factor_values[f][k]`` is the value of factor ``f`` at index ``k`` (a float, or a
+            string for a categorical factor); None with ``factor_names``.
     """
 
     name: str
@@ -118,6 +140,23 @@ class DataSplit:
     train: ImageData
     test: ImageData
     class_names: list[str] | None
+    factor_names: list[str] | None = None
+    factor_values: list[list] | None = None
+
+    def __post_init__(self) -> None:
+        names, values = self.factor_names, self.factor_values
+        if names is None and values is None:
+            return
+        if names is None or values is None or len(names) != len(values) or not all(len(v) for v in values):
+            raise ValueError("DataSplit.factor_names and factor_values must both be given, one non-empty list "
+                             "of values per factor")
+        for part, data in (("train", self.train), ("test", self.test)):
+            f = data.factors
+            if f is None or f.shape[1] != len(names):
+                raise ValueError(f"DataSplit.{part}.factors must be int64 [N, {len(names)}] when factor_names "
+                                 f"is set, got {None if f is None else tuple(f.shape)}")
+            if f.numel() and (int(f.min()) < 0 or (f.amax(0) >= torch.tensor([len(v) for v in values])).any()):
+                raise ValueError(f"DataSplit.{part}.factors has an index outside factor_values")
 
     @property
     def channels(self) -> int:
@@ -138,6 +177,11 @@ class DataSplit:
     def has_labels(self) -> bool:
         """Whether both splits carry labels."""
         return self.train.y is not None and self.test.y is not None
+
+    @property
+    def has_factors(self) -> bool:
+        """Whether the generating factors are known (``factor_names`` set, both splits carry ``factors``)."""
+        return self.factor_names is not None
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
