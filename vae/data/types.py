@@ -42,11 +42,11 @@ MAX_IMAGE_SIZE = 512
 MAX_CLASSES = 10_000
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-_ACCEPTED_LAYOUTS = (
+ACCEPTED_LAYOUTS = (
     "accepted layouts: all images directly in the folder (unlabeled) "
     "or one sub-folder per class (labels = sub-folder names)"
 )
-_ACCEPTED_SPECS = "a .npz file, a .zip of images or a folder of images"
+ACCEPTED_SPECS = "a .npz file, a .zip of images or a folder of images"
 _ACCEPTED_PIXELS = "accepted: uint8 or integers 0-255, float 0-1 or bool"
 
 
