@@ -21,11 +21,9 @@ Activation = Literal["relu", "elu", "silu", "leaky_relu"]
 Prior = Literal["normal", "vamp"]
 
 MIN_SIDE, MAX_SIDE = 8, 64
-# The default MLP: one wide encoder layer and a deeper decoder. Measured on full MNIST (README, Benchmarks:
-# bench/recipe_ablation.sh and bench/recipe_search.py):
-# a deeper decoder pays and a deeper encoder does not; a 20-D latent wants a wide first decoder layer
-# (512, 1024: 97.5 nats in 98 s against 99.4 for 256, 512, 1024), a 2-D latent, which the decoder must
-# unfold from a sheet, one more layer (256, 512, 1024: 144.3-144.9 nats in 60 s against 144.7-145.0; two seeds each).
+# The default MLP: one wide encoder layer and a deeper decoder, which learn the most per CPU second on MNIST; a 1- or
+# 2-D latent, which the decoder must unfold from a sheet, gets one more decoder layer (the ablation behind each
+# choice: README, Benchmarks).
 DEFAULT_HIDDEN: tuple[int, ...] = (1024,)
 DEFAULT_DECODER: tuple[int, ...] = (512, 1024)
 DEFAULT_DECODER_LOW_D: tuple[int, ...] = (256, 512, 1024)  # for latent_dim <= 2
