@@ -101,3 +101,32 @@ def test_an_old_semisup_folder_gets_its_settings_from_its_metrics(tmp_path):
     Path(path / "metrics.json").write_text(json.dumps(metrics))
     run = load_run(path)
     assert run.config.semisup.m2_epochs == 40 and run.config.semisup.joint_epochs == 0
+
+
+def test_a_config_over_the_budget_or_beside_the_wrong_weights_is_refused_before_anything_is_built(tmp_path):
+    """The attack: a 2 KB config claiming 300 layers of 4,096 (or 40 of them, 2.7 GB of weights) beside an 8-byte
+    weights file. Refused from the config and the file's size alone; the server never builds the model."""
+    import resource
+
+    from vae.budget import Budget, check, parameter_count
+    from vae.config import ModelConfig
+    run = tmp_path / "evil"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"\x00" * 8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for hidden, needle in (([4096] * 300, "300 layers, over the budget of 16"),
+                           ([4096] * 12, "parameters, over the budget of 128,000,000")):
+        cfg = RunConfig(model=ModelConfig(hidden=tuple(hidden), decoder_hidden=tuple(hidden[:4])))
+        (run / "config.json").write_text(cfg.to_json())
+        with pytest.raises(RunError, match=re.escape(needle)):
+            load_run(run)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, f"peak memory grew by {grown_mb:.0f} MB while refusing"
+    small = RunConfig(model=ModelConfig(image_size=8, latent_dim=2, hidden=(16,)))
+    (run / "config.json").write_text(small.to_json())
+    with pytest.raises(RunError, match="do not belong to this config"):
+        load_run(run)
+    n = parameter_count(small)
+    assert check(small) == n and 0 < n < 10_000
+    with pytest.raises(ConfigError, match=r"over the budget of 100 \(VAE_LAB_MAX_PARAMS\)"):
+        check(small, Budget(max_params=100, setting="VAE_LAB_MAX"))

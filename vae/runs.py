@@ -23,6 +23,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import latent
+from .budget import DEFAULT as DEFAULT_BUDGET
+from .budget import Budget
+from .budget import check as check_budget
 from .config import ConfigError, RunConfig, SemisupConfig
 from .data import ImageData
 from .models import VAE
@@ -34,6 +37,7 @@ WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 MAX_WEIGHTS_BYTES = 512 << 20
 MAX_JSON_BYTES = 64 << 20            # metrics.json: a long run's history
 MAX_CONFIG_BYTES = 64 << 10          # config.json is about 2 KB
+MAX_HEADER_BYTES = 1 << 20           # a safetensors header: names, shapes and offsets of the tensors
 
 
 #: How to rebuild a run's model from its config, keyed by ``config.kind``: ``"module:function"``, imported
@@ -202,9 +206,10 @@ def _semisup_v1(metrics: Any) -> dict[str, Any]:
     return out
 
 
-def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
+def load_run(path: str | Path, *, device: str | torch.device = "cpu", budget: Budget = DEFAULT_BUDGET) -> Run:
     """Rebuild the model from ``config.json`` and load checked weights; model in eval mode. ``metrics.json`` of any
-    version is read as a ``vae.record.Metrics``."""
+    version is read as a ``vae.record.Metrics``. Nothing is built until the config is within ``budget`` and the
+    weights file has the size its model needs."""
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path} is not a run folder (expected a folder with {WEIGHTS} and {CONFIG})")
@@ -217,6 +222,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         if not isinstance(raw, dict):
             raise RunError(f"{path / METRICS}: must be a JSON object")
     config = config_from_bytes(_read_capped(path / CONFIG, MAX_CONFIG_BYTES, "config"), str(path / CONFIG), raw)
+    check_weights_size(path / WEIGHTS, config, budget)
     try:
         model = _builder(config.kind)(config)
     except ValueError as e:
@@ -224,6 +230,24 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
     model.to(device).eval()
     return Run(path=path, config=config, model=model, metrics=Metrics.from_dict(raw))
+
+
+def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_BUDGET) -> int:
+    """Refuse, before building the model, a config over ``budget`` or a weights file whose size does not fit the
+    model the config describes (float32 safetensors: 4 bytes a parameter and a header). Returns the parameters."""
+    try:
+        n = check_budget(config, budget)
+    except ConfigError as e:
+        raise RunError(f"{path.parent / CONFIG}: {e}") from None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise RunError(f"{path.parent}: missing {WEIGHTS}; a run folder holds {WEIGHTS}, {CONFIG} and {METRICS}") \
+            from None
+    if not 4 * n <= size <= 4 * n + MAX_HEADER_BYTES:
+        raise RunError(f"{path}: {size:,} bytes, but the model its config describes has {n:,} float32 parameters "
+                       f"({4 * n:,} bytes); the weights do not belong to this config")
+    return n
 
 
 def run_folder_name(config: RunConfig, data_name: str) -> str:

@@ -13,6 +13,9 @@ from typing import Any, Callable
 
 import torch
 
+from .budget import DEFAULT as DEFAULT_BUDGET
+from .budget import Budget
+from .budget import check as check_budget
 from .config import RunConfig, TrainConfig
 from .data import DataSplit, to_float
 from .distributed import Dist
@@ -52,8 +55,10 @@ def vae_plan(config: RunConfig, data: DataSplit) -> Plan:
     return Plan(model, [Stage("", for_config(config.train, config.model.latent_dim), config.train)])
 
 
-def plan(config: RunConfig, data: DataSplit) -> Plan:
-    """The model (seeded with ``config.train.seed``) and stages of a run of ``config.kind``."""
+def plan(config: RunConfig, data: DataSplit, budget: Budget = DEFAULT_BUDGET) -> Plan:
+    """The model (seeded with ``config.train.seed``) and stages of a run of ``config.kind``, once its config is
+    within ``budget`` (``vae.budget``)."""
+    check_budget(config, budget)
     module, _, name = PLANS[config.kind].partition(":")
     torch.manual_seed(config.train.seed)
     return getattr(importlib.import_module(module), name)(config, data)
