@@ -45,6 +45,7 @@ def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> No
     g.add_argument("--max-uncompressed-mb", type=float, default=None,
                    help="limit: declared uncompressed size of a zip or npz, MB")
     g.add_argument("--max-image-pixels", type=int, default=None, help="limit: pixels in one source image")
+    g.add_argument("--max-total-pixels", type=int, default=None, help="limit: pixels of all the source images")
 
 
 def limits(args) -> Limits:
@@ -57,6 +58,8 @@ def limits(args) -> Limits:
         kw["max_uncompressed_bytes"] = int(args.max_uncompressed_mb * (1 << 20))
     if getattr(args, "max_image_pixels", None) is not None:
         kw["max_image_pixels"] = args.max_image_pixels
+    if getattr(args, "max_total_pixels", None) is not None:
+        kw["max_total_pixels"] = args.max_total_pixels
     return Limits(**kw)
 
 

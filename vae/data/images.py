@@ -247,7 +247,12 @@ def _load_images(entries: list[_ImageEntry], what: str, source: str, image_size:
     if len(entries) > limits.max_images:
         raise DataError(f"{what}: {len(entries):,} images, over the limit of {limits.max_images:,} (Limits.max_images)")
     class_names = _assign_labels(entries, what)
-    sizes = Counter(_header(e, limits)[0] for e in entries)
+    headers = [_header(e, limits)[0] for e in entries]
+    total = sum(w * h for w, h in headers)
+    if total > limits.max_total_pixels:
+        raise DataError(f"{what}: its images hold {total:,} pixels in all, over the limit of "
+                        f"{limits.max_total_pixels:,} (Limits.max_total_pixels); accepted: fewer or smaller images")
+    sizes = Counter(headers)
     if image_size is None:
         (w, h), _ = sizes.most_common(1)[0]
         side = w if w == h and MIN_AUTO_SIDE <= w <= MAX_AUTO_SIDE else FALLBACK_SIDE
