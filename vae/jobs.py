@@ -4,17 +4,19 @@ A job is ``python -m vae train --resume RUN_DIR`` (the same pipeline as any trai
 started by the app, a shell, ``torchrun`` or a cluster's scheduler. Its folder holds, beside the run's own
 files (``config.json``, and ``model.safetensors`` + ``metrics.json`` as of the last completed epoch):
 
-- ``job.json``: the state (``queued | running | done | stopped | failed | interrupted``), pid and host of
-  the process, who launched it, progress (epoch, step, images/s, ETA) and a heartbeat, rewritten
-  atomically at most every ``HEARTBEAT_S`` seconds and at every change of state;
+- ``job.json``: the state (``queued | running | done | stopped | failed | interrupted``; ``damaged`` when the
+  file cannot be read), pid, start time and host of the process, who launched it and who owns it, progress
+  (epoch, step, images/s, ETA) and a heartbeat, rewritten atomically at most every ``HEARTBEAT_S`` seconds and at
+  every change of state;
 - ``events.jsonl``: append-only training events (start, thinned steps, epochs, end), one JSON per line;
 - ``live.npz``: the latest reconstructions; ``snapshots/epoch-NNNN.npz``: each epoch's reconstructions,
   latent means and KL per dimension (the app's live charts and training timeline);
 - ``checkpoint/``: weights and optimizer state of the last completed epoch (``vae.checkpoint``);
 - ``stop``: created by anyone who wants the job to stop; the job checks for it before every batch.
 
-A job whose state says ``running`` but whose process is gone (same host: no such pid; another host: no
-heartbeat for ``STALE_S``) is ``interrupted``: ``resume`` continues it from its last checkpoint.
+A job whose state says ``running`` but whose process is gone (same host: no such pid, or a pid now used by a
+process that started at another time; another host: no heartbeat for ``STALE_S``) is ``interrupted``: ``resume``
+continues it from its last checkpoint. Job control is :class:`JobControl`, a subscriber of the pipeline's events.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from typing import Any
 from .config import RunConfig
 from .record import CLAIM, EVENTS_FILE, JOB, LIVE, LOG, SNAPSHOTS, STOP, read_snapshot, snapshot_path
 from .runs import CONFIG, new_run_dir
+from .safejson import JSONError, load_json
 from .util import atomic_write_bytes, atomic_write_json
 
 EVENTS = EVENTS_FILE
@@ -47,12 +50,25 @@ HOST = socket.gethostname()
 # ----------------------------------------------------------------------------------------------- state
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    """``job.json`` as a dict, or None when the folder has none (a run made before jobs, or not a job)."""
+    """``job.json`` as a dict, or None when the folder has none (a run made before jobs, or not a job). A
+    ``job.json`` that cannot be read reads as the state ``damaged``, saying why, so that a watcher lists it instead
+    of losing it (a queued job in that state is never launched)."""
+    path = Path(run_dir) / JOB
     try:
-        d = json.loads((Path(run_dir) / JOB).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        blob = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return d if isinstance(d, dict) else None
+    except OSError as e:
+        return _damaged(f"{JOB} cannot be read ({e.strerror or e})")
+    try:
+        d = load_json(blob, JOB, max_bytes=1 << 20)
+    except JSONError as e:
+        return _damaged(str(e))
+    return d if isinstance(d, dict) else _damaged(f"{JOB} is not a JSON object")
+
+
+def _damaged(why: str) -> dict[str, Any]:
+    return {"state": "damaged", "message": why, "updated": 0.0}
 
 
 def write_status(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
