@@ -79,3 +79,29 @@ def test_bad_runs_commands_are_one_line(tmp_path, capsys, argv, needle):
     assert main(["runs", *argv[:1], "--root", str(tmp_path), *argv[1:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_data_roots_read_only_inside_their_folders(tmp_path, capsys):
+    """The app's jobs pass its uploads folder: a config naming any other file, or a link out of the folder, is one
+    line and nothing is read; built-in names always work."""
+    import numpy as np
+
+    from vae.data import DataError, load_dataset, where_allowed
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir()
+    elsewhere.mkdir()
+    x = (np.random.default_rng(0).random((20, 8, 8)) * 255).astype(np.uint8)
+    np.savez(elsewhere / "secret.npz", x=x)
+    np.savez(uploads / "mine.npz", x=x)
+    (uploads / "link.npz").symlink_to(elsewhere / "secret.npz")
+    roots = [uploads]
+    assert where_allowed("mnist5k", roots) is None and where_allowed(str(uploads / "mine.npz"), roots) is None
+    assert len(load_dataset(str(uploads / "mine.npz"), roots=roots).train) > 0
+    for spec in (elsewhere / "secret.npz", uploads / "link.npz", uploads / ".." / "elsewhere" / "secret.npz"):
+        with pytest.raises(DataError, match="'secret.npz' is not available here|'link.npz' is not available here"):
+            load_dataset(str(spec), roots=roots)
+    assert main(["train", "--data", str(elsewhere / "secret.npz"), "--data-roots", str(uploads), "--epochs", "1",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not available here" in err[0] and str(elsewhere) not in err[0]
+    assert not (tmp_path / "r").exists()

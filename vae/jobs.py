@@ -278,12 +278,15 @@ class Launch:
     prefix: str = ""             # e.g. "torchrun --standalone --nproc-per-node 2" or "srun -p gpu torchrun ..."
     threads: int = 1             # torch threads per process
     nice: int = 10               # lower priority than the web server (Unix)
+    data_roots: tuple[str, ...] = ()   # the only folders a job may read a data file from (the app's uploads)
 
     def command(self, run_dir: str | Path, *, data_dir: str | None = None) -> list[str]:
         args = ["-m", "vae", "train", "--resume", str(run_dir), "--quiet", "--threads", str(self.threads),
                 "--nice", str(self.nice)]
         if data_dir:
             args += ["--data-dir", data_dir]
+        if self.data_roots:
+            args += ["--data-roots", os.pathsep.join(self.data_roots)]
         prefix = shlex.split(self.prefix)
         return [*prefix, *args] if prefix else [sys.executable, *args]
 

@@ -36,6 +36,9 @@ def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> No
     g.add_argument("--data", default=default_data,
                    help="built-in name (see `python -m vae datasets`) or a path to an .npz, a .zip or a folder of "
                         "images")
+    g.add_argument("--data-roots", default=None, metavar="DIR[:DIR...]",
+                   help="read a data set's path only inside these folders (after resolving links); built-in names "
+                        "are always accepted. The app's training jobs run with its uploads folder here")
     g.add_argument("--data-dir", default=None,
                    help="folder with torchvision-layout data sets (default: $VAE_LAB_DATA_DIR or "
                         "~/.cache/vae-lab/data)")
@@ -81,9 +84,11 @@ def data_config(args, base: DataConfig | None = None) -> DataConfig:
 
 
 def load_data(args, cfg: DataConfig) -> DataSplit:
+    roots = getattr(args, "data_roots", None)
     return load_dataset(cfg.name, data_dir=args.data_dir, image_size=cfg.image_size, color=cfg.color,
                         test_fraction=cfg.test_fraction, seed=cfg.split_seed, limits=limits(args),
-                        max_train=cfg.max_train, max_test=cfg.max_test)
+                        max_train=cfg.max_train, max_test=cfg.max_test,
+                        roots=None if roots is None else [r for r in roots.split(os.pathsep) if r])
 
 
 def load_run_data(args, run: Run) -> DataSplit:

@@ -27,7 +27,7 @@ from .options import MODEL, TRAIN, args_for  # noqa: F401  (args_for: the doctor
 #: Options that may go with ``--config`` (everything else is in the file).
 WITH_CONFIG = {"command", "func", "parser", "config", "resume", "nice", "data_dir", "out", "quiet", "iw_samples",
                "threads", "device", "precision", "max_files", "max_file_mb", "max_uncompressed_mb", "max_image_pixels",
-               "max_total_pixels"}
+               "max_total_pixels", "data_roots"}
 OPTIONS = (*MODEL, *TRAIN, *options.DATA)
 
 

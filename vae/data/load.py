@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ def load_dataset(
     download: bool = True,
     max_train: int | None = None,
     max_test: int | None = None,
+    roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> DataSplit:
     """Load a data set by name or path into uint8 tensors.
 
@@ -64,6 +65,8 @@ def load_dataset(
         download: Allow downloading missing IDX files into ``cache_dir()/downloads``.
         max_train: Keep only the first ``max_train`` training images after shuffling by ``seed``.
         max_test: Keep only the first ``max_test`` test images after shuffling by ``seed``.
+        roots: When given (the app does: its uploads folder), a path is read only if it lies inside one of these
+            folders once every link in it is resolved; built-in names are always accepted (:func:`where_allowed`).
 
     Returns:
         A :class:`DataSplit` with train/test uint8 ``[N, C, S, S]`` and int64 ``[N]`` labels (or None); for the
@@ -78,6 +81,10 @@ def load_dataset(
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"empty data set name; accepted: {', '.join(DATASETS)} or {ACCEPTED_SPECS}")
     color = _checked_args(image_size, color, test_fraction, max_train, max_test, seed)
+    if roots is not None:
+        refused = where_allowed(text, roots)
+        if refused:
+            raise DataError(refused)
     seed = int(seed)
     name, arrays, from_images = _arrays_for(text, data_dir=data_dir, image_size=image_size, color=color,
                                             test_fraction=test_fraction, seed=seed, limits=limits, download=download,
@@ -112,6 +119,22 @@ def _prepared(name: str, arrays: Arrays, from_images: bool, *, image_size, color
     return DataSplit(name=name, source=arrays.source, train=images(x_train, y_train, f_train),
                      test=images(x_test, y_test, f_test), class_names=arrays.class_names,
                      factor_names=arrays.factor_names, factor_values=arrays.factor_values)
+
+
+def where_allowed(spec: str, roots: Sequence[str | os.PathLike[str]]) -> str | None:
+    """None when ``spec`` is a built-in data set or a path inside one of ``roots`` after resolving every link in it
+    (so ``uploads/../../etc`` or a link out of the folder is outside); else the one-line reason it is not."""
+    if spec.strip().lower() in DATASETS:
+        return None
+    try:
+        target = Path(spec).expanduser().resolve(strict=False)
+        bases = [Path(r).expanduser().resolve(strict=False) for r in roots]
+    except (OSError, RuntimeError, ValueError):
+        return f"data set {Path(spec).name!r} is not available here"
+    if any(target == b or b in target.parents for b in bases):
+        return None
+    return (f"data set {Path(spec).name!r} is not available here; accepted: a built-in data set "
+            f"({', '.join(DATASETS)}) or a file uploaded to this server")
 
 
 def _checked_args(image_size, color, test_fraction, max_train, max_test, seed) -> str | None:
