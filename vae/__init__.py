@@ -8,6 +8,8 @@ No Streamlit here: everything is reachable from ``python -m vae ...`` and from a
     data = vae.load_dataset("mnist5k")
     result = vae.train_run(vae.RunConfig(), data, "runs/mine")   # train, evaluate, write a run folder
     result.final.neg_elbo                                  # test -ELBO, nats per image
+    with vae.track("runs/mine", my_model, test_images) as lab:   # a VAE in your own code, from your own loop
+        ...; lab.log(epoch, loss=loss)
 """
 __version__ = "0.2.0"
 
@@ -15,6 +17,7 @@ from .config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E40
 from .data import DataSplit, ImageData, load_dataset  # noqa: E402
 from .pipeline import RunResult, train_run  # noqa: E402
 from .runs import Run, load_run, save_run  # noqa: E402
+from .tracking import Tracker, TrackError, track  # noqa: E402
 
-__all__ = ["DataConfig", "DataSplit", "ImageData", "ModelConfig", "Run", "RunConfig", "RunResult", "TrainConfig",
-           "load_dataset", "load_run", "save_run", "train_run"]
+__all__ = ["DataConfig", "DataSplit", "ImageData", "ModelConfig", "Run", "RunConfig", "RunResult", "TrackError",
+           "Tracker", "TrainConfig", "load_dataset", "load_run", "save_run", "track", "train_run"]

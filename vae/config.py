@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .safejson import JSONError, load_json
 
-Arch = Literal["mlp", "conv"]
+Arch = Literal["mlp", "conv", "foreign"]
 Likelihood = Literal["bernoulli", "gaussian"]
 Activation = Literal["relu", "elu", "silu", "leaky_relu"]
 Prior = Literal["normal", "vamp"]
@@ -142,7 +142,8 @@ MAX_WIDTH = 4096
 class ModelConfig:
     """Shape of the model. Every tensor shape in ``vae.models`` derives from this."""
 
-    arch: Arch = setting("mlp", "mlp: fastest on a CPU at 28x28; conv: sharper, slower")
+    arch: Arch = setting("mlp", "mlp: fastest on a CPU at 28x28; conv: sharper, slower; foreign: a model written in "
+                                "its user's own code and logged with vae.track (its shapes only are described here)")
     channels: int = setting(1, "1 grey, 3 RGB", lo=1, hi=3)
     image_size: int = setting(28, "square side of the images", lo=MIN_SIDE, hi=MAX_SIDE)
     latent_dim: int = setting(20, "latent dimensions; 20 as in Kingma & Welling's MNIST experiments", lo=1,
@@ -165,7 +166,8 @@ class ModelConfig:
     prior_components: int = setting(500, "vamp: pseudo-inputs (500, as in the paper)", lo=1, hi=5000)
 
     def __post_init__(self) -> None:
-        _check(self.arch in ("mlp", "conv"), f"model.arch must be 'mlp' or 'conv', got {self.arch!r}")
+        _check(self.arch in ("mlp", "conv", "foreign"),
+               f"model.arch must be 'mlp', 'conv' or 'foreign', got {self.arch!r}")
         if self.hidden is None:
             object.__setattr__(self, "hidden", default_hidden(self.arch))
         if self.decoder_hidden is None:  # resolve once; a saved config always holds the widths
@@ -315,17 +317,37 @@ class SemisupConfig:
 
 
 @dataclass(frozen=True)
+class TrackedConfig:
+    """A model written in its user's own code and logged from their own loop (``kind: "tracked"``, ``vae.track``):
+    ``model`` describes its shapes and likelihood, this what its stored programs return."""
+
+    output: Literal["logits", "probs", "mean"] = setting(
+        "logits", "what decode returns: Bernoulli logits, probabilities, or a Gaussian mean in [0, 1]")
+    source: str = setting("", "the user's model class, for the pages to name it")
+
+    def __post_init__(self) -> None:
+        _check_settings(self, "tracked")
+        _check(len(self.source) <= 200, "tracked.source must be at most 200 characters")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    kind: Literal["vae", "semisup"] = "vae"
+    kind: Literal["vae", "semisup", "tracked"] = "vae"
     semisup: SemisupConfig | None = None     # kind "semisup" only (filled with the defaults when absent)
+    tracked: TrackedConfig | None = None     # kind "tracked" only
 
     def __post_init__(self) -> None:
         if self.kind == "semisup" and self.semisup is None:
             object.__setattr__(self, "semisup", SemisupConfig())
         _check(self.kind == "semisup" or self.semisup is None, "only a semisup run has a semisup section")
+        if self.kind == "tracked" and self.tracked is None:
+            object.__setattr__(self, "tracked", TrackedConfig())
+        _check(self.kind == "tracked" or self.tracked is None, "only a tracked run has a tracked section")
+        _check((self.kind == "tracked") == (self.model.arch == "foreign"),
+               "a tracked run's model is foreign (model.arch 'foreign'), and only a tracked run's is")
         _check(self.model.prior == "normal" or self.train.objective not in ("btcvae", "factorvae"),
                f"the {self.train.objective} objective measures the total correlation against the factorised prior "
                "N(0, I); use prior 'normal' with it")
@@ -336,8 +358,9 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {"kind": self.kind, "model": _asdict(self.model), "train": _asdict(self.train),
                "data": _asdict(self.data)}
-        if self.semisup is not None:
-            out["semisup"] = _asdict(self.semisup)
+        for name in ("semisup", "tracked"):
+            if getattr(self, name) is not None:
+                out[name] = _asdict(getattr(self, name))
         return out
 
     def to_json(self) -> str:
@@ -347,9 +370,10 @@ class RunConfig:
     def from_dict(cls, d: Any) -> "RunConfig":
         if not isinstance(d, dict):
             raise ConfigError("config must be a JSON object with keys model, train, data")
-        unknown = set(d) - {"model", "train", "data", "kind", "semisup"}
+        unknown = set(d) - {"model", "train", "data", "kind", "semisup", "tracked"}
         if unknown:
-            raise ConfigError(f"config has unknown keys {sorted(unknown)}; accepted: model, train, data, kind, semisup")
+            raise ConfigError(f"config has unknown keys {sorted(unknown)}; accepted: model, train, data, kind, "
+                              "semisup, tracked")
         kind = d.get("kind", "vae")
         # A config written before these keys existed describes a run made without them: a mirrored
         # decoder, no learning-rate warm-up, torch's zero output bias.
@@ -358,11 +382,13 @@ class RunConfig:
             model = {"decoder_hidden": [], **model}
         if isinstance(train, dict):
             train = {"lr_warmup": 0.0, "output_bias_init": False, **train}
-        _check(kind in ("vae", "semisup"), f"config.kind must be 'vae' or 'semisup', got {kind!r}")
-        semi = d.get("semisup")
+        _check(kind in ("vae", "semisup", "tracked"),
+               f"config.kind must be 'vae', 'semisup' or 'tracked', got {kind!r}")
+        semi, tracked = d.get("semisup"), d.get("tracked")
         return cls(model=from_dict(ModelConfig, model), train=from_dict(TrainConfig, train),
                    data=from_dict(DataConfig, d.get("data", {})), kind=kind,
-                   semisup=None if semi is None else from_dict(SemisupConfig, semi))
+                   semisup=None if semi is None else from_dict(SemisupConfig, semi),
+                   tracked=None if tracked is None else from_dict(TrackedConfig, tracked))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "RunConfig":

@@ -242,6 +242,6 @@ def build_model(cfg: ModelConfig) -> VAE:
     return VAE(cfg)
 
 
-def build_model_for(config) -> VAE:
-    """The model of a run config (``vae.runs.BUILDERS["vae"]``)."""
+def build_model_for(config, folder=None) -> VAE:
+    """The model of a run config (``vae.runs.BUILDERS["vae"]``; the run's folder is not needed)."""
     return build_model(config.model)

@@ -31,6 +31,9 @@ FILES: dict[str, str] = {
     "config.json": "the RunConfig: model, training and data settings (and a semisup section for M1+M2); enough to "
                    "rebuild the model and re-run the run (`python -m vae train --config RUN/config.json`)",
     "model.safetensors": "the weights, float32 safetensors (never a pickle)",
+    "encode.onnx": "a tracked run (vae.track, a model in its user's own code): its encoder as an ONNX program without "
+                   "weights (they are in model.safetensors), run with onnxruntime",
+    "decode.onnx": "a tracked run: its decoder, likewise",
     "metrics.json": "the Metrics record: status, per-epoch and per-step history, the final held-out evaluation",
     "job.json": "a job's state (queued, running, done, stopped, failed, interrupted), process, progress, heartbeat",
     "events.jsonl": "append-only training events, one JSON object per line (start, step, epoch, end)",
@@ -98,6 +101,7 @@ class EpochRecord:
     train_seconds: float = 0.0
     samples_per_sec: float = 0.0
     communication: dict[str, float] | None = None  # per-step all-reduce times under torchrun (ms)
+    nonfinite: list[str] = field(default_factory=list)   # figures logged as NaN or Inf (a tracked run's own loop)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpochRecord":
@@ -107,11 +111,13 @@ class EpochRecord:
                    partial=bool(d.get("partial")), elapsed=_float(d.get("elapsed")) or 0.0,
                    train_seconds=_float(d.get("train_seconds")) or 0.0,
                    samples_per_sec=_float(d.get("samples_per_sec")) or 0.0,
-                   communication=_figures(d.get("communication")) or None)
+                   communication=_figures(d.get("communication")) or None,
+                   nonfinite=[k for k in d.get("nonfinite") or [] if isinstance(k, str)][:100]
+                   if isinstance(d.get("nonfinite"), list) else [])
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if v is not None and not (k == "stage" and not v)}
+        return {k: v for k, v in d.items() if v is not None and not (k in ("stage", "nonfinite") and not v)}
 
 
 _STEP_FIELDS = ("epoch", "global_step", "stage", "beta", "lr", "grad_norm", "elapsed")

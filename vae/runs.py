@@ -41,10 +41,12 @@ MAX_HEADER_BYTES = 1 << 20           # a safetensors header: names, shapes and o
 
 
 #: How to rebuild a run's model from its config, keyed by ``config.kind``: ``"module:function"``, imported
-#: when a run of that kind is loaded. Every builder returns a ``VAE`` (or a subclass of it, such as
-#: ``vae.usecases.semisup.SemiSupervisedVAE``). Named, not imported: the use cases are built on the core,
-#: so the core must not import them.
-BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup"}
+#: when a run of that kind is loaded, called as ``builder(config, folder)``. Every builder returns a model of the
+#: contract ``vae.models.LatentModel``: a ``VAE`` (or a subclass, such as ``vae.usecases.semisup.SemiSupervisedVAE``)
+#: or, for a run logged from its user's own code, ``vae.foreign.ForeignVAE``. Named, not imported: the use cases
+#: are built on the core, so the core must not import them.
+BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup",
+            "tracked": "vae.foreign:build_foreign"}
 
 
 def _builder(kind: str):
@@ -224,10 +226,15 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", budget: Bu
     config = config_from_bytes(_read_capped(path / CONFIG, MAX_CONFIG_BYTES, "config"), str(path / CONFIG), raw)
     check_weights_size(path / WEIGHTS, config, budget)
     try:
-        model = _builder(config.kind)(config)
+        model = _builder(config.kind)(config, path)
     except ValueError as e:
         raise RunError(f"{path / CONFIG}: {e}") from None
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
+    if hasattr(model, "open"):                 # a tracked run's programs, checked now rather than at first use
+        try:
+            model.open()
+        except ValueError as e:
+            raise RunError(f"{path}: {e}") from None
     model.to(device).eval()
     return Run(path=path, config=config, model=model, metrics=Metrics.from_dict(raw))
 
@@ -236,8 +243,8 @@ def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_B
     """Refuse, before building the model, a config over ``budget`` or a weights file whose size does not fit the
     model the config describes (float32 safetensors: 4 bytes a parameter and a header). Returns the parameters."""
     try:
-        n = check_budget(config, budget)
-    except ConfigError as e:
+        n = check_budget(config, budget) if config.kind != "tracked" else _tracked_params(path, budget)
+    except (ConfigError, ValueError) as e:
         raise RunError(f"{path.parent / CONFIG}: {e}") from None
     try:
         size = path.stat().st_size
@@ -247,6 +254,16 @@ def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_B
     if not 4 * n <= size <= 4 * n + MAX_HEADER_BYTES:
         raise RunError(f"{path}: {size:,} bytes, but the model its config describes has {n:,} float32 parameters "
                        f"({4 * n:,} bytes); the weights do not belong to this config")
+    return n
+
+
+def _tracked_params(path: Path, budget: Budget) -> int:
+    """A tracked run's parameters, from its weights file's header (its model is a stored program, not a config)."""
+    from .foreign import weight_shapes
+    n = sum(math.prod(s) for s in weight_shapes(path).values()) if path.is_file() else 0
+    if n > budget.max_params:
+        raise ConfigError(f"the model has {n:,} parameters, over the budget of {budget.max_params:,}"
+                          f"{budget.where('_PARAMS')}")
     return n
 
 

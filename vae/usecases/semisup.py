@@ -148,7 +148,7 @@ class SemiSupervisedVAE(VAE):
         return self.predict_proba(images).argmax(1)
 
 
-def build_semisup(config: RunConfig) -> SemiSupervisedVAE:
+def build_semisup(config: RunConfig, folder=None) -> SemiSupervisedVAE:
     s = config.semisup or SemisupConfig()
     return SemiSupervisedVAE(config.model, m2_hidden=s.m2_hidden, m2_latent=s.m2_latent)
 
