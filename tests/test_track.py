@@ -179,3 +179,26 @@ def test_a_stored_program_that_reaches_outside_is_refused(tmp_path, digits):
         vae.load_run(run)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["kind"] == "tracked" and cfg["model"]["arch"] == "foreign"
+
+
+def test_a_chain_decoder_runs_in_the_browser_and_a_conv_one_on_the_server(tmp_path, digits):
+    """The stored decoder of the pytorch/examples VAE translates into the in-browser layer list and decodes there as
+    torch does; the conv VAE's (GroupNorm, upsampling) says in one line why it cannot."""
+    from vae.export import UnsupportedForBrowser, numpy_decode
+    from vae.onnx_spec import foreign_decoder_spec
+    x, test = digits
+    model = ExamplesVAE()
+    with vae.track(tmp_path / "ex", model, test.x, output="probs") as lab:
+        train_and_log(lab, model, x.view(-1, 784), epochs=1)
+    run = vae.load_run(tmp_path / "ex")
+    spec = foreign_decoder_spec(run.model)
+    assert [layer["type"] for layer in spec["layers"]] == ["linear", "relu", "linear", "unflatten", "sigmoid"]
+    z = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32) * 2
+    np.testing.assert_allclose(numpy_decode(spec, z).reshape(50, 1, 28, 28), run.decode(z), atol=1e-5)
+    data = blobs(32, side=16, channels=3, classes=2)
+    conv = ConvRGBVAE()
+    with vae.track(tmp_path / "conv", conv, data.x, encode=lambda t: tuple(conv.encoder(t).flatten(1).chunk(2, 1)),
+                   decode=conv.generate) as lab:
+        lab.log(1)
+    with pytest.raises(UnsupportedForBrowser, match="no browser layer for"):
+        foreign_decoder_spec(vae.load_run(tmp_path / "conv").model)

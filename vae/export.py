@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 from typing import Any
 
 import numpy as np
@@ -55,11 +54,10 @@ class UnsupportedForBrowser(ValueError):
     """The decoder uses something the browser forward pass does not implement."""
 
 
-def _b64(t: torch.Tensor) -> str:
-    a = t.detach().to("cpu", torch.float32).contiguous().numpy()
-    if sys.byteorder != "little":
-        a = a.byteswap()
-    return base64.b64encode(a.tobytes()).decode("ascii")
+def b64_floats(t: torch.Tensor | np.ndarray) -> str:
+    """A tensor or array as base64 little-endian float32 (the spec's weights)."""
+    a = (t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)).astype("<f4", copy=False)
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
 
 def _unb64(s: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -71,7 +69,7 @@ def _unb64(s: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def _bias(m: nn.Module, out: int) -> str:
     b = m.bias if m.bias is not None else torch.zeros(out)
-    return _b64(b)
+    return b64_floats(b)
 
 
 _ACTIVATIONS = {nn.ReLU: lambda m: {"type": "relu"}, nn.SiLU: lambda m: {"type": "silu"},
@@ -88,7 +86,7 @@ def layer_spec(m: nn.Module, shape: tuple[int, ...], where: str) -> tuple[dict[s
     if type(m) is nn.Linear:
         if shape != (m.in_features,):
             raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
-        return ({"type": "linear", "in": m.in_features, "out": m.out_features, "weight": _b64(m.weight),
+        return ({"type": "linear", "in": m.in_features, "out": m.out_features, "weight": b64_floats(m.weight),
                  "bias": _bias(m, m.out_features)}, (m.out_features,))
     if type(m) is nn.Unflatten:
         if m.dim not in (1, -len(shape)) or len(shape) != 1 or len(m.unflattened_size) != 3:
@@ -106,7 +104,7 @@ def layer_spec(m: nn.Module, shape: tuple[int, ...], where: str) -> tuple[dict[s
         if len(shape) != 3 or shape[0] != m.in_channels:
             raise UnsupportedForBrowser(f"{where} expects {m.in_channels} channels, gets shape {list(shape)}")
         return ({"type": "convtranspose2d", "in": m.in_channels, "out": m.out_channels, "k": 4, "stride": 2,
-                 "pad": 1, "weight": _b64(m.weight), "bias": _bias(m, m.out_channels)},
+                 "pad": 1, "weight": b64_floats(m.weight), "bias": _bias(m, m.out_channels)},
                 (m.out_channels, 2 * shape[1], 2 * shape[2]))
     raise UnsupportedForBrowser(f"{where} is not supported in the browser")
 
@@ -252,7 +250,7 @@ def encoder_spec(model: VAE) -> dict[str, Any]:
             if not ok or len(shape) != 3 or shape[0] != m.in_channels:
                 raise UnsupportedForBrowser(f"{where}: only kernel 4, stride 2, padding 1 on {list(shape)} runs here")
             layers.append({"type": "conv2d", "in": m.in_channels, "out": m.out_channels, "k": 4, "stride": 2,
-                           "pad": 1, "weight": _b64(m.weight), "bias": _bias(m, m.out_channels)})
+                           "pad": 1, "weight": b64_floats(m.weight), "bias": _bias(m, m.out_channels)})
             shape = (m.out_channels, (shape[1] - 2) // 2 + 1, (shape[2] - 2) // 2 + 1)
         elif type(m) is nn.Flatten:
             layers.append({"type": "flatten"})
@@ -261,7 +259,7 @@ def encoder_spec(model: VAE) -> dict[str, Any]:
             if shape != (m.in_features,):
                 raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
             layers.append({"type": "linear", "in": m.in_features, "out": m.out_features,
-                           "weight": _b64(m.weight), "bias": _bias(m, m.out_features)})
+                           "weight": b64_floats(m.weight), "bias": _bias(m, m.out_features)})
             shape = (m.out_features,)
         elif type(m) in _ACT_TYPES:
             layers.append(_ACT_TYPES[type(m)](m))
