@@ -202,3 +202,41 @@ def test_a_chain_decoder_runs_in_the_browser_and_a_conv_one_on_the_server(tmp_pa
         lab.log(1)
     with pytest.raises(UnsupportedForBrowser, match="no browser layer for"):
         foreign_decoder_spec(vae.load_run(tmp_path / "conv").model)
+
+
+def test_a_lightning_module_logged_by_the_callback(tmp_path, digits):
+    """The Lightning callback: one record an epoch with the module's own logged metrics, validation included; no record
+    from the sanity check; the run opens like any other."""
+    L = pytest.importorskip("lightning")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from vae.integrations.lightning import VAELabCallback
+    x, test = digits
+
+    class Lit(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.vae = ExamplesVAE()
+
+        def training_step(self, batch, _):
+            loss, parts = self.vae.loss(batch[0].view(-1, 784))
+            self.log_dict({"loss": loss, **parts}, on_epoch=True, on_step=False)
+            return loss
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", self.vae.loss(batch[0].view(-1, 784))[0], on_epoch=True)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    loader = DataLoader(TensorDataset(x), batch_size=64)
+    cb = VAELabCallback(tmp_path / "lit", test.x, labels=test.y, model=lambda m: m.vae, output="probs")
+    trainer = L.Trainer(max_epochs=2, callbacks=[cb], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                        num_sanity_val_steps=1, limit_val_batches=2)
+    lit = Lit()
+    trainer.fit(lit, loader, DataLoader(TensorDataset(x[:128]), batch_size=64))
+    run = vae.load_run(tmp_path / "lit")
+    epochs = run.metrics.history.epochs
+    assert [e.epoch for e in epochs] == [1, 2] and {"loss", "recon", "kl", "val_loss"} <= set(epochs[-1].train)
+    assert run.metrics.status == "completed" and isinstance(run.model, ForeignVAE)

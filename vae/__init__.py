@@ -15,9 +15,10 @@ __version__ = "0.2.0"
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from .data import DataSplit, ImageData, load_dataset  # noqa: E402
+from .launch import show  # noqa: E402
 from .pipeline import RunResult, train_run  # noqa: E402
 from .runs import Run, load_run, save_run  # noqa: E402
 from .tracking import Tracker, TrackError, track  # noqa: E402
 
 __all__ = ["DataConfig", "DataSplit", "ImageData", "ModelConfig", "Run", "RunConfig", "RunResult", "TrackError",
-           "Tracker", "TrainConfig", "load_dataset", "load_run", "save_run", "track", "train_run"]
+           "Tracker", "TrainConfig", "load_dataset", "load_run", "save_run", "show", "track", "train_run"]

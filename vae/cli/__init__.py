@@ -17,10 +17,10 @@ from .. import __version__
 from ..config import ConfigError
 from ..data import DataError
 from ..runs import RunError
-from . import analyse, core, dims, learn, runs, train
+from . import analyse, app, core, dims, learn, runs, train
 from .common import EXIT_BAD_INPUT, Parser, UsageError
 
-GROUPS = (core, train, learn, analyse, dims, runs)
+GROUPS = (core, train, learn, analyse, dims, runs, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
