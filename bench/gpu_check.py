@@ -25,10 +25,10 @@ from vae.pipeline import train_run
 def one(data, device: str, precision: str, budget: float, out: Path) -> dict:
     config = RunConfig(train=TrainConfig(epochs=1000, time_budget=budget, device=device, precision=precision))
     res = train_run(config, data, out)
-    last = res.metrics["history"]["epochs"][-1]
+    last = res.metrics.history.epochs[-1]
     return {"device": device, "precision": precision, "budget_s": budget,
-            "epochs": len(res.metrics["history"]["epochs"]), "samples_per_sec": round(last["samples_per_sec"]),
-            "neg_elbo": round(res.final["neg_elbo"], 2)}
+            "epochs": len(res.metrics.history.epochs), "samples_per_sec": round(last.samples_per_sec),
+            "neg_elbo": round(res.final.neg_elbo, 2)}
 
 
 def main() -> None:

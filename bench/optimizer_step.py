@@ -16,7 +16,7 @@ from vae import losses
 from vae.cli.common import widths
 from vae.config import ModelConfig
 from vae.models import build_model
-from vae.train import _grad_norm, adam
+from vae.train import adam, grad_norm
 
 PHASES = ("forward", "backward", "grad_norm", "adam_step")
 
@@ -32,7 +32,7 @@ def time_steps(model, opt, x, steps: int, warmup: int = 20) -> dict[str, float]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         t2 = time.perf_counter()
-        _grad_norm(params, 0.0)
+        grad_norm(params, 0.0)
         t3 = time.perf_counter()
         opt.step()
         t4 = time.perf_counter()

@@ -38,13 +38,13 @@ def main() -> None:
     from vae.data import load_dataset
     from vae.runs import load_run
     from vae.usecases.common import balanced_subset
-    from vae.usecases.semisup import _codes
+    from vae.usecases.semisup_stages import codes
 
     t0 = time.perf_counter()
     run = load_run(a.run_dir)
     data = load_dataset(run.config.data.name, data_dir=a.data_dir)
-    mu = _codes(run.model, data.train.x)[0].numpy()
-    mt = _codes(run.model, data.test.x)[0].numpy()
+    mu = codes(run.model, data.train.x)[0].numpy()
+    mt = codes(run.model, data.test.x)[0].numpy()
     ytr, yte = data.train.y.numpy(), data.test.y.numpy()
     out = {"run_dir": a.run_dir, "labels": a.labels, "latent_dim": int(mu.shape[1]),
            "knn_all_labels": float((KNeighborsClassifier(5).fit(mu, ytr).predict(mt) != yte).mean()), "subsets": []}

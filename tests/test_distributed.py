@@ -44,12 +44,12 @@ def test_two_ranks_train_one_run_folder_written_by_rank_0(tmp_path):
     assert s["status"] == "completed" and s["world_size"] == 2 and s["backend"] == "gloo"
     assert len(out.strip().splitlines()) == 1, "only rank 0 prints"
     run = load_run(tmp_path / "run")
-    assert run.metrics["distributed"] == {"world_size": 2, "backend": "gloo"}
-    epochs = run.metrics["history"]["epochs"]
-    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert run.metrics.distributed == {"world_size": 2, "backend": "gloo"}
+    epochs = run.metrics.history.epochs
+    assert [e.epoch for e in epochs] == [1, 2, 3]
     # --batch-size is the global batch: 1,200 images in batches of 100 are 12 steps an epoch, as on one process
-    assert run.metrics["history"]["steps"][-1]["global_step"] == 36
-    assert epochs[-1]["test"]["neg_elbo"] < epochs[0]["test"]["neg_elbo"]
+    assert run.metrics.history.steps[-1].global_step == 36
+    assert epochs[-1].test["neg_elbo"] < epochs[0].test["neg_elbo"]
     assert jobs.read_status(tmp_path / "run")["state"] == "done"
     assert [p.name for p in tmp_path.iterdir()] == ["run"], "no rank made a folder of its own"
     assert time.monotonic() - t0 < 60
@@ -68,7 +68,7 @@ def test_a_stop_ends_every_rank_and_resume_continues(tmp_path):
     assert code == 0, err[-2000:]
     assert time.monotonic() - t0 < 15, "every rank should stop within a few seconds"
     assert summary(out)["status"] == "cancelled"
-    kept = len(load_run(run).metrics["history"]["epochs"])
+    kept = len(load_run(run).metrics.history.epochs)
     assert jobs.read_status(run)["state"] == "stopped" and has_checkpoint(run) and kept >= 2
     # resume the same folder under torchrun, with fewer epochs left: it continues from the checkpoint
     cfg = json.loads((run / "config.json").read_text())
@@ -78,7 +78,7 @@ def test_a_stop_ends_every_rank_and_resume_continues(tmp_path):
                                               "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     assert code == 0, err[-2000:]
     assert summary(out)["status"] == "completed"
-    epochs = [e["epoch"] for e in load_run(run).metrics["history"]["epochs"]]
+    epochs = [e.epoch for e in load_run(run).metrics.history.epochs]
     assert epochs == list(range(1, kept + 3)), epochs
 
 
@@ -93,20 +93,24 @@ def test_ctrl_c_in_the_terminal_stops_every_rank_and_saves(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     code, out, err = finish(proc, timeout=60)
     assert summary(out)["status"] == "cancelled", err[-2000:]
-    assert jobs.read_status(run)["state"] == "stopped" and load_run(run).metrics["status"] == "cancelled"
+    assert jobs.read_status(run)["state"] == "stopped" and load_run(run).metrics.status == "cancelled"
     assert "[rank" not in err, "no rank died with a traceback: " + err[-2000:]
 
 
 @pytest.mark.parametrize("rank", [0, 1])
 def test_a_nan_on_one_rank_ends_every_rank_cleanly(tmp_path, rank):
     run = tmp_path / "run"
-    code, out, err = finish(torchrun("--epochs", 50, "--out", run, env={"VAE_LAB_FAULT_NAN": f"{rank}:20"}), 90)
+    faulty = [str(Path(__file__).parent / "apps" / "faulty_train.py"), str(rank), "20", *TRAIN[2:]]
+    root = str(Path(__file__).resolve().parents[1])       # the script's own folder is its sys.path[0], not the repo
+    proc = subprocess.Popen([*TORCHRUN, *faulty, "--epochs", "50", "--out", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root})
+    code, out, err = finish(proc, 90)
     assert code == 0, "an orderly ending is not a crash for torchrun to restart: " + err[-2000:]
     s = summary(out)
     assert s["status"] == "failed"
     assert "non-finite on 1 of 2 ranks at epoch 2" in err, err[-1000:]
     metrics = load_run(run).metrics
-    assert metrics["status"] == "failed" and len(metrics["history"]["epochs"]) == 1
+    assert metrics.status == "failed" and len(metrics.history.epochs) == 1
     assert jobs.read_status(run)["state"] == "failed"
 
 
@@ -127,7 +131,7 @@ def test_the_app_queue_hands_a_job_to_torchrun(tmp_path):
         snap = snapshot(run)
         assert snap["status"] == "done", snap["message"]
         metrics = load_run(run).metrics
-        assert metrics["distributed"]["world_size"] == 2
+        assert metrics.distributed["world_size"] == 2
         assert jobs.read_status(run)["launcher"] == launcher
         assert len(snap["epoch_records"]) == 2
     finally:
@@ -139,5 +143,5 @@ def test_one_process_is_unchanged_by_the_distributed_code_path(tmp_path):
     out = subprocess.run([sys.executable, *TRAIN, "--epochs", "1", "--out", str(tmp_path / "r")], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "world_size" not in summary(out.stdout) and "distributed" not in load_run(tmp_path / "r").metrics
+    assert "world_size" not in summary(out.stdout) and load_run(tmp_path / "r").metrics.distributed is None
     assert Path(tmp_path / "r" / "model.safetensors").is_file()

@@ -114,4 +114,4 @@ def test_cli_k_needs_the_iwae_objective(capsys):
     from vae.cli import main
     assert main(["train", "--data", "blobs", "--k", "5", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "add --objective iwae" in err[0]
+    assert len(err) == 1 and "--k is the IWAE objective's sample count" in err[0] and "--objective" in err[0]

@@ -38,22 +38,23 @@ def test_a_resumed_run_is_bit_identical_to_one_never_stopped(tmp_path):
     data = tiny_split(n_train=200, n_test=40)
     straight = train_run(config(), data, tmp_path / "straight")
     stop, cb = stop_after_epoch(2)
-    first = train_run(config(), data, tmp_path / "split", callback=cb, cancel=stop)
+    first = train_run(config(), data, tmp_path / "split", callback=[cb, jobs.JobControl(tmp_path / "split")],
+                      cancel=stop)
     assert first.status == "cancelled" and has_checkpoint(tmp_path / "split")
     assert jobs.read_status(tmp_path / "split")["state"] == "stopped"
     second = train_run(config(), data, tmp_path / "split", resume=True)
     a, b = straight.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the trajectory"
-    assert [e["epoch"] for e in second.metrics["history"]["epochs"]] == [1, 2, 3, 4]
-    assert second.final["neg_elbo"] == straight.final["neg_elbo"]
+    assert [e.epoch for e in second.metrics.history.epochs] == [1, 2, 3, 4]
+    assert second.final.neg_elbo == straight.final.neg_elbo
     assert not has_checkpoint(tmp_path / "split"), "a completed run drops its optimizer state"
     events, _ = jobs.read_events(tmp_path / "split")
     assert [e["type"] for e in events if e["type"] != "step"] == ["start", "epoch", "epoch", "end",
                                                                    "start", "epoch", "epoch", "end"]
     snaps = sorted(p.name for p in (tmp_path / "split" / jobs.SNAPSHOTS).iterdir())
     assert snaps == [f"epoch-{i:04d}.npz" for i in range(1, 5)]
-    snap = jobs.read_npz(tmp_path / "split" / jobs.SNAPSHOTS / snaps[-1])
-    assert snap["mu"].shape == (40, 2) and snap["recons"].shape[1:] == (1, 8, 8) and snap["kl_per_dim"].shape == (2,)
+    snap = jobs.read_snapshot(tmp_path / "split" / jobs.SNAPSHOTS / snaps[-1])
+    assert snap.mu.shape == (40, 2) and snap.recons.shape[1:] == (1, 8, 8) and snap.kl_per_dim.shape == (2,)
 
 
 def test_every_epoch_leaves_a_loadable_run_and_a_matching_checkpoint(tmp_path):
@@ -63,8 +64,8 @@ def test_every_epoch_leaves_a_loadable_run_and_a_matching_checkpoint(tmp_path):
     def check(e):
         if e["type"] == "epoch" and e["epoch"] >= 2:   # the folder as of the previous epoch, while training
             run = load_run(tmp_path / "r")
-            _, ck = load_checkpoint(tmp_path / "r", run.config)
-            seen.append((len(run.metrics["history"]["epochs"]), ck.epoch, run.metrics["status"]))
+            _, ck = load_checkpoint(tmp_path / "r")
+            seen.append((len(run.metrics.history.epochs), ck.epoch, run.metrics.status))
     train_run(config(epochs=3), data, tmp_path / "r", callback=check)
     assert seen == [(1, 1, "running"), (2, 2, "running")]
 
@@ -77,7 +78,7 @@ def test_a_checkpoint_cut_mid_write_is_refused_not_mixed(tmp_path):
     saved = json.loads(state.read_text())
     state.write_text(json.dumps({**saved, "epoch": 2}))      # weights of epoch 1, state of "epoch 2"
     with pytest.raises(RunError, match="cut mid-write"):
-        load_checkpoint(tmp_path / "r", config())
+        load_checkpoint(tmp_path / "r")
 
 
 def test_resume_refuses_a_folder_of_another_run(tmp_path):
@@ -107,16 +108,16 @@ def test_kill_9_of_the_cli_then_resume_from_the_command_line(tmp_path):
     proc.wait()
     status = jobs.read_status(run)
     assert jobs.effective_state(status) == "interrupted"
-    kept = len(load_run(run).metrics["history"]["epochs"])
+    kept = len(load_run(run).metrics.history.epochs)
     # the checkpoint is written before the run folder, so a kill between the two leaves it one epoch ahead
     # (never behind); resume starts from the checkpoint either way
-    assert kept >= 2 and load_checkpoint(run, load_run(run).config)[1].epoch in (kept, kept + 1)
+    assert kept >= 2 and load_checkpoint(run)[1].epoch in (kept, kept + 1)
     done = vae_cli("train", "--resume", run, "--threads", 1, "--quiet")
     out, err = done.communicate(timeout=180)
     assert done.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "completed"
-    assert [e["epoch"] for e in load_run(run).metrics["history"]["epochs"]] == [1, 2, 3, 4, 5, 6]
+    assert [e.epoch for e in load_run(run).metrics.history.epochs] == [1, 2, 3, 4, 5, 6]
     assert jobs.read_status(run)["state"] == "done"
 
 
@@ -138,6 +139,6 @@ def test_a_kill_between_the_checkpoint_renames_still_resumes(tmp_path):
     assert (run / "checkpoint" / "state.json").is_file() and not (run / "checkpoint.new").exists()
     shutil.copytree(run / "checkpoint", run / "checkpoint.old")
     (run / "checkpoint").rename(run / "checkpoint.new")
-    assert load_checkpoint(run, config())[1].epoch == 2
+    assert load_checkpoint(run)[1].epoch == 2
     result = train_run(config(), data, run, resume=True)
     assert result.status == "completed" and not any(run.glob("checkpoint*"))

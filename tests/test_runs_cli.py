@@ -24,7 +24,7 @@ def small_run(tmp_path, **model_kw) -> tuple[Path, VAE, RunConfig]:
     cfg = RunConfig(model=ModelConfig(**{"image_size": 8, "latent_dim": 2, "hidden": (16,), **model_kw}))
     torch.manual_seed(0)
     model = VAE(cfg.model)
-    path = save_run(tmp_path / "run", model, cfg, {"final": {"neg_elbo": 1.5, "nan": float("nan")}})
+    path = save_run(tmp_path / "run", model, cfg, {"final": {"neg_elbo": 1.5, "kl": float("nan")}})
     return path, model, cfg
 
 
@@ -38,7 +38,8 @@ def test_round_trip_is_exact(tmp_path, kw):
     assert run.config == cfg
     a, b = model.state_dict(), run.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert run.metrics["final"]["neg_elbo"] == 1.5 and run.metrics["final"]["nan"] is None
+    assert run.metrics.final.neg_elbo == 1.5 and run.metrics.final.kl is None      # NaN is stored as null
+    assert json.loads((path / "metrics.json").read_text())["final"].get("kl") is None
     assert not run.model.training
     assert list_runs(tmp_path) == [path]
 
@@ -201,7 +202,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_npz, trained):
         (["train", "--data", bad, "--out", out], "NaN"),
         (["train", "--data", garbage, "--out", out], ""),
         (["train", "--data", "no-such-set", "--out", out], "mnist"),
-        (["train", "--data", tiny_npz, "--latent-dim", 0, "--out", out], "latent_dim"),
+        (["train", "--data", tiny_npz, "--latent-dim", 0, "--out", out], "--latent-dim must be 1..128, got 0"),
         (["train", "--data", tiny_npz, "--epochs", "x", "--out", out], "epochs"),
         (["train", "--data", tiny_npz, "--hidden", "a,b", "--out", out], "hidden"),
         (["train", "--data", tiny_npz, "--decoder-hidden", "wide", "--out", out], "decoder-hidden"),

@@ -9,18 +9,11 @@ import torch
 from helpers import tiny_split
 
 from vae.cli import main
-from vae.config import ModelConfig, RunConfig, TrainConfig
-from vae.runs import load_run, save_run
+from vae.config import ModelConfig, RunConfig, SemisupConfig, TrainConfig
+from vae.pipeline import train_run
+from vae.runs import load_run
 from vae.usecases.common import balanced_subset
-from vae.usecases.semisup import (
-    M2,
-    SemiSupervisedVAE,
-    affine_views,
-    error_rate,
-    fit_semisup,
-    pixel_baseline,
-    recipe_epochs,
-)
+from vae.usecases.semisup import M2, SemiSupervisedVAE, affine_views, error_rate, recipe_epochs
 
 
 def test_balanced_subset_are_balanced_and_seeded():
@@ -60,42 +53,69 @@ def test_unlabelled_term_trains_the_classifier():
     assert torch.allclose(u, ne[0, 1], atol=1e-4)
 
 
-def _config(**train):
+def _config(**semi):
     return RunConfig(kind="semisup", model=ModelConfig(image_size=8, latent_dim=4, hidden=(32,), num_classes=3),
-                     train=TrainConfig(**{"epochs": 15, "batch_size": 32, "threads": 1, "lr": 3e-3, **train}))
+                     train=TrainConfig(epochs=15, batch_size=32, threads=1, lr=3e-3),
+                     semisup=SemisupConfig(**{"labels": 6, "m2_epochs": 5, "joint_epochs": 0, "batch_size": 32,
+                                              **semi}))
+
+
+def _data():
+    return tiny_split(n_train=240, n_test=90, side=8, classes=3)
 
 
 def test_fit_learns_from_few_labels_and_round_trips(tmp_path):
-    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
+    """M1 then M2 through the one loop: events and records name their stage; the run folder loads as the same
+    SemiSupervisedVAE and records the test error, the labels and the pixel baseline."""
+    data = _data()
     events = []
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, joint_epochs=0, m2_batch=32, callback=events.append)
-    assert res.status == "completed" and len(res.labelled) == 6
-    types = {e["type"] for e in events}
-    assert {"m2_start", "m2_step", "m2_epoch", "end"} <= types and any(e.get("phase") == "m1" for e in events)
+    res = train_run(_config(), data, tmp_path / "ss", callback=events.append)
+    assert res.status == "completed"
+    starts = [e for e in events if e["type"] == "start"]
+    assert [e["stage"] for e in starts] == ["m1", "m2"] and starts[0]["stages"] == ["m1", "m2"]
+    assert starts[1]["reports"] == ["loss", "ce"] and starts[0]["epochs"] == 20
+    assert {e["stage"] for e in events if e["type"] == "step"} == {"m1", "m2"}
     err = error_rate(res.model, data.test)
     assert err <= 0.2, f"3 well-separated classes, 2 labels each: error {err}"
-    assert res.m2_history[-1]["test_error"] == pytest.approx(err, abs=1e-6)
-    path = save_run(tmp_path / "ss", res.model, _config(), {"test_error": err})
-    run = load_run(path)
-    assert isinstance(run.model, SemiSupervisedVAE) and run.config.kind == "semisup"
+    epochs = res.metrics.history.epochs
+    assert [e.stage for e in epochs] == ["m1"] * 15 + ["m2"] * 5 and [e.epoch for e in epochs] == list(range(1, 21))
+    assert epochs[-1].test["test_error"] == pytest.approx(err, abs=1e-6) == res.final.test_error
+    s = res.metrics.semisup
+    assert s["labels"] == 6 and len(s["labelled_indices"]) == 6 and 0 <= s["baseline"]["test_error"] <= 1
+    run = load_run(tmp_path / "ss")
+    assert isinstance(run.model, SemiSupervisedVAE) and run.config == _config()
     a, b = res.model.state_dict(), run.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert np.array_equal(run.model.predict(data.test.x), res.model.predict(data.test.x))
-    base = pixel_baseline(data, res.labelled)
-    assert 0 <= base["test_error"] <= 1
+    assert run.metrics.final.test_error == pytest.approx(err)
+
+
+def test_a_stopped_semisup_run_resumes_across_its_stages_exactly(tmp_path):
+    """The loop's checkpoint holds the stage, its optimizer and its objective's generator: stopped in the M2 stage
+    and resumed, the run ends bit-identical to one never stopped."""
+    data = _data()
+    straight = train_run(_config(), data, tmp_path / "a")
+    stop = threading.Event()
+    cut = train_run(_config(), data, tmp_path / "b", cancel=stop,
+                    callback=lambda e: stop.set() if e["type"] == "epoch" and e.get("stage") == "m2" else None)
+    assert cut.status == "cancelled" and [e.stage for e in cut.metrics.history.epochs][-1] == "m2"
+    again = train_run(_config(), data, tmp_path / "b", resume=True)
+    a, b = straight.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the trajectory"
+    assert again.final.test_error == straight.final.test_error
 
 
 def test_label_seed_picks_the_subset_and_consistency_trains(tmp_path):
-    """--label-seed changes only which images are labelled (one M1 serves several subsets); --consistency adds a
-    term that is recorded and trains."""
-    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
-    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
-    events = []
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=5, joint_epochs=0, m2_batch=32, consistency=5.0,
-                      label_seed=7, m1=first.model, callback=events.append)
-    assert np.array_equal(res.labelled, balanced_subset(data.train.y, 6, seed=7))
-    assert not np.array_equal(res.labelled, first.labelled)
-    assert next(e for e in events if e["type"] == "m2_start")["consistency"] == 5.0
+    """label_seed changes only which images are labelled (one M1 serves several subsets: m1_from); consistency adds
+    a term that trains."""
+    data = _data()
+    first = train_run(_config(m2_epochs=1), data, tmp_path / "m1")
+    res = train_run(_config(consistency=5.0, label_seed=7, m1_from=str(tmp_path / "m1")), data, tmp_path / "b")
+    picked = res.metrics.semisup["labelled_indices"]
+    assert np.array_equal(picked, balanced_subset(data.train.y, 6, seed=7))
+    assert not np.array_equal(picked, first.metrics.semisup["labelled_indices"])
+    assert [e.stage for e in res.metrics.history.epochs] == ["m2"] * 5, "the reused M1 is not trained again"
+    assert torch.equal(res.model.encoder.out.weight, first.model.encoder.out.weight)
     assert res.status == "completed" and error_rate(res.model, data.test) <= 0.2
 
 
@@ -112,46 +132,43 @@ def test_affine_views_identity_shift_and_fresh_maps():
     assert strong.min() >= 0 and strong.max() <= 1 and not torch.allclose(strong[0], strong[1])
 
 
-def test_joint_stage_trains_m1_and_m2_together():
+def test_joint_stage_trains_m1_and_m2_together(tmp_path):
     """The joint epochs change M1's encoder (the labels' cross-entropy reaches it) and its decoder (M1's ELBO is
     in the loss), record their terms, and take pseudo-labels only where the classifier is confident."""
-    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
-    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
-    events = []
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=4, m2_batch=32, m1=first.model,
-                      callback=events.append)
+    data = _data()
+    first = train_run(_config(m2_epochs=1), data, tmp_path / "m1")
+    joint = {"m2_epochs": 0, "joint_epochs": 4, "m1_from": str(tmp_path / "m1")}
+    res = train_run(_config(**joint), data, tmp_path / "j")
     assert res.status == "completed" and error_rate(res.model, data.test) <= 0.2
-    start = next(e for e in events if e["type"] == "m2_start")
-    assert start["stage"] == "joint" and start["augment"] == 1.0 and start["augment_weight"] == pytest.approx(4.0)
     before, after = first.model.state_dict(), res.model.state_dict()
     for name in ("encoder.out.weight", "decoder.net.0.weight"):
         assert not torch.equal(before[name], after[name]), name
-    h = res.m2_history
-    assert [r["stage"] for r in h] == ["joint"] * 4 and all(np.isfinite(r["neg_elbo"]) and r["neg_elbo"] > 0 for r in h)
-    assert h[-1]["test_error"] == pytest.approx(error_rate(res.model, data.test), abs=1e-6)
+    h = res.metrics.history.epochs
+    assert [r.stage for r in h] == ["joint"] * 4
+    assert all(np.isfinite(r.train["neg_elbo"]) and r.train["neg_elbo"] > 0 and "neg_elbo" in r.test for r in h)
+    assert h[-1].test["test_error"] == pytest.approx(error_rate(res.model, data.test), abs=1e-6)
     # a threshold below 1/K: every weak view's class is a pseudo-label; weight 0: the term is off
-    low = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=1, m2_batch=32, m1=first.model,
-                      pseudo_threshold=0.3)
-    assert low.m2_history[0]["confident"] == 1.0
-    off = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=1, m2_batch=32, m1=first.model,
-                      pseudo_threshold=0.3, augment_weight=0.0)
-    assert off.m2_history[0]["confident"] == 0.0 and off.m2_history[0]["consistency"] == 0.0
+    low = train_run(_config(**{**joint, "joint_epochs": 1}, pseudo_threshold=0.3), data)
+    assert low.metrics.history.epochs[0].train["confident"] == 1.0
+    off = train_run(_config(**{**joint, "joint_epochs": 1}, pseudo_threshold=0.3, augment_weight=0.0), data)
+    assert off.metrics.history.epochs[0].train["confident"] == 0.0
+    assert off.metrics.history.epochs[0].train["consistency"] == 0.0
 
 
-def test_joint_stage_stops_within_a_batch():
-    data = tiny_split(n_train=240, n_test=90, side=8, classes=3)
-    first = fit_semisup(_config(), data, labels=6, m2_epochs=1, joint_epochs=0, m2_batch=32)
+def test_joint_stage_stops_within_a_batch(tmp_path):
+    data = _data()
+    train_run(_config(m2_epochs=1), data, tmp_path / "m1")
     cancel = threading.Event()
     steps = []
 
     def on_event(e):
-        if e["type"] == "m2_step":
+        if e["type"] == "step":
             steps.append(e)
             cancel.set()
-    res = fit_semisup(_config(), data, labels=6, m2_epochs=0, joint_epochs=3, m2_batch=32, m1=first.model,
-                      callback=on_event, cancel=cancel)
-    assert res.status == "cancelled" and "joint epoch 1" in res.message and len(steps) == 1
-    assert not res.model.training
+    res = train_run(_config(m2_epochs=0, joint_epochs=3, m1_from=str(tmp_path / "m1")), data, callback=on_event,
+                    cancel=cancel)
+    assert res.status == "cancelled" and "epoch 1, step 1" in res.message and len(steps) == 1
+    assert steps[0]["stage"] == "joint" and not res.model.training
 
 
 def test_recipe_epochs_keep_mnists_steps_on_smaller_sets():
@@ -182,9 +199,10 @@ def test_cli_semisup_then_eval_reports_test_error(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["labels"] == 6 and 0 <= res["test_error"] <= 1 and 0 <= res["baseline_test_error"] <= 1
     assert res["m2_epochs"] == 2 and res["joint_epochs"] == 1
-    stages = [r["stage"] for r in json.loads((out / "metrics.json").read_text())["semisup"]["m2_history"]]
-    assert stages == ["m2", "m2", "joint"]
-    assert json.loads((out / "config.json").read_text())["kind"] == "semisup"
+    stages = [r["stage"] for r in json.loads((out / "metrics.json").read_text())["history"]["epochs"]]
+    assert stages == ["m1"] * 5 + ["m2", "m2", "joint"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["kind"] == "semisup" and saved["semisup"]["labels"] == 6 and saved["semisup"]["m2_epochs"] == 2
     assert main(["eval", str(out)]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["test_error"] == pytest.approx(res["test_error"])
@@ -195,13 +213,17 @@ def test_cli_semisup_then_eval_reports_test_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "trained further with labels (1 joint epochs)" in err[0]
     assert not (tmp_path / "again").exists()
+    # the run's own config.json re-runs it: the same seed gives the same test error
+    assert main(["train", "--config", str(out / "config.json"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
+    rerun = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rerun["test_error"] == pytest.approx(res["test_error"], abs=1e-9)
 
 
 @pytest.mark.parametrize("argv,needle", [(["--labels", "0"], "--labels"), (["--labels", "two"], "--labels"),
                                          (["--labels", "2"], "fewer than one per class"),
                                          (["--consistency", "-1"], "error: --consistency must be >= 0, got -1"),
                                          (["--joint-epochs", "0", "--m2-epochs", "0"], "at least one epoch"),
-                                         (["--augment", "5"], "--augment must be between 0 and 3, got 5"),
+                                         (["--augment", "5"], "--augment must be 0..3, got 5"),
                                          (["--augment-weight", "-1"], "--augment-weight must be >= 0"),
                                          (["--pseudo-threshold", "0"], "--pseudo-threshold must be in (0, 1]")])
 def test_cli_semisup_bad_input(tmp_path, capsys, argv, needle):

@@ -72,7 +72,7 @@ def test_augmentation_reports_both_accuracies(data, tmp_path):
     assert res["classifier"].startswith("MLP 784-256-10")
     # no label leaks in: the CVAE (written through the pipeline) saw exactly the 50 labelled images
     cvae = load_run(tmp_path / "cvae")
-    assert cvae.metrics["n_train"] == 50 and cvae.config.model.conditional
+    assert cvae.metrics.n_train == 50 and cvae.config.model.conditional
     x, y = res["samples"]["x"], res["samples"]["y"]
     assert x.shape == (200, 1, 28, 28) and x.dtype == np.uint8 and np.bincount(y).tolist() == [20] * 10
 

@@ -1,11 +1,12 @@
 """Per-epoch checkpoints inside a run folder: what ``python -m vae train --resume RUN_DIR`` continues from.
 
-``RUN_DIR/checkpoint/`` holds ``model.safetensors`` (weights), ``optimizer.safetensors`` (Adam's moments
-and step counts, flattened as ``state.<param index>.<name>``, plus the two generators' states) and
-``state.json`` (epoch, steps, clocks, history, the optimizer's hyper-parameters). Each file is written to
+``RUN_DIR/checkpoint/`` holds ``model.safetensors`` (weights), ``optimizer.safetensors`` (the current stage's Adam
+moments and step counts, flattened as ``state.<param index>.<name>``, plus the generators' states) and
+``state.json`` (epoch, stage, steps, clocks, history, the optimizer's hyper-parameters). Each file is written to
 a temporary name and renamed, tensors first and ``state.json`` last; both tensor files carry the epoch
 in their metadata, so a reader never pairs weights of one epoch with a state of another. Loading checks
-every key and shape against the model and optimizer the run's config builds; nothing is unpickled.
+every key and shape against the model the run builds (``vae.runs.load_state``) and the optimizer its stage builds
+(``vae.loop.check_optimizer_state``); nothing is unpickled.
 """
 from __future__ import annotations
 
@@ -19,10 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import RunConfig
-from .models import build_model
-from .runs import RunError, load_state
-from .train import Checkpoint, adam
+from .loop import Checkpoint
+from .runs import RunError
 from .util import atomic_write_bytes, atomic_write_json
 
 FOLDER = "checkpoint"
@@ -65,13 +64,20 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint)
     weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(folder / WEIGHTS, st_save(weights, metadata=meta))
     tensors: dict[str, torch.Tensor] = {"generator": ck.generator.contiguous(), "rng": ck.rng.contiguous()}
+    tensors.update({f"objective.{k}": v.detach().to("cpu").contiguous() for k, v in ck.objective_state.items()})
+    for name, opt in ck.aux_optimizers.items():
+        for idx, st in opt["state"].items():
+            for key, t in st.items():
+                tensors[f"aux.{name}.state.{idx}.{key}"] = torch.as_tensor(t).detach().to("cpu").contiguous()
     for idx, st in ck.optimizer["state"].items():
         for name, t in st.items():
             tensors[f"state.{idx}.{name}"] = torch.as_tensor(t).detach().to("cpu").contiguous()
     atomic_write_bytes(folder / OPTIMIZER, st_save(tensors, metadata=meta))
     atomic_write_json(folder / STATE, {
         "epoch": ck.epoch, "global_step": ck.global_step, "seen": ck.seen, "train_time": ck.train_time,
-        "elapsed": ck.elapsed, "history": ck.history, "param_groups": ck.optimizer["param_groups"]})
+        "elapsed": ck.elapsed, "history": ck.history, "param_groups": ck.optimizer["param_groups"],
+        "stage": ck.stage, "stage_epoch": ck.stage_epoch, "stage_step": ck.stage_step, "stage_start": ck.stage_start,
+        "aux_param_groups": {name: opt["param_groups"] for name, opt in ck.aux_optimizers.items()}})
     final, old = run_dir / FOLDER, run_dir / (FOLDER + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -80,8 +86,9 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, ck: Checkpoint)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(run_dir: str | Path, config: RunConfig) -> tuple[dict[str, torch.Tensor], Checkpoint]:
-    """The weights and ``Checkpoint`` of ``run_dir``'s last completed epoch, checked against ``config``."""
+def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoint]:
+    """The weights and ``Checkpoint`` of ``run_dir``'s last completed epoch. The loop checks them against the model
+    and the optimizer it builds (a checkpoint written before stages existed is its run's only stage)."""
     folder = _folder(run_dir)
     try:
         state = json.loads((folder / STATE).read_text(encoding="utf-8"))
@@ -98,14 +105,20 @@ def load_checkpoint(run_dir: str | Path, config: RunConfig) -> tuple[dict[str, t
         if epoch != str(state.get("epoch")):
             raise RunError(f"{folder}: {name} is from epoch {epoch}, state.json from epoch {state.get('epoch')}; "
                            "the checkpoint was cut mid-write")
-    model = build_model(config.model)
-    load_state(model, tensors[WEIGHTS], str(folder / WEIGHTS))
-    optimizer = _optimizer_state(model, tensors[OPTIMIZER], state, config, str(folder / OPTIMIZER))
     opt_t = tensors[OPTIMIZER]
-    ck = Checkpoint(epoch=int(state["epoch"]), global_step=int(state["global_step"]), seen=int(state["seen"]),
-                    train_time=float(state["train_time"]), elapsed=float(state["elapsed"]),
-                    history=state["history"], optimizer=optimizer,
-                    generator=opt_t["generator"].to(torch.uint8), rng=opt_t["rng"].to(torch.uint8))
+    try:
+        ck = Checkpoint(epoch=int(state["epoch"]), global_step=int(state["global_step"]), seen=int(state["seen"]),
+                        train_time=float(state["train_time"]), elapsed=float(state["elapsed"]),
+                        history=state["history"], optimizer=_optimizer_state(opt_t, state),
+                        generator=opt_t["generator"].to(torch.uint8), rng=opt_t["rng"].to(torch.uint8),
+                        stage=int(state.get("stage", 0)), stage_epoch=int(state.get("stage_epoch", state["epoch"])),
+                        stage_step=int(state.get("stage_step", state["global_step"])),
+                        stage_start=float(state.get("stage_start", 0.0)),
+                        objective_state={k[10:]: v for k, v in opt_t.items() if k.startswith("objective.")},
+                        aux_optimizers={name: _optimizer_state(opt_t, {"param_groups": groups}, f"aux.{name}.")
+                                        for name, groups in (state.get("aux_param_groups") or {}).items()})
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{folder / STATE}: not a checkpoint's state ({type(e).__name__}: {e})") from None
     return tensors[WEIGHTS], ck
 
 
@@ -126,26 +139,11 @@ def _metadata(blob: bytes) -> dict[str, str]:
     return header.get("__metadata__") or {}
 
 
-def _optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], state: dict[str, Any],
-                     config: RunConfig, source: str) -> dict[str, Any]:
-    """Rebuild Adam's state_dict, checking it against the optimizer this model and config would get."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    fresh = adam(params, lr=config.train.lr, weight_decay=config.train.weight_decay).state_dict()
-    groups = state.get("param_groups")
-    expected = [g["params"] for g in fresh["param_groups"]]
-    if not isinstance(groups, list) or [g.get("params") for g in groups] != expected:
-        raise RunError(f"{source}: the optimizer's parameter groups do not match the model the config builds")
+def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Adam's state_dict from the flattened tensors (``<prefix>state.<param index>.<name>``) and the saved groups."""
     out: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
-        if not key.startswith("state."):
-            continue
-        _, idx, name = key.split(".", 2)
-        out.setdefault(int(idx), {})[name] = t
-    for idx, st in out.items():
-        if not 0 <= idx < len(params):
-            raise RunError(f"{source}: optimizer state for parameter {idx}, the model has {len(params)}")
-        for name in ("exp_avg", "exp_avg_sq"):
-            if name not in st or tuple(st[name].shape) != tuple(params[idx].shape):
-                raise RunError(f"{source}: optimizer state {idx}.{name} does not match parameter shape "
-                               f"{list(params[idx].shape)}")
-    return {"state": out, "param_groups": groups}
+        if key.startswith(prefix + "state."):
+            _, idx, name = key[len(prefix):].split(".", 2)
+            out.setdefault(int(idx), {})[name] = t
+    return {"state": out, "param_groups": state.get("param_groups")}

@@ -13,23 +13,24 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Arch = Literal["mlp", "conv"]
+from .safejson import JSONError, load_json
+
+Arch = Literal["mlp", "conv", "foreign"]
 Likelihood = Literal["bernoulli", "gaussian"]
 Activation = Literal["relu", "elu", "silu", "leaky_relu"]
 Prior = Literal["normal", "vamp"]
 
 MIN_SIDE, MAX_SIDE = 8, 64
-# The default MLP: one wide encoder layer and a deeper decoder. Measured on full MNIST (README, Benchmarks:
-# bench/recipe_ablation.sh and bench/recipe_search.py):
-# a deeper decoder pays and a deeper encoder does not; a 20-D latent wants a wide first decoder layer
-# (512, 1024: 97.5 nats in 98 s against 99.4 for 256, 512, 1024), a 2-D latent, which the decoder must
-# unfold from a sheet, one more layer (256, 512, 1024: 144.3-144.9 nats in 60 s against 144.7-145.0; two seeds each).
+# The default MLP: one wide encoder layer and a deeper decoder, which learn the most per CPU second on MNIST; a 1- or
+# 2-D latent, which the decoder must unfold from a sheet, gets one more decoder layer (the ablation behind each
+# choice: README, Benchmarks).
 DEFAULT_HIDDEN: tuple[int, ...] = (1024,)
 DEFAULT_DECODER: tuple[int, ...] = (512, 1024)
 DEFAULT_DECODER_LOW_D: tuple[int, ...] = (256, 512, 1024)  # for latent_dim <= 2
 # The conv default: two stride-2 layers of 32 and 64 channels (28 -> 14 -> 7), the usual small MNIST conv VAE.
 DEFAULT_CONV_HIDDEN: tuple[int, ...] = (32, 64)
 MAX_LATENT = 128
+IWAE_K = 5              # the IWAE objective's default samples per image (Burda et al. report k = 5 and 50)
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,7 @@ class Setting:
     lo: float | None = None               # inclusive lower bound (exclusive with lo_open)
     hi: float | None = None               # inclusive upper bound
     lo_open: bool = False
+    hi_open: bool = False
     unit: str = ""                        # appended to the range in messages, e.g. "s"
     choices: tuple | None = None          # from a Literal annotation
 
@@ -54,8 +56,9 @@ class Setting:
         """The accepted range in words: ``1..128``, ``(0, 10]``, ``>= 0``."""
         unit = f" {self.unit}" if self.unit else ""
         if self.lo is not None and self.hi is not None:
-            if self.lo_open:
-                return f"in ({_num(self.lo)}, {_num(self.hi)}]{unit}"
+            if self.lo_open or self.hi_open:
+                left, right = "([" [not self.lo_open], ")]" [not self.hi_open]
+                return f"in {left}{_num(self.lo)}, {_num(self.hi)}{right}{unit}"
             return f"{_num(self.lo)}..{_num(self.hi)}{unit}"
         if self.lo is not None:
             return f"{'>' if self.lo_open else '>='} {_num(self.lo)}{unit}"
@@ -70,7 +73,7 @@ class Setting:
             return True
         if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
             return False
-        return self.hi is None or value <= self.hi
+        return self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
 
 
 def _num(v: float) -> str:
@@ -78,9 +81,9 @@ def _num(v: float) -> str:
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, lo: float | None = None, hi: float | None = None,
-            lo_open: bool = False, unit: str = "", factory: Any = dataclasses.MISSING) -> Any:
+            lo_open: bool = False, hi_open: bool = False, unit: str = "", factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field whose default, accepted range and one-line help live together."""
-    meta = {"help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "unit": unit}
+    meta = {"help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "unit": unit}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -97,7 +100,7 @@ def settings_of(cls: type) -> dict[str, Setting]:
         tp = hints[f.name]
         choices = typing.get_args(tp) if typing.get_origin(tp) is Literal else None
         out[f.name] = Setting(f.name, default, meta.get("help", ""), meta.get("lo"), meta.get("hi"),
-                              bool(meta.get("lo_open")), meta.get("unit", ""), choices)
+                              bool(meta.get("lo_open")), bool(meta.get("hi_open")), meta.get("unit", ""), choices)
     return out
 
 
@@ -139,7 +142,8 @@ MAX_WIDTH = 4096
 class ModelConfig:
     """Shape of the model. Every tensor shape in ``vae.models`` derives from this."""
 
-    arch: Arch = setting("mlp", "mlp: fastest on a CPU at 28x28; conv: sharper, slower")
+    arch: Arch = setting("mlp", "mlp: fastest on a CPU at 28x28; conv: sharper, slower; foreign: a model written in "
+                                "its user's own code and logged with vae.track (its shapes only are described here)")
     channels: int = setting(1, "1 grey, 3 RGB", lo=1, hi=3)
     image_size: int = setting(28, "square side of the images", lo=MIN_SIDE, hi=MAX_SIDE)
     latent_dim: int = setting(20, "latent dimensions; 20 as in Kingma & Welling's MNIST experiments", lo=1,
@@ -162,7 +166,8 @@ class ModelConfig:
     prior_components: int = setting(500, "vamp: pseudo-inputs (500, as in the paper)", lo=1, hi=5000)
 
     def __post_init__(self) -> None:
-        _check(self.arch in ("mlp", "conv"), f"model.arch must be 'mlp' or 'conv', got {self.arch!r}")
+        _check(self.arch in ("mlp", "conv", "foreign"),
+               f"model.arch must be 'mlp', 'conv' or 'foreign', got {self.arch!r}")
         if self.hidden is None:
             object.__setattr__(self, "hidden", default_hidden(self.arch))
         if self.decoder_hidden is None:  # resolve once; a saved config always holds the widths
@@ -226,19 +231,32 @@ class TrainConfig:
     output_bias_init: bool = setting(True, "start the decoder's output bias at the mean training pixel's logit")
     precision: Literal["fp32", "bf16"] = setting("fp32", "bf16: the forward pass under autocast (losses, gradients "
                                                          "and Adam stay fp32); pays on GPUs with bf16 units")
-    objective: Literal["elbo", "iwae"] = setting("elbo", "iwae: the importance-weighted bound of Burda et al. 2016")
-    iw_k: int = setting(1, "iwae: importance samples per image (k = 1 is the ELBO, sampled)", lo=1, hi=1000)
+    objective: Literal["elbo", "iwae", "btcvae", "factorvae"] = setting(
+        "elbo", "iwae: the importance-weighted bound of Burda et al. 2016; btcvae: beta-TCVAE (Chen et al. 2018), the "
+                "KL split into index-code MI, total correlation (weighted by tc_weight) and dimension-wise KL; "
+                "factorvae: FactorVAE (Kim & Mnih 2018), the ELBO plus tc_weight times a discriminator's estimate of "
+                "the total correlation")
+    tc_weight: float = setting(6.0, "btcvae and factorvae: the weight of the total correlation (beta-TCVAE's beta, "
+                                    "FactorVAE's gamma)", lo=0, hi=1000)
+    iw_k: int | None = setting(None, "iwae: importance samples per image (None: 5 with iwae, 1 with the ELBO)", lo=1,
+                               hi=1000)
 
     def __post_init__(self) -> None:
+        if self.iw_k is None:             # resolved once; a saved config always holds the number
+            object.__setattr__(self, "iw_k", IWAE_K if self.objective == "iwae" else 1)
         _check_settings(self, "train")
         _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
         _check(self.objective == "iwae" or self.iw_k == 1,
-               f"train.iw_k is the IWAE objective's sample count; with the ELBO it must be 1, got {self.iw_k}")
-        _check(self.objective == "elbo" or (self.beta == 1 and self.warmup_epochs == 0 and self.free_bits == 0),
+               f"train.iw_k is the IWAE objective's sample count; with the ELBO it must be 1 (or set train.objective "
+               f"to iwae), got {self.iw_k}")
+        _check(self.objective != "iwae" or (self.beta == 1 and self.warmup_epochs == 0 and self.free_bits == 0),
                "the IWAE objective is a bound on log p(x) and takes no beta, KL warm-up or free bits "
                f"(got beta {self.beta:g}, warm-up {self.warmup_epochs:g}, free bits {self.free_bits:g}); "
                "use them with the ELBO objective")
+        _check(self.objective not in ("btcvae", "factorvae") or self.free_bits == 0,
+               f"train.free_bits floor each dimension's KL, which the {self.objective} objective splits otherwise; "
+               f"use free_bits 0 with it (got {self.free_bits:g})")
 
 
 @dataclass(frozen=True)
@@ -249,7 +267,7 @@ class DataConfig:
     image_size: int | None = setting(None, "resize side (None = native)", lo=MIN_SIDE, hi=MAX_SIDE)
     color: Literal["grey", "rgb"] | None = setting(None, "convert to grey or RGB (None = as stored)")
     test_fraction: float = setting(0.1, "held-out share when the data has no official test split", lo=0, hi=1,
-                                   lo_open=True)
+                                   lo_open=True, hi_open=True)
     split_seed: int = setting(0, "seed of that split")
     max_train: int | None = setting(None, "use at most this many training images", lo=1)
     max_test: int | None = setting(None, "use at most this many test images", lo=1)
@@ -257,8 +275,59 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.name, str) and 0 < len(self.name) <= 4096, "data.name must be a non-empty string")
         _check(self.color in (None, "grey", "rgb"), f"data.color must be grey or rgb, got {self.color!r}")
-        _check(0 < self.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
         _check_settings(self, "data")
+
+
+@dataclass(frozen=True)
+class SemisupConfig:
+    """Semi-supervised M1+M2 (``kind: "semisup"``, ``vae.usecases.semisup``): M1 is the VAE of ``model`` trained with
+    ``train`` on every training image; then M2 on its codes with ``labels`` labelled images, first ``m2_epochs`` on M1's
+    frozen codes (Kingma et al. 2014), then ``joint_epochs`` of M1 and M2 together."""
+
+    labels: int | None = setting(100, "labelled images, balanced per class (None: every label)", lo=1)
+    label_seed: int | None = setting(None, "seed of the labelled subset (None: train.seed); subsets can share one M1")
+    m2_epochs: int = setting(0, "epochs of M2 on M1's frozen codes first (Kingma et al.'s M1+M2)", lo=0, hi=100_000)
+    joint_epochs: int = setting(15, "epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
+                                    "cross-entropy reaching M1's encoder, pseudo-labels from barely shifted to "
+                                    "distorted views (0: M1 stays as it was trained)", lo=0, hi=100_000)
+    batch_size: int = setting(100, "unlabelled (and as many labelled) images per M2 or joint step", lo=1, hi=65_536)
+    lr: float = setting(1e-3, "Adam's rate for the M2 and joint stages (cosine decay to 5 %)", lo=0, hi=10,
+                        lo_open=True)
+    alpha: float | None = setting(None, "weight of the labels' cross-entropy (None: 0.1 N / labels, the paper's "
+                                        "0.1 N per example)", lo=0)
+    consistency: float = setting(0.0, "M2 stage: weight of KL(q(y|z1) || q(y|z1')) between two posterior draws of "
+                                      "each unlabelled image", lo=0)
+    augment: float = setting(1.0, "joint stage: strength of the distorted view (1: up to 15 degrees, 15 % zoom, 3 px "
+                                  "shift at 28 px; 0: none)", lo=0, hi=3)
+    augment_weight: float | None = setting(None, "joint stage: weight of the distorted views' pseudo-label "
+                                                 "cross-entropy (None: alpha; 0: off)", lo=0)
+    pseudo_threshold: float = setting(0.95, "confidence a weak view's class needs to become a pseudo-label", lo=0, hi=1,
+                                      lo_open=True)
+    m2_hidden: int = setting(500, "M2's hidden width (Kingma et al. used 500)", lo=1, hi=MAX_WIDTH)
+    m2_latent: int = setting(32, "M2's z2 size; small, as z1 is already a compact code", lo=1, hi=MAX_LATENT)
+    m1_from: str | None = setting(None, "a semisup run folder whose label-free M1 (made with joint_epochs 0) is reused "
+                                        "instead of training one")
+    baseline: bool = setting(True, "also fit logistic regression on the labelled images' raw pixels")
+
+    def __post_init__(self) -> None:
+        _check_settings(self, "semisup")
+        _check(self.m2_epochs + self.joint_epochs >= 1,
+               f"semisup: M2 needs at least one epoch in all: m2_epochs {self.m2_epochs}, joint_epochs "
+               f"{self.joint_epochs}")
+
+
+@dataclass(frozen=True)
+class TrackedConfig:
+    """A model written in its user's own code and logged from their own loop (``kind: "tracked"``, ``vae.track``):
+    ``model`` describes its shapes and likelihood, this what its stored programs return."""
+
+    output: Literal["logits", "probs", "mean"] = setting(
+        "logits", "what decode returns: Bernoulli logits, probabilities, or a Gaussian mean in [0, 1]")
+    source: str = setting("", "the user's model class, for the pages to name it")
+
+    def __post_init__(self) -> None:
+        _check_settings(self, "tracked")
+        _check(len(self.source) <= 200, "tracked.source must be at most 200 characters")
 
 
 @dataclass(frozen=True)
@@ -266,16 +335,33 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    kind: Literal["vae", "semisup"] = "vae"
+    kind: Literal["vae", "semisup", "tracked"] = "vae"
+    semisup: SemisupConfig | None = None     # kind "semisup" only (filled with the defaults when absent)
+    tracked: TrackedConfig | None = None     # kind "tracked" only
 
     def __post_init__(self) -> None:
+        if self.kind == "semisup" and self.semisup is None:
+            object.__setattr__(self, "semisup", SemisupConfig())
+        _check(self.kind == "semisup" or self.semisup is None, "only a semisup run has a semisup section")
+        if self.kind == "tracked" and self.tracked is None:
+            object.__setattr__(self, "tracked", TrackedConfig())
+        _check(self.kind == "tracked" or self.tracked is None, "only a tracked run has a tracked section")
+        _check((self.kind == "tracked") == (self.model.arch == "foreign"),
+               "a tracked run's model is foreign (model.arch 'foreign'), and only a tracked run's is")
+        _check(self.model.prior == "normal" or self.train.objective not in ("btcvae", "factorvae"),
+               f"the {self.train.objective} objective measures the total correlation against the factorised prior "
+               "N(0, I); use prior 'normal' with it")
         _check(self.model.prior == "normal" or self.train.free_bits == 0,
                "free bits floor each dimension's KL to N(0, I), which the VampPrior does not have: "
                f"use free_bits 0 with prior 'vamp' (got {self.train.free_bits:g})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": _asdict(self.model), "train": _asdict(self.train),
-                "data": _asdict(self.data)}
+        out = {"kind": self.kind, "model": _asdict(self.model), "train": _asdict(self.train),
+               "data": _asdict(self.data)}
+        for name in ("semisup", "tracked"):
+            if getattr(self, name) is not None:
+                out[name] = _asdict(getattr(self, name))
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -284,9 +370,10 @@ class RunConfig:
     def from_dict(cls, d: Any) -> "RunConfig":
         if not isinstance(d, dict):
             raise ConfigError("config must be a JSON object with keys model, train, data")
-        unknown = set(d) - {"model", "train", "data", "kind"}
+        unknown = set(d) - {"model", "train", "data", "kind", "semisup", "tracked"}
         if unknown:
-            raise ConfigError(f"config has unknown keys {sorted(unknown)}; accepted: model, train, data, kind")
+            raise ConfigError(f"config has unknown keys {sorted(unknown)}; accepted: model, train, data, kind, "
+                              "semisup, tracked")
         kind = d.get("kind", "vae")
         # A config written before these keys existed describes a run made without them: a mirrored
         # decoder, no learning-rate warm-up, torch's zero output bias.
@@ -295,16 +382,20 @@ class RunConfig:
             model = {"decoder_hidden": [], **model}
         if isinstance(train, dict):
             train = {"lr_warmup": 0.0, "output_bias_init": False, **train}
-        _check(kind in ("vae", "semisup"), f"config.kind must be 'vae' or 'semisup', got {kind!r}")
+        _check(kind in ("vae", "semisup", "tracked"),
+               f"config.kind must be 'vae', 'semisup' or 'tracked', got {kind!r}")
+        semi, tracked = d.get("semisup"), d.get("tracked")
         return cls(model=from_dict(ModelConfig, model), train=from_dict(TrainConfig, train),
-                   data=from_dict(DataConfig, d.get("data", {})), kind=kind)
+                   data=from_dict(DataConfig, d.get("data", {})), kind=kind,
+                   semisup=None if semi is None else from_dict(SemisupConfig, semi),
+                   tracked=None if tracked is None else from_dict(TrackedConfig, tracked))
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str | bytes) -> "RunConfig":
         try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"config.json is not valid JSON ({e.msg} at line {e.lineno})") from None
+            d = load_json(text, "config.json")
+        except JSONError as e:
+            raise ConfigError(str(e)) from None
         return cls.from_dict(d)
 
 

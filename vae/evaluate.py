@@ -75,35 +75,23 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
     """
     cfg = model.cfg
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    x_all = fixed_binarized(data.x, seed) if binarized else data.x
+    if x_all.shape[0] == 0:
+        raise ValueError("the evaluation set is empty")
+    if cfg.conditional and data.y is None:
+        raise ValueError("a conditional model needs labelled test data")
     was_training = model.training
     model.eval()
-    x_all = fixed_binarized(data.x, seed) if binarized else data.x
-    y_all = data.y if cfg.conditional else None
-    if cfg.conditional and y_all is None:
-        raise ValueError("a conditional model needs labelled test data")
-    gen = torch.Generator().manual_seed(seed)
-    gen_iw = torch.Generator().manual_seed(seed + 1)  # separate stream: the -ELBO is the same with or without IW
-    sigma = model.sigma().to(device) if cfg.likelihood == "gaussian" else None
-    n = x_all.shape[0]
-    prior = model.prior_params()           # the VampPrior's components, once (None for N(0, I))
-    rec_l, kl_l, nll_l, mu_l, lv_l = [], [], [], [], []
-    for i in range(0, n, batch_size):
-        x = to_float(x_all[i:i + batch_size]).to(device)
-        y = y_all[i:i + batch_size].to(device) if y_all is not None else None
-        mu, logvar = model.encode(x, y)
-        z = mu + _randn(mu.shape, gen, device) * torch.exp(0.5 * logvar)
-        terms = losses.elbo_terms(model.decode(z, y), x, mu, logvar, cfg, sigma, z=z, prior=prior)
-        rec_l.append(terms["recon"].cpu())
-        kl_l.append(terms["kl"].cpu())
-        mu_l.append(mu.cpu())
-        lv_l.append(logvar.cpu())
-        if iw_samples > 1:
-            nll_l.append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma, prior=prior).cpu())
-    if n == 0:
-        raise ValueError("the evaluation set is empty")
-    recon, kl = torch.cat(rec_l), torch.cat(kl_l)
-    mu, logvar = torch.cat(mu_l), torch.cat(lv_l)
-    neg_elbo = recon + kl
+    try:
+        sigma = model.likelihood_sigma()
+        sigma = None if sigma is None else sigma.to(device)
+        scores = _scores(model, x_all, data.y if cfg.conditional else None, iw_samples, batch_size, seed, device,
+                         sigma)
+    finally:
+        model.train(was_training)
+    recon, kl, mu, logvar = scores["recon"], scores["kl"], scores["mu"], scores["logvar"]
+    neg_elbo, n = recon + kl, x_all.shape[0]
+    prior = model.prior_params()
     kld = losses.prior_kl_per_dim(mu, logvar, None if prior is None else tuple(t.cpu() for t in prior)).mean(0)
     act = mu.var(0, unbiased=False) > ACTIVE_UNIT_THRESHOLD if n > 1 else torch.zeros(cfg.latent_dim, dtype=torch.bool)
     out: dict[str, Any] = {
@@ -113,19 +101,35 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
         "mean_image_nats": mean_image_nats(x_all, cfg, sigma),
     }
     if iw_samples > 1:
-        nll = torch.cat(nll_l)
-        out["nll_iw"] = float(nll.mean())
-        out["iw_samples"] = int(iw_samples)
+        out.update(nll_iw=float(scores["nll_iw"].mean()), iw_samples=int(iw_samples))
         out["bits_per_dim_iw"] = losses.bits_per_dim(out["nll_iw"], cfg)
     if per_image:
-        out["per_image"] = {"neg_elbo": neg_elbo.numpy(), "recon": recon.numpy(), "kl": kl.numpy()}
-        if iw_samples > 1:
-            out["per_image"]["nll_iw"] = nll.numpy()
+        out["per_image"] = {"neg_elbo": neg_elbo.numpy(), "recon": recon.numpy(), "kl": kl.numpy(),
+                            **({"nll_iw": scores["nll_iw"].numpy()} if iw_samples > 1 else {})}
     if return_latent:
         out["latent"] = {"mu": mu.numpy(), "logvar": logvar.numpy(),
                          "y": data.y.numpy() if data.y is not None else None}
-    model.train(was_training)
     return out
+
+
+def _scores(model: VAE, x_all: torch.Tensor, y_all: torch.Tensor | None, iw_samples: int, batch_size: int, seed: int,
+            device, sigma) -> dict[str, torch.Tensor]:
+    """Per-image ``recon``, ``kl`` (and ``nll_iw``), and the posteriors ``mu``, ``logvar``, in batches (CPU)."""
+    gen = torch.Generator().manual_seed(seed)
+    gen_iw = torch.Generator().manual_seed(seed + 1)  # separate stream: the -ELBO is the same with or without IW
+    prior = model.prior_params()           # the VampPrior's components, once (None for N(0, I))
+    parts: dict[str, list[torch.Tensor]] = {"recon": [], "kl": [], "mu": [], "logvar": [], "nll_iw": []}
+    for i in range(0, x_all.shape[0], batch_size):
+        x = to_float(x_all[i:i + batch_size]).to(device)
+        y = y_all[i:i + batch_size].to(device) if y_all is not None else None
+        mu, logvar = model.encode(x, y)
+        z = mu + _randn(mu.shape, gen, device) * torch.exp(0.5 * logvar)
+        terms = losses.elbo_terms(model.decode(z, y), x, mu, logvar, model.cfg, sigma, z=z, prior=prior)
+        for k, v in (("recon", terms["recon"]), ("kl", terms["kl"]), ("mu", mu), ("logvar", logvar)):
+            parts[k].append(v.cpu())
+        if iw_samples > 1:
+            parts["nll_iw"].append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma, prior=prior).cpu())
+    return {k: torch.cat(v) for k, v in parts.items() if v}
 
 
 def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, k: int,

@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 from typing import Any
 
 import numpy as np
@@ -55,11 +54,10 @@ class UnsupportedForBrowser(ValueError):
     """The decoder uses something the browser forward pass does not implement."""
 
 
-def _b64(t: torch.Tensor) -> str:
-    a = t.detach().to("cpu", torch.float32).contiguous().numpy()
-    if sys.byteorder != "little":
-        a = a.byteswap()
-    return base64.b64encode(a.tobytes()).decode("ascii")
+def b64_floats(t: torch.Tensor | np.ndarray) -> str:
+    """A tensor or array as base64 little-endian float32 (the spec's weights)."""
+    a = (t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)).astype("<f4", copy=False)
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
 
 def _unb64(s: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -71,7 +69,57 @@ def _unb64(s: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def _bias(m: nn.Module, out: int) -> str:
     b = m.bias if m.bias is not None else torch.zeros(out)
-    return _b64(b)
+    return b64_floats(b)
+
+
+_ACTIVATIONS = {nn.ReLU: lambda m: {"type": "relu"}, nn.SiLU: lambda m: {"type": "silu"},
+                nn.ELU: lambda m: {"type": "elu", "alpha": float(m.alpha)},
+                nn.LeakyReLU: lambda m: {"type": "leaky_relu", "slope": float(m.negative_slope)},
+                nn.Sigmoid: lambda m: {"type": "sigmoid"}}
+
+
+def layer_spec(m: nn.Module, shape: tuple[int, ...], where: str) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """One module as a spec layer, and the activation's shape after it (batch dim dropped). Raises
+    ``UnsupportedForBrowser`` for a module, or a shape, the browser's forward pass does not run."""
+    if type(m) in _ACTIVATIONS:
+        return _ACTIVATIONS[type(m)](m), shape
+    if type(m) is nn.Linear:
+        if shape != (m.in_features,):
+            raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
+        return ({"type": "linear", "in": m.in_features, "out": m.out_features, "weight": b64_floats(m.weight),
+                 "bias": _bias(m, m.out_features)}, (m.out_features,))
+    if type(m) is nn.Unflatten:
+        if m.dim not in (1, -len(shape)) or len(shape) != 1 or len(m.unflattened_size) != 3:
+            raise UnsupportedForBrowser(f"{where}: only [B, N] -> [B, C, H, W] is supported")
+        c, h, w = (int(v) for v in m.unflattened_size)
+        if c * h * w != shape[0] or h != w:
+            raise UnsupportedForBrowser(f"{where}: {shape[0]} values do not make a square [{c}, {h}, {w}]")
+        return {"type": "unflatten", "shape": [c, h, w]}, (c, h, w)
+    if type(m) is nn.ConvTranspose2d:
+        ok = (m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1) and m.output_padding == (0, 0)
+              and m.dilation == (1, 1) and m.groups == 1 and m.padding_mode == "zeros")
+        if not ok:
+            raise UnsupportedForBrowser(
+                f"{where}: only kernel 4, stride 2, padding 1 (no output padding, dilation or groups) is supported")
+        if len(shape) != 3 or shape[0] != m.in_channels:
+            raise UnsupportedForBrowser(f"{where} expects {m.in_channels} channels, gets shape {list(shape)}")
+        return ({"type": "convtranspose2d", "in": m.in_channels, "out": m.out_channels, "k": 4, "stride": 2,
+                 "pad": 1, "weight": b64_floats(m.weight), "bias": _bias(m, m.out_channels)},
+                (m.out_channels, 2 * shape[1], 2 * shape[2]))
+    raise UnsupportedForBrowser(f"{where} is not supported in the browser")
+
+
+def _to_image(shape: tuple[int, ...], cfg, arch: str) -> dict[str, Any]:
+    """The layer that turns the last activation into the [C, S, S] image as ``Decoder.forward`` does: an MLP's
+    output is viewed as [C, S, S], a conv output cropped top-left."""
+    c, s = cfg.channels, cfg.image_size
+    if arch == "mlp":
+        if shape != (c * s * s,):
+            raise UnsupportedForBrowser(f"MLP decoder ends with shape {list(shape)}, expected [{c * s * s}]")
+        return {"type": "unflatten", "shape": [c, s, s]}
+    if len(shape) != 3 or shape[0] != c or shape[1] < s:
+        raise UnsupportedForBrowser(f"conv decoder ends with shape {list(shape)}, cannot crop to [{c}, {s}, {s}]")
+    return {"type": "crop", "size": s}
 
 
 def decoder_spec(model: VAE) -> dict[str, Any]:
@@ -89,68 +137,16 @@ def decoder_spec(model: VAE) -> dict[str, Any]:
     net = getattr(dec, "net", None)
     if not isinstance(net, nn.Sequential):
         raise UnsupportedForBrowser("decoder.net is not an nn.Sequential")
-
     extra = cfg.num_classes if cfg.conditional else 0
-    shape: tuple[int, ...] = (cfg.latent_dim + extra,)  # current activation shape, batch dim dropped
+    shape: tuple[int, ...] = (cfg.latent_dim + extra,)
     layers: list[dict[str, Any]] = []
     for i, m in enumerate(net):
-        where = f"decoder.net[{i}] {type(m).__name__}"
-        if type(m) is nn.Linear:
-            if shape != (m.in_features,):
-                raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
-            layers.append({"type": "linear", "in": m.in_features, "out": m.out_features,
-                           "weight": _b64(m.weight), "bias": _bias(m, m.out_features)})
-            shape = (m.out_features,)
-        elif type(m) is nn.ReLU:
-            layers.append({"type": "relu"})
-        elif type(m) is nn.SiLU:
-            layers.append({"type": "silu"})
-        elif type(m) is nn.ELU:
-            layers.append({"type": "elu", "alpha": float(m.alpha)})
-        elif type(m) is nn.LeakyReLU:
-            layers.append({"type": "leaky_relu", "slope": float(m.negative_slope)})
-        elif type(m) is nn.Sigmoid:
-            layers.append({"type": "sigmoid"})
-        elif type(m) is nn.Unflatten:
-            if m.dim not in (1, -len(shape)) or len(shape) != 1 or len(m.unflattened_size) != 3:
-                raise UnsupportedForBrowser(f"{where}: only [B, N] -> [B, C, H, W] is supported")
-            c, h, w = (int(v) for v in m.unflattened_size)
-            if c * h * w != shape[0] or h != w:
-                raise UnsupportedForBrowser(f"{where}: {shape[0]} values do not make a square [{c}, {h}, {w}]")
-            layers.append({"type": "unflatten", "shape": [c, h, w]})
-            shape = (c, h, w)
-        elif type(m) is nn.ConvTranspose2d:
-            ok = (m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
-                  and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1
-                  and m.padding_mode == "zeros")
-            if not ok:
-                raise UnsupportedForBrowser(
-                    f"{where}: only kernel 4, stride 2, padding 1 (no output padding, dilation or groups) is supported")
-            if len(shape) != 3 or shape[0] != m.in_channels:
-                raise UnsupportedForBrowser(f"{where} expects {m.in_channels} channels, gets shape {list(shape)}")
-            layers.append({"type": "convtranspose2d", "in": m.in_channels, "out": m.out_channels,
-                           "k": 4, "stride": 2, "pad": 1,
-                           "weight": _b64(m.weight), "bias": _bias(m, m.out_channels)})
-            shape = (m.out_channels, 2 * shape[1], 2 * shape[2])
-        else:
-            raise UnsupportedForBrowser(f"{where} is not supported in the browser")
-
-    c, s = cfg.channels, cfg.image_size
-    # Decoder.forward: an MLP's output is viewed as [C, S, S], a conv output cropped top-left
-    if cfg.arch == "mlp":
-        if shape != (c * s * s,):
-            raise UnsupportedForBrowser(f"MLP decoder ends with shape {list(shape)}, expected [{c * s * s}]")
-        layers.append({"type": "unflatten", "shape": [c, s, s]})
-    else:
-        if len(shape) != 3 or shape[0] != c or shape[1] < s:
-            raise UnsupportedForBrowser(f"conv decoder ends with shape {list(shape)}, cannot crop to [{c}, {s}, {s}]")
-        layers.append({"type": "crop", "size": s})
-    layers.append({"type": "sigmoid"})
-
-    spec: dict[str, Any] = {"version": SPEC_VERSION, "latent_dim": cfg.latent_dim, "channels": c,
-                            "image_size": s, "conditional": bool(cfg.conditional),
-                            "num_classes": int(cfg.num_classes) if cfg.conditional else 0,
-                            "layers": layers}
+        layer, shape = layer_spec(m, shape, f"decoder.net[{i}] {type(m).__name__}")
+        layers.append(layer)
+    layers += [_to_image(shape, cfg, cfg.arch), {"type": "sigmoid"}]
+    spec: dict[str, Any] = {"version": SPEC_VERSION, "latent_dim": cfg.latent_dim, "channels": cfg.channels,
+                            "image_size": cfg.image_size, "conditional": bool(cfg.conditional),
+                            "num_classes": int(cfg.num_classes) if cfg.conditional else 0, "layers": layers}
     spec["id"] = spec_id(spec)
     return spec
 
@@ -254,7 +250,7 @@ def encoder_spec(model: VAE) -> dict[str, Any]:
             if not ok or len(shape) != 3 or shape[0] != m.in_channels:
                 raise UnsupportedForBrowser(f"{where}: only kernel 4, stride 2, padding 1 on {list(shape)} runs here")
             layers.append({"type": "conv2d", "in": m.in_channels, "out": m.out_channels, "k": 4, "stride": 2,
-                           "pad": 1, "weight": _b64(m.weight), "bias": _bias(m, m.out_channels)})
+                           "pad": 1, "weight": b64_floats(m.weight), "bias": _bias(m, m.out_channels)})
             shape = (m.out_channels, (shape[1] - 2) // 2 + 1, (shape[2] - 2) // 2 + 1)
         elif type(m) is nn.Flatten:
             layers.append({"type": "flatten"})
@@ -263,7 +259,7 @@ def encoder_spec(model: VAE) -> dict[str, Any]:
             if shape != (m.in_features,):
                 raise UnsupportedForBrowser(f"{where} expects {m.in_features} inputs, gets shape {list(shape)}")
             layers.append({"type": "linear", "in": m.in_features, "out": m.out_features,
-                           "weight": _b64(m.weight), "bias": _bias(m, m.out_features)})
+                           "weight": b64_floats(m.weight), "bias": _bias(m, m.out_features)})
             shape = (m.out_features,)
         elif type(m) in _ACT_TYPES:
             layers.append(_ACT_TYPES[type(m)](m))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import to_float
-from .latent import _device, _inference, _labels
+from .latent import device_of, inference, labels_for
 from .losses import log_normal, log_prior, prior_kl_per_dim, recon_nll
 from .models import VAE
 
@@ -61,7 +61,7 @@ def _one(model: VAE, x) -> torch.Tensor:
                          f"{cfg.image_size} image (uint8 0-255 or float 0-1)")
     if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1:
         raise ValueError("pixel values must be finite and within 0..1 (or uint8 0..255)")
-    return t[None].to(_device(model))
+    return t[None].to(device_of(model))
 
 
 def draw_eps(latent_dim: int, seed: int) -> np.ndarray:
@@ -70,12 +70,12 @@ def draw_eps(latent_dim: int, seed: int) -> np.ndarray:
     return torch.randn(latent_dim, generator=g).numpy()
 
 
-@_inference
+@inference
 def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0, label: int | None = None
                  ) -> ForwardPass:
     """One image (uint8 or float [C, H, W] / [H, W]) through the model; ``eps`` [D] frozen, else from ``seed``."""
     xt = _one(model, x)
-    y = _labels(model, label, 1)
+    y = labels_for(model, label, 1)
     mu, logvar = model.encode(xt, y)
     prior = model.prior_params()
     d = mu.shape[1]
@@ -86,7 +86,7 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
     sigma = torch.exp(0.5 * logvar)
     z = mu + sigma * et
     logits = model.decode(z, y)
-    recon = recon_nll(logits, xt, model.cfg, model.sigma() if model.cfg.likelihood == "gaussian" else None)
+    recon = recon_nll(logits, xt, model.cfg, model.likelihood_sigma())
     return ForwardPass(
         x=xt[0].cpu().numpy(), mu=mu[0].cpu().numpy(), logvar=logvar[0].cpu().numpy(),
         sigma=sigma[0].cpu().numpy(), eps=e.astype(np.float32), z=z[0].cpu().numpy(),
@@ -103,14 +103,14 @@ def _mixture_kl(mu: torch.Tensor, logvar: torch.Tensor, prior, seed: int, n: int
     return float((log_normal(zs, mu, logvar) - log_prior(zs, prior)).mean())
 
 
-@_inference
+@inference
 def posterior_cloud(model: VAE, x, n: int = 50, *, seed: int = 0, label: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` draws z ~ q(z | x) [n, D] and their decoded mean images [n, C, H, W]."""
     if not 1 <= n <= 10_000:
         raise ValueError(f"n must be 1..10000, got {n}")
     xt = _one(model, x)
-    y = _labels(model, label, 1)
+    y = labels_for(model, label, 1)
     mu, logvar = model.encode(xt, y)
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(n, mu.shape[1], generator=g).to(mu.device)

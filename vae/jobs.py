@@ -4,21 +4,22 @@ A job is ``python -m vae train --resume RUN_DIR`` (the same pipeline as any trai
 started by the app, a shell, ``torchrun`` or a cluster's scheduler. Its folder holds, beside the run's own
 files (``config.json``, and ``model.safetensors`` + ``metrics.json`` as of the last completed epoch):
 
-- ``job.json``: the state (``queued | running | done | stopped | failed | interrupted``), pid and host of
-  the process, who launched it, progress (epoch, step, images/s, ETA) and a heartbeat, rewritten
-  atomically at most every ``HEARTBEAT_S`` seconds and at every change of state;
+- ``job.json``: the state (``queued | running | done | stopped | failed | interrupted``; ``damaged`` when the
+  file cannot be read), pid, start time and host of the process, who launched it and who owns it, progress
+  (epoch, step, images/s, ETA) and a heartbeat, rewritten atomically at most every ``HEARTBEAT_S`` seconds and at
+  every change of state;
 - ``events.jsonl``: append-only training events (start, thinned steps, epochs, end), one JSON per line;
 - ``live.npz``: the latest reconstructions; ``snapshots/epoch-NNNN.npz``: each epoch's reconstructions,
   latent means and KL per dimension (the app's live charts and training timeline);
 - ``checkpoint/``: weights and optimizer state of the last completed epoch (``vae.checkpoint``);
 - ``stop``: created by anyone who wants the job to stop; the job checks for it before every batch.
 
-A job whose state says ``running`` but whose process is gone (same host: no such pid; another host: no
-heartbeat for ``STALE_S``) is ``interrupted``: ``resume`` continues it from its last checkpoint.
+A job whose state says ``running`` but whose process is gone (same host: no such pid, or a pid now used by a
+process that started at another time; another host: no heartbeat for ``STALE_S``) is ``interrupted``: ``resume``
+continues it from its last checkpoint. Job control is :class:`JobControl`, a subscriber of the pipeline's events.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
@@ -31,14 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import RunConfig
+from .record import CLAIM, EVENTS_FILE, JOB, LIVE, LOG, SNAPSHOTS, STOP, read_snapshot, snapshot_path
 from .runs import CONFIG, new_run_dir
+from .safejson import JSONError, load_json
 from .util import atomic_write_bytes, atomic_write_json
 
-JOB, EVENTS, STOP, LIVE, SNAPSHOTS, LOG, CLAIM = ("job.json", "events.jsonl", "stop", "live.npz", "snapshots",
-                                                 "train.log", "claim")
+EVENTS = EVENTS_FILE
+__all__ = ["CLAIM", "EVENTS", "JOB", "LIVE", "LOG", "SNAPSHOTS", "STOP", "JobControl", "read_snapshot",
+           "snapshot_path"]
 ACTIVE = ("queued", "running")
 HEARTBEAT_S = 2.0            # a running job rewrites job.json at least this often
 STALE_S = 60.0               # ... and counts as gone after this long without a heartbeat (another host)
@@ -48,12 +50,25 @@ HOST = socket.gethostname()
 # ----------------------------------------------------------------------------------------------- state
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    """``job.json`` as a dict, or None when the folder has none (a run made before jobs, or not a job)."""
+    """``job.json`` as a dict, or None when the folder has none (a run made before jobs, or not a job). A
+    ``job.json`` that cannot be read reads as the state ``damaged``, saying why, so that a watcher lists it instead
+    of losing it (a queued job in that state is never launched)."""
+    path = Path(run_dir) / JOB
     try:
-        d = json.loads((Path(run_dir) / JOB).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        blob = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return d if isinstance(d, dict) else None
+    except OSError as e:
+        return _damaged(f"{JOB} cannot be read ({e.strerror or e})")
+    try:
+        d = load_json(blob, JOB, max_bytes=1 << 20)
+    except JSONError as e:
+        return _damaged(str(e))
+    return d if isinstance(d, dict) else _damaged(f"{JOB} is not a JSON object")
+
+
+def _damaged(why: str) -> dict[str, Any]:
+    return {"state": "damaged", "message": why, "updated": 0.0}
 
 
 def write_status(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
@@ -77,12 +92,29 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``"<boot id>:<clock ticks since boot>"`` (Linux ``/proc``), or None where
+    that cannot be read. A pid is reused after its process ends and after a reboot; its start time is not."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            ticks = f.read().rsplit(")", 1)[1].split()[19]
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f"{f.read().strip()}:{ticks}"
+    except (OSError, IndexError):
+        return None
+
+
 def is_alive(status: dict[str, Any] | None) -> bool:
-    """Is the process behind a ``running`` job still there? By pid on this host, by heartbeat elsewhere."""
+    """Is the process behind a ``running`` job still there? On this host by its pid and its start time (a pid reused
+    by another process after a crash or a reboot is not the job), elsewhere by the heartbeat."""
     if not status or status.get("state") != "running":
         return False
     if status.get("host") == HOST and isinstance(status.get("pid"), int):
-        return pid_alive(status["pid"])
+        pid = status["pid"]
+        if not pid_alive(pid):
+            return False
+        recorded = status.get("proc_start")
+        return recorded is None or process_start(pid) in (None, recorded)
     return time.time() - float(status.get("updated") or 0) < STALE_S
 
 
@@ -113,14 +145,47 @@ def mark_interrupted(run_dir: str | Path, why: str) -> dict[str, Any]:
                         message=f"{why}; {kept(run_dir)}. Resume continues it from there.")
 
 
-def clear_progress(run_dir: str | Path) -> None:
-    """Remove a previous run's record (events, snapshots, checkpoint, status) before a fresh run in the folder."""
-    import shutil
-    run_dir = Path(run_dir)
-    for name in (EVENTS, LIVE, JOB, STOP, CLAIM):
-        (run_dir / name).unlink(missing_ok=True)
-    for name in (SNAPSHOTS, "checkpoint", "checkpoint.new", "checkpoint.old"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
+def clear_job(run_dir: str | Path) -> None:
+    """Remove a previous job's status, stop request and claim before a fresh run in the same folder."""
+    for name in (JOB, STOP, CLAIM):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+class JobControl:
+    """Keeps a run folder's job record (``job.json``) from the pipeline's events: running with this process's
+    pid, a heartbeat with the progress at most every ``HEARTBEAT_S``, the epoch once it is saved, and how the run
+    ended. The command line attaches it to every run it writes (and so to the app's jobs, which are
+    ``python -m vae train --resume RUN_DIR``); a stop request left by an earlier process is cleared first."""
+
+    def __init__(self, run_dir: str | Path, *, launched_by: str = "", fresh: bool = False):
+        self.dir, self.launched_by = Path(run_dir), launched_by
+        if fresh:
+            clear_job(self.dir)
+        (self.dir / STOP).unlink(missing_ok=True)      # a stop request belongs to the previous process
+        self.started = False
+        self.last = 0.0
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e["type"]
+        if kind == "start" and not self.started:
+            self.started = True
+            write_status(self.dir, state="running", pid=os.getpid(), host=HOST, started=time.time(),
+                         proc_start=process_start(os.getpid()), epochs=e["epochs"], total_steps=e["total_steps"],
+                         launched_by=self.launched_by, message="training", epoch=e.get("resumed_at_epoch") or 0,
+                         world_size=e.get("world_size", 1), device=e.get("device"))
+            self.last = time.monotonic()
+        elif kind == "step" and time.monotonic() - self.last >= HEARTBEAT_S:
+            self.last = time.monotonic()
+            write_status(self.dir, step=e["global_step"], epoch_running=e["epoch"],
+                         samples_per_sec=e.get("samples_per_sec"), eta=e.get("eta"), elapsed=e.get("elapsed"))
+        elif kind == "saved":
+            write_status(self.dir, epoch=e["epoch"], test=e.get("test"))
+        elif kind == "finished":
+            state = {"completed": "done", "cancelled": "stopped"}.get(e["status"], "failed")
+            write_status(self.dir, state=state, ended=time.time(), message=e["message"], final=e.get("final") or {})
+            (self.dir / STOP).unlink(missing_ok=True)
+        elif kind == "error":
+            write_status(self.dir, state="failed", ended=time.time(), message=f"training failed: {e['message']}")
 
 
 # ----------------------------------------------------------------------------------------------- stop
@@ -213,12 +278,15 @@ class Launch:
     prefix: str = ""             # e.g. "torchrun --standalone --nproc-per-node 2" or "srun -p gpu torchrun ..."
     threads: int = 1             # torch threads per process
     nice: int = 10               # lower priority than the web server (Unix)
+    data_roots: tuple[str, ...] = ()   # the only folders a job may read a data file from (the app's uploads)
 
     def command(self, run_dir: str | Path, *, data_dir: str | None = None) -> list[str]:
         args = ["-m", "vae", "train", "--resume", str(run_dir), "--quiet", "--threads", str(self.threads),
                 "--nice", str(self.nice)]
         if data_dir:
             args += ["--data-dir", data_dir]
+        if self.data_roots:
+            args += ["--data-roots", os.pathsep.join(self.data_roots)]
         prefix = shlex.split(self.prefix)
         return [*prefix, *args] if prefix else [sys.executable, *args]
 
@@ -267,23 +335,3 @@ def read_events(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str, An
         except ValueError:
             continue
     return events, offset + end
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray] | None:
-    """A live or snapshot ``.npz`` (no pickles), or None while it does not exist yet."""
-    try:
-        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return None
-
-
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: v for k, v in arrays.items() if v is not None})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def snapshot_path(run_dir: str | Path, epoch: int) -> Path:
-    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.npz"

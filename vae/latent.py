@@ -15,7 +15,7 @@ from .data import ImageData, to_float
 from .models import VAE
 
 
-def _inference(fn):
+def inference(fn):
     """Run ``fn(model, ...)`` without autograd and in eval mode, restoring the model's mode."""
     @functools.wraps(fn)
     def wrapper(model: VAE, *args, **kwargs):
@@ -29,7 +29,7 @@ def _inference(fn):
     return wrapper
 
 
-def _labels(model: VAE, y, n: int) -> torch.Tensor | None:
+def labels_for(model: VAE, y, n: int) -> torch.Tensor | None:
     if not model.cfg.conditional:
         return None
     if y is None:
@@ -44,19 +44,19 @@ def _labels(model: VAE, y, n: int) -> torch.Tensor | None:
     return t
 
 
-def _device(model: VAE) -> torch.device:
+def device_of(model: VAE) -> torch.device:
     return next(model.parameters()).device
 
 
-@_inference
+@inference
 def encode(model: VAE, data: ImageData | torch.Tensor, *, batch_size: int = 1000) -> dict[str, np.ndarray]:
     """Posterior means and log-variances of uint8 images: ``{"mu": [N, D], "logvar": [N, D]}``."""
     x_all = data.x if isinstance(data, ImageData) else data
     y_all = data.y if isinstance(data, ImageData) else None
     mus, lvs = [], []
     for i in range(0, x_all.shape[0], batch_size):
-        x = to_float(x_all[i:i + batch_size]).to(_device(model))
-        y = _labels(model, None if y_all is None else y_all[i:i + batch_size], x.shape[0])
+        x = to_float(x_all[i:i + batch_size]).to(device_of(model))
+        y = labels_for(model, None if y_all is None else y_all[i:i + batch_size], x.shape[0])
         mu, lv = model.encode(x, y)
         mus.append(mu.cpu())
         lvs.append(lv.cpu())
@@ -65,7 +65,7 @@ def encode(model: VAE, data: ImageData | torch.Tensor, *, batch_size: int = 1000
             "logvar": torch.cat(lvs).numpy() if lvs else np.zeros((0, d), np.float32)}
 
 
-@_inference
+@inference
 def decode(model: VAE, z, y=None, *, batch_size: int = 4096) -> np.ndarray:
     """Pixels (sigmoid of the logits) for latents ``z`` [N, D]: [N, C, H, W] float32 in [0, 1]."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
@@ -73,17 +73,17 @@ def decode(model: VAE, z, y=None, *, batch_size: int = 4096) -> np.ndarray:
         z = z[None]
     if z.ndim != 2 or z.shape[1] != model.cfg.latent_dim:
         raise ValueError(f"z must be [N, {model.cfg.latent_dim}], got {list(z.shape)}")
-    yy = _labels(model, y, z.shape[0])
+    yy = labels_for(model, y, z.shape[0])
     out = []
     for i in range(0, z.shape[0], batch_size):
-        zb = z[i:i + batch_size].to(_device(model))
+        zb = z[i:i + batch_size].to(device_of(model))
         yb = yy[i:i + batch_size].to(zb.device) if yy is not None else None
         out.append(torch.sigmoid(model.decode(zb, yb)).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.channels, model.cfg.image_size,
                                                         model.cfg.image_size), np.float32)
 
 
-@_inference
+@inference
 def reconstruct(model: VAE, data: ImageData, *, samples: int = 0, seed: int = 0) -> np.ndarray:
     """Decode the posterior mean (``samples=0``: [N, C, H, W]) or ``samples`` posterior draws per image
     ([N, S, C, H, W]), showing what the encoder is unsure of."""

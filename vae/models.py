@@ -1,5 +1,8 @@
 """Encoders, decoders and the VAE (Kingma & Welling 2014), optionally conditional (Sohn et al. 2015).
 
+The model contract (:class:`LatentModel`) is what every page, use case and tool needs of a model; VAE Lab's
+:class:`VAE` implements it, and so does a model logged from a user's own code (``vae.track``).
+
 Every shape comes from a ``ModelConfig``. The decoders use only these layer types, so
 that a small forward pass outside torch (the in-browser decoder) can mirror them:
 ``Linear``, an activation (``ACTIVATIONS``), ``ConvTranspose2d(k=4, s=2, p=1)``, a
@@ -8,7 +11,7 @@ top-left crop and, for pixels, a sigmoid of the logits.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,37 @@ class VAEOutput(NamedTuple):
     logvar: torch.Tensor        # [B, D] posterior log-variances
     z: torch.Tensor             # [B, D] the sample decoded
     prior: tuple[torch.Tensor, torch.Tensor] | None = None  # VampPrior: its components (mu_k, logvar_k) [K, D]
+
+
+class LatentModel(Protocol):
+    """What the pages, the use cases and the tools need of a model (shapes in each method's docstring).
+
+    - ``cfg``: a ``ModelConfig`` describing its shapes (channels, image_size, latent_dim), its likelihood, whether
+      it is conditional (and on how many classes) and its prior;
+    - ``encode(x, y=None) -> (mu, logvar)``: x [B, C, H, W] float in 0..1 -> the posterior's mean and log-variance
+      [B, D];
+    - ``decode(z, y=None) -> logits``: z [B, D] -> the likelihood's parameters [B, C, H, W] as logits: Bernoulli
+      logits, or for the Gaussian likelihood the logit of its mean (pixels are ``sigmoid(logits)`` either way);
+    - ``likelihood_sigma() -> [C] or None``: the Gaussian likelihood's sigma per channel (None for Bernoulli);
+    - ``prior_params() -> (mu_k, logvar_k) [K, D] or None``: the prior's mixture components (None: N(0, I));
+    - ``sample_prior(n, generator, temperature) -> z [n, D]``: draws from the prior.
+
+    Inference goes through ``vae.latent`` (no autograd, eval mode, the caller's mode restored); nothing outside
+    training changes a model's weights.
+    """
+
+    cfg: ModelConfig
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def likelihood_sigma(self) -> torch.Tensor | None: ...
+
+    def prior_params(self) -> tuple[torch.Tensor, torch.Tensor] | None: ...
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+                     ) -> torch.Tensor: ...
 
 
 def conv_sides(image_size: int, layers: int) -> tuple[int, int]:
@@ -148,25 +182,26 @@ class VAE(nn.Module):
         return self.encoder(x, y)
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I): [B, D]."""
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I) (drawn unless given): [B, D]."""
+        return mu + (torch.randn_like(mu) if eps is None else eps.to(mu)) * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z: [B, D] -> logits: [B, C, H, W]; pixels are ``torch.sigmoid(logits)``."""
         return self.decoder(z, y)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> VAEOutput:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
+                eps: torch.Tensor | None = None) -> VAEOutput:
         """Encode, sample, decode. With ``k`` > 1 (the IWAE objective) every image gets ``k`` samples:
-        ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major. ``prior`` carries the
-        VampPrior's components, computed here so that a DDP-wrapped model sees every parameter used in its
-        forward pass."""
+        ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major. ``eps`` ([B, D], or [k, B, D]) fixes
+        the noise. ``prior`` carries the VampPrior's components, computed here so that a DDP-wrapped model sees every
+        parameter used in its forward pass."""
         mu, logvar = self.encode(x, y)
         prior = self.prior_params()
         if k == 1:
-            z = self.reparameterize(mu, logvar)
+            z = self.reparameterize(mu, logvar, eps)
             return VAEOutput(self.decode(z, y), mu, logvar, z, prior)
-        z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))
+        z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape), eps)
         return VAEOutput(self.decode(z.reshape(-1, mu.shape[1]), None if y is None else y.repeat(k)), mu, logvar, z,
                          prior)
 
@@ -192,10 +227,14 @@ class VAE(nn.Module):
         return mu_k[pick] + eps.to(mu_k.device) * torch.exp(0.5 * logvar_k[pick])
 
     def sigma(self) -> torch.Tensor:
-        """Gaussian likelihood's sigma per channel: [C]."""
+        """Gaussian likelihood's sigma per channel: [C] (its setting, whatever the likelihood)."""
         if self.log_sigma is not None:
             return self.log_sigma.exp()
         return torch.full((self.cfg.channels,), self.cfg.gaussian_sigma)
+
+    def likelihood_sigma(self) -> torch.Tensor | None:
+        """The Gaussian likelihood's sigma per channel [C], or None for the Bernoulli likelihood."""
+        return self.sigma() if self.cfg.likelihood == "gaussian" else None
 
 
 def build_model(cfg: ModelConfig) -> VAE:
@@ -203,6 +242,6 @@ def build_model(cfg: ModelConfig) -> VAE:
     return VAE(cfg)
 
 
-def build_model_for(config) -> VAE:
-    """The model of a run config (``vae.runs.BUILDERS["vae"]``)."""
+def build_model_for(config, folder=None) -> VAE:
+    """The model of a run config (``vae.runs.BUILDERS["vae"]``; the run's folder is not needed)."""
     return build_model(config.model)

@@ -1,39 +1,41 @@
 """The one pipeline: train, evaluate on held-out data, write a run folder.
 
-``train_run(config, data, out)`` is what ``python -m vae train``, the app's training jobs, every use
-case that trains (semi-supervised, rate-distortion, anomaly, augmentation) and ``torchrun`` call, so a
-run folder means the same thing whoever made it::
+``train_run(config, data, out)`` is what ``python -m vae train``, the app's training jobs, every use case that
+trains (semi-supervised, rate-distortion, anomaly, augmentation) and ``torchrun`` call, for every kind of run
+(``config.kind``; ``vae.train.plan`` says what each trains), so a run folder means the same thing whoever made it::
 
     from vae import load_dataset, train_run, RunConfig
     result = train_run(RunConfig(), load_dataset("mnist5k"), "runs/first")
-    result.final["neg_elbo"]          # test -ELBO, nats per image
+    result.final.neg_elbo             # test -ELBO, nats per image
 
-Like pythae's training pipeline, it owns the output folder's layout (``vae.runs``); like the training
-loop, it never prints: progress goes to ``callback`` as ``vae.train`` events, and ``cancel`` (a
-``threading.Event``) stops it after the current batch, keeping what was learned.
+Like pythae's training pipeline, it owns the output folder's layout (``vae.record.FILES``): the config, the weights,
+the metrics, and while it trains the events, snapshots and a checkpoint after every epoch (``vae.runlog``). It never
+prints: progress goes to the subscribers in ``callback`` as ``vae.loop`` events, and ``cancel`` stops the run after
+the current batch, keeping what was learned. Job control (``job.json``, the stop file) is one more subscriber, which
+the command line and the app's jobs attach (``vae.jobs.JobControl``); the pipeline adds three events for it:
+
+- ``saved``: ``epoch, test`` once an epoch's checkpoint and run are on disk;
+- ``finished``: ``status, message, final, saved`` once the run folder is final;
+- ``error``: ``message`` when training raised.
 """
 from __future__ import annotations
 
-import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from . import jobs
 from .checkpoint import has_checkpoint, load_checkpoint, remove_checkpoint
 from .config import RunConfig
 from .data import DataSplit
 from .distributed import Dist
 from .evaluate import evaluate, test_view
 from .models import VAE
-from .runlog import RunLog
-from .runs import CONFIG, save_run
-from .train import Callback, fit
+from .record import DataInfo, Final, History, Metrics
+from .runlog import RunLog, clear_record
+from .runs import CONFIG, RunError, config_from_bytes, save_run
+from .train import Callback, TrainResult, fit, plan
 from .util import atomic_write_bytes
-
-#: ``trainer(config, data, callback=..., cancel=...)`` -> an object with ``model, status, message, history,
-#: seconds`` (``vae.train.TrainResult``, or ``vae.usecases.semisup.SemiSupResult`` for M1+M2).
-Trainer = Callable[..., Any]
 
 
 @dataclass
@@ -45,111 +47,108 @@ class RunResult:
     config: RunConfig
     status: str                # completed | cancelled | failed
     message: str
-    metrics: dict[str, Any]
+    metrics: Metrics
     seconds: float             # training time (the final evaluation excluded)
 
     @property
-    def final(self) -> dict[str, Any]:
-        """The final held-out evaluation (``vae.evaluate.evaluate``'s keys), empty without test images."""
-        return self.metrics.get("final") or {}
+    def final(self) -> Final:
+        """The final held-out evaluation (empty without test images)."""
+        return self.metrics.final
+
+
+def _fan_out(callback: Callback | Iterable[Callback] | None) -> list[Callback]:
+    if callback is None:
+        return []
+    return [callback] if callable(callback) else list(callback)
 
 
 def train_run(config: RunConfig, data: DataSplit, out: str | Path | None = None, *,
-              callback: Callback | None = None, cancel: Any = None, iw_samples: int = 0,
-              trainer: Trainer | None = None,
-              extra_metrics: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None,
-              resume: bool = False, launched_by: str = "", dist: Dist | None = None) -> RunResult:
+              callback: Callback | Iterable[Callback] | None = None, cancel: Any = None, iw_samples: int = 0,
+              extra_metrics: Callable[[TrainResult, Metrics], dict[str, Any]] | None = None,
+              resume: bool = False, dist: Dist | None = None) -> RunResult:
     """Train ``config`` on ``data``, evaluate on ``data.test`` and write the run folder ``out``.
 
-    - The final evaluation scores the test images as the run sees them (``vae.evaluate.test_view``:
-      binarised once with the run's seed for a ``binarize`` run), with ``iw_samples`` importance samples
-      for log p(x) when > 1; without test images it is skipped.
-    - ``trainer`` replaces ``vae.train.fit`` (e.g. M1+M2); ``extra_metrics(train_result, final)`` adds
-      keys to ``metrics.json`` (a use case's own figures).
-    - With ``out``, the folder records the run while it trains (``vae.runlog``: events, snapshots, a job
-      status, and after every epoch a checkpoint and a loadable run), so a killed process loses at most
-      one epoch; ``resume=True`` continues from that checkpoint (or starts, if there is none yet).
-    - ``out=None`` writes nothing. A run stopped before its first batch learned nothing: no weights are
-      written (the folder keeps its job record).
-    - ``dist`` (``vae.distributed.from_env()`` under torchrun): every rank trains; rank 0 alone evaluates
-      and writes the folder, the others return a result without a path.
+    - The final evaluation scores the test images as the run sees them (``vae.evaluate.test_view``: binarised once
+      with the run's seed for a ``binarize`` run), with ``iw_samples`` importance samples for log p(x) when > 1;
+      without test images it is skipped.
+    - ``callback``: one subscriber or several, each called with every event.
+    - ``extra_metrics(train_result, metrics)`` returns fields of ``vae.record.Metrics`` to set (a use case's own).
+    - With ``out``, the folder records the run while it trains, so a killed process loses at most one epoch;
+      ``resume=True`` continues from its checkpoint (or starts, if there is none yet). ``out=None`` writes nothing.
+      A run stopped before its first batch learned nothing: no weights are written.
+    - ``dist`` (``vae.distributed.from_env()`` under torchrun): every rank trains; rank 0 alone evaluates and writes
+      the folder, the others return a result without a path.
     """
     dist = dist or Dist()
-    writes = out is not None and dist.is_main
-    log = None
-    if out is not None and dist.is_main:
-        out = Path(out)
-        if resume:
-            check_resumable(out, config)
-        else:                                   # a fresh run (perhaps over an old one): its own record only
-            out.mkdir(parents=True, exist_ok=True)
-            jobs.clear_progress(out)
-            atomic_write_bytes(out / CONFIG, (config.to_json() + "\n").encode())
-        (out / jobs.STOP).unlink(missing_ok=True)            # a stop request belongs to the previous process
-        log = RunLog(out, config, data, launched_by=launched_by)
+    subscribers = _fan_out(callback)
+    log = _open_record(config, data, Path(out), resume) if out is not None and dist.is_main else None
 
     def events(e: dict[str, Any]) -> None:
         if log is not None:
             log(e)
-        if callback is not None:
-            callback(e)
+        for s in subscribers:
+            s(e)
 
-    kwargs: dict[str, Any] = {}
-    if trainer is None:
-        kwargs["dist"] = dist
-        if log is not None:
-            kwargs["on_epoch_end"] = log.on_epoch_end
-        if out is not None and resume and has_checkpoint(out):
-            kwargs["resume"] = load_checkpoint(out, config)       # every rank reads the same checkpoint
+    if log is not None:
+        log.emit = events
     try:
-        result = (trainer or fit)(config, data, callback=events, cancel=cancel, **kwargs)
-        test = test_view(data.test, config.train)
-        final = {}
-        if len(test) and dist.is_main:
-            final = evaluate(result.model, test, iw_samples=iw_samples, seed=config.train.seed)
-            if dist.active:
-                final["world_size"], final["backend"] = dist.world_size, dist.backend
-        metrics: dict[str, Any] = {
-            "status": result.status, "message": result.message, "seconds": result.seconds,
-            "n_train": len(data.train), "history": result.history, "final": final,
-            "data": {"name": data.name, "source": data.source, "class_names": data.class_names},
-        }
-        reason = cancel.reason() if result.status == "cancelled" and hasattr(cancel, "reason") else None
-        if reason:
-            metrics["message"] = reason
-        if extra_metrics is not None:
-            metrics.update(extra_metrics(result, final))
-        if dist.active:
-            metrics["distributed"] = dist.describe()
-        learned = bool((result.history or {}).get("steps")) or result.status != "cancelled"
-        path = save_run(out, result.model, config, metrics) if writes and learned else None
+        result, metrics, path = _train_and_save(config, data, out, events, cancel, iw_samples, extra_metrics, resume,
+                                                dist, log)
     except BaseException as e:
-        if writes:
-            line = " ".join(str(e).split()) or type(e).__name__
-            jobs.write_status(out, state="failed", ended=time.time(), message=f"training failed: {line}")
+        if dist.is_main:
+            events({"type": "error", "message": " ".join(str(e).split()) or type(e).__name__})
         raise
     finally:
         if log is not None:
             log.close()
-    if writes:
-        state = {"completed": "done", "cancelled": "stopped"}.get(result.status, "failed")
-        message = metrics["message"] if path is not None else "stopped before the first batch; nothing was saved"
-        message = (reason or message) if result.status == "cancelled" else message
-        jobs.write_status(out, state=state, ended=time.time(), message=message,
-                          final={k: final.get(k) for k in ("neg_elbo", "kl", "active_units") if k in final})
-        (out / jobs.STOP).unlink(missing_ok=True)
-        if result.status == "completed":
-            remove_checkpoint(out)
+    if log is not None and result.status == "completed":
+        remove_checkpoint(out)
+    events({"type": "finished", "status": result.status, "message": metrics.message, "saved": path is not None,
+            "final": {k: v for k, v in metrics.final.to_dict().items() if k in ("neg_elbo", "kl", "active_units")}})
     return RunResult(path=path, model=result.model, config=config, status=result.status, message=result.message,
                      metrics=metrics, seconds=result.seconds)
 
 
+def _open_record(config: RunConfig, data: DataSplit, out: Path, resume: bool) -> RunLog:
+    if resume:
+        check_resumable(out, config)
+    else:                                   # a fresh run (perhaps over an old one): its own record only
+        out.mkdir(parents=True, exist_ok=True)
+        clear_record(out)
+        atomic_write_bytes(out / CONFIG, (config.to_json() + "\n").encode())
+    return RunLog(out, config, data)
+
+
+def _train_and_save(config, data, out, events, cancel, iw_samples, extra_metrics, resume, dist, log
+                    ) -> tuple[TrainResult, Metrics, Path | None]:
+    p = plan(config, data)
+    ck = load_checkpoint(out) if out is not None and resume and has_checkpoint(out) else None
+    result = fit(config, data, callback=events, cancel=cancel, prepared=p, dist=dist, resume=ck,
+                 on_epoch_end=None if log is None else log.on_epoch_end)
+    test = test_view(data.test, config.train)
+    final = {}
+    if len(test) and dist.is_main:
+        final = evaluate(result.model, test, iw_samples=iw_samples, seed=config.train.seed)
+    reason = cancel.reason() if result.status == "cancelled" and hasattr(cancel, "reason") else None
+    metrics = Metrics(status=result.status, message=reason or result.message, seconds=result.seconds,
+                      n_train=len(data.train), history=History.from_dict(result.history), final=Final.from_dict(final),
+                      data=DataInfo(data.name, data.source, data.class_names),
+                      distributed=dist.describe() if dist.active else None)
+    for extra in (p.report, extra_metrics):
+        if extra is not None:
+            metrics = dataclasses.replace(metrics, **extra(result, metrics))
+    learned = bool(result.history.get("steps")) or result.status != "cancelled"
+    path = save_run(out, result.model, config, metrics) if out is not None and dist.is_main and learned else None
+    if path is None and out is not None and result.status == "cancelled":
+        metrics.message = reason or "stopped before the first batch; nothing was saved"
+    return result, metrics, path
+
+
 def check_resumable(out: Path, config: RunConfig) -> None:
     """Refuse to resume a folder that is not this run (its config.json must describe the same run)."""
-    from .runs import RunError, config_from_bytes
     try:
         saved = config_from_bytes((out / CONFIG).read_bytes(), str(out / CONFIG))
     except OSError:
         raise RunError(f"{out} has no config.json: not a run folder to resume") from None
-    if saved.model != config.model or saved.data != config.data:
+    if saved.model != config.model or saved.data != config.data or saved.kind != config.kind:
         raise RunError(f"{out}: its config.json describes another run; resume takes the folder's own config")

@@ -8,7 +8,6 @@ against the model the config describes, and anything else is refused with ``RunE
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import platform
 import secrets
@@ -24,21 +23,30 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import latent
-from .config import ConfigError, RunConfig
+from .budget import DEFAULT as DEFAULT_BUDGET
+from .budget import Budget
+from .budget import check as check_budget
+from .config import ConfigError, RunConfig, SemisupConfig
 from .data import ImageData
 from .models import VAE
+from .record import Metrics
+from .safejson import JSONError, load_json
 from .util import atomic_write_bytes, atomic_write_json
 
 WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 MAX_WEIGHTS_BYTES = 512 << 20
-MAX_JSON_BYTES = 64 << 20
+MAX_JSON_BYTES = 64 << 20            # metrics.json: a long run's history
+MAX_CONFIG_BYTES = 64 << 10          # config.json is about 2 KB
+MAX_HEADER_BYTES = 1 << 20           # a safetensors header: names, shapes and offsets of the tensors
 
 
 #: How to rebuild a run's model from its config, keyed by ``config.kind``: ``"module:function"``, imported
-#: when a run of that kind is loaded. Every builder returns a ``VAE`` (or a subclass of it, such as
-#: ``vae.usecases.semisup.SemiSupervisedVAE``). Named, not imported: the use cases are built on the core,
-#: so the core must not import them.
-BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup"}
+#: when a run of that kind is loaded, called as ``builder(config, folder)``. Every builder returns a model of the
+#: contract ``vae.models.LatentModel``: a ``VAE`` (or a subclass, such as ``vae.usecases.semisup.SemiSupervisedVAE``)
+#: or, for a run logged from its user's own code, ``vae.foreign.ForeignVAE``. Named, not imported: the use cases
+#: are built on the core, so the core must not import them.
+BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup",
+            "tracked": "vae.foreign:build_foreign"}
 
 
 def _builder(kind: str):
@@ -63,7 +71,7 @@ class Run:
     path: Path | None
     config: RunConfig
     model: VAE
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def name(self) -> str:
@@ -118,8 +126,10 @@ def is_run_dir(path: str | Path) -> bool:
     return (p / WEIGHTS).is_file() and (p / CONFIG).is_file()
 
 
-def save_run(path: str | Path, model: VAE, config: RunConfig, metrics: dict[str, Any] | None = None) -> Path:
-    """Write a run folder atomically file by file. An existing non-run, non-empty folder is refused."""
+def save_run(path: str | Path, model: VAE, config: RunConfig, metrics: Metrics | dict[str, Any] | None = None
+             ) -> Path:
+    """Write a run folder atomically file by file (``metrics``: a ``vae.record.Metrics``, or a dict in its layout).
+    An existing non-run, non-empty folder is refused."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunError(f"{path} exists and is not a folder")
@@ -131,7 +141,8 @@ def save_run(path: str | Path, model: VAE, config: RunConfig, metrics: dict[str,
     atomic_write_bytes(path / CONFIG, (config.to_json() + "\n").encode())
     meta = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
             "python": platform.python_version()}
-    atomic_write_json(path / METRICS, _clean({**(metrics or {}), "meta": meta}))
+    record = metrics if isinstance(metrics, Metrics) else Metrics.from_dict(metrics or {})
+    atomic_write_json(path / METRICS, _clean({**record.to_dict(), "meta": meta}))
     return path
 
 
@@ -170,36 +181,90 @@ def load_weights_bytes(model: VAE, blob: bytes, source: str) -> None:
     load_state(model, tensors, source)
 
 
-def config_from_bytes(blob: bytes, source: str) -> RunConfig:
+def config_from_bytes(blob: bytes, source: str, metrics: Any = None) -> RunConfig:
+    """A ``RunConfig`` from a ``config.json``'s bytes, read within limits (size, nesting, number length). A semisup
+    config written before its settings had a section of their own takes them from ``metrics`` (that run's
+    ``metrics.json`` as a dict, which recorded them)."""
     try:
-        return RunConfig.from_json(blob.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RunError(f"{source}: config.json is not UTF-8 text") from None
+        d = load_json(blob, source, max_bytes=MAX_CONFIG_BYTES)
+        if isinstance(d, dict) and d.get("kind") == "semisup" and "semisup" not in d:
+            d = {**d, "semisup": _semisup_v1(metrics)}
+        return RunConfig.from_dict(d)
+    except JSONError as e:
+        raise RunError(str(e)) from None
     except ConfigError as e:
         raise RunError(f"{source}: {e}") from None
 
 
-def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
-    """Rebuild the model from ``config.json`` and load checked weights; model in eval mode."""
+def _semisup_v1(metrics: Any) -> dict[str, Any]:
+    """The semisup settings a version-1 run recorded in ``metrics.json`` (its ``semisup`` figures)."""
+    fig = metrics.get("semisup") if isinstance(metrics, dict) else None
+    if not isinstance(fig, dict):
+        return {}
+    keep = {f for f in SemisupConfig.__dataclass_fields__} - {"labels", "m1_from", "baseline"}
+    out = {k: v for k, v in fig.items() if k in keep and v is not None}
+    if isinstance(fig.get("labels_requested"), int):
+        out["labels"] = fig["labels_requested"]
+    return out
+
+
+def load_run(path: str | Path, *, device: str | torch.device = "cpu", budget: Budget = DEFAULT_BUDGET) -> Run:
+    """Rebuild the model from ``config.json`` and load checked weights; model in eval mode. ``metrics.json`` of any
+    version is read as a ``vae.record.Metrics``. Nothing is built until the config is within ``budget`` and the
+    weights file has the size its model needs."""
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path} is not a run folder (expected a folder with {WEIGHTS} and {CONFIG})")
-    config = config_from_bytes(_read_capped(path / CONFIG, MAX_JSON_BYTES, "config"), str(path / CONFIG))
+    raw: Any = {}
+    if (path / METRICS).is_file():
+        try:
+            raw = load_json(_read_capped(path / METRICS, MAX_JSON_BYTES, "metrics"), str(path / METRICS))
+        except JSONError as e:
+            raise RunError(str(e)) from None
+        if not isinstance(raw, dict):
+            raise RunError(f"{path / METRICS}: must be a JSON object")
+    config = config_from_bytes(_read_capped(path / CONFIG, MAX_CONFIG_BYTES, "config"), str(path / CONFIG), raw)
+    check_weights_size(path / WEIGHTS, config, budget)
     try:
-        model = _builder(config.kind)(config)
+        model = _builder(config.kind)(config, path)
     except ValueError as e:
         raise RunError(f"{path / CONFIG}: {e}") from None
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
-    metrics: dict[str, Any] = {}
-    if (path / METRICS).is_file():
+    if hasattr(model, "open"):                 # a tracked run's programs, checked now rather than at first use
         try:
-            metrics = json.loads(_read_capped(path / METRICS, MAX_JSON_BYTES, "metrics").decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RunError(f"{path / METRICS}: not valid JSON") from None
-        if not isinstance(metrics, dict):
-            raise RunError(f"{path / METRICS}: must be a JSON object")
+            model.open()
+        except ValueError as e:
+            raise RunError(f"{path}: {e}") from None
     model.to(device).eval()
-    return Run(path=path, config=config, model=model, metrics=metrics)
+    return Run(path=path, config=config, model=model, metrics=Metrics.from_dict(raw))
+
+
+def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_BUDGET) -> int:
+    """Refuse, before building the model, a config over ``budget`` or a weights file whose size does not fit the
+    model the config describes (float32 safetensors: 4 bytes a parameter and a header). Returns the parameters."""
+    try:
+        n = check_budget(config, budget) if config.kind != "tracked" else _tracked_params(path, budget)
+    except (ConfigError, ValueError) as e:
+        raise RunError(f"{path.parent / CONFIG}: {e}") from None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise RunError(f"{path.parent}: missing {WEIGHTS}; a run folder holds {WEIGHTS}, {CONFIG} and {METRICS}") \
+            from None
+    if not 4 * n <= size <= 4 * n + MAX_HEADER_BYTES:
+        raise RunError(f"{path}: {size:,} bytes, but the model its config describes has {n:,} float32 parameters "
+                       f"({4 * n:,} bytes); the weights do not belong to this config")
+    return n
+
+
+def _tracked_params(path: Path, budget: Budget) -> int:
+    """A tracked run's parameters, from its weights file's header (its model is a stored program, not a config)."""
+    from .foreign import weight_shapes
+    n = sum(math.prod(s) for s in weight_shapes(path).values()) if path.is_file() else 0
+    if n > budget.max_params:
+        raise ConfigError(f"the model has {n:,} parameters, over the budget of {budget.max_params:,}"
+                          f"{budget.where('_PARAMS')}")
+    return n
 
 
 def run_folder_name(config: RunConfig, data_name: str) -> str:

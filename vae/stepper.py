@@ -10,7 +10,8 @@ respect to mu (the direction plain gradient descent would move mu, before the op
 - KL: -beta * d/dmu KL(q || N(0, I)) = -beta * mu (closed form), which pulls every code to 0.
 
 Per-image terms are used (a sum over pixels, not divided by the batch), so arrows compare across
-images; the step itself minimises the batch mean of recon + beta * KL, as in training.
+images. The step itself is one step of the training loop (``vae.loop.Trainer.step``) on the ELBO objective
+(``vae.objectives.Elbo``): the batch mean of recon + beta * KL, with the same noise the forces were shown for.
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import ImageData, to_float
+from .config import TrainConfig
+from .data import DataSplit, ImageData, to_float
 from .evaluate import ACTIVE_UNIT_THRESHOLD
-from .losses import kl_per_dim, recon_nll
+from .loop import Trainer
+from .losses import kl_per_dim
 from .models import VAE
+from .objectives import Batch
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,10 @@ class Stepper:
         self.model = copy.deepcopy(model).cpu().train()
         self.train = train
         self.batch_size = min(batch_size, len(train))
-        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=lr)
+        cfg = TrainConfig(lr=lr, lr_schedule="constant", lr_warmup=0.0, batch_size=self.batch_size, seed=seed,
+                          device="cpu", eval_every_epoch=False, recon_every=10**9)
+        data = DataSplit("stepper", "", train, ImageData(train.x[:0], None if train.y is None else train.y[:0]), None)
+        self.trainer = Trainer(self.model, data, cfg, threads=False)
         self.gen = torch.Generator().manual_seed(seed)
         self.steps = 0
         self.history: list[dict] = []
@@ -67,39 +74,31 @@ class Stepper:
         eps = torch.randn(self.batch_size, self.model.cfg.latent_dim, generator=self.gen)
         return idx, eps
 
-    def _terms(self, beta: float):
+    def _batch(self) -> Batch:
         idx, eps = self._next
-        x = to_float(self.train.x[idx])
         y = None if self.train.y is None or not self.model.cfg.conditional else self.train.y[idx]
-        mu, logvar = self.model.encode(x, y)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        logits = self.model.decode(z, y)
-        sigma = self.model.sigma() if self.model.cfg.likelihood == "gaussian" else None
-        recon = recon_nll(logits, x, self.model.cfg, sigma)
-        kld = kl_per_dim(mu, logvar)
-        return idx, mu, recon, kld
+        return Batch(to_float(self.train.x[idx]), y, eps)
 
     def forces(self, beta: float) -> Forces:
         """Where each loss term pushes the next batch's means (no step is taken)."""
-        idx, mu, recon, kld = self._terms(beta)
-        g_recon, = torch.autograd.grad(recon.sum(), mu, retain_graph=True)
-        g_kl, = torch.autograd.grad(beta * kld.sum(), mu)
+        out, terms = self.trainer.stage.objective.terms(self.model, self._batch())
+        g_recon, = torch.autograd.grad(terms["recon"].sum(), out.mu, retain_graph=True)
+        g_kl, = torch.autograd.grad(beta * terms["kl_per_dim"].sum(), out.mu)
+        idx = self._next[0]
         labels = None if self.train.y is None else self.train.y[idx].numpy()
-        return Forces(idx.numpy(), mu.detach().numpy(), -g_recon.numpy(), -g_kl.numpy(), labels)
+        return Forces(idx.numpy(), out.mu.detach().numpy(), -g_recon.numpy(), -g_kl.numpy(), labels)
 
     def step(self, beta: float) -> dict:
-        """One optimiser step on the batch ``forces`` showed; returns its losses (nats per image, batch means)."""
+        """One step of the training loop on the batch ``forces`` showed; returns its losses (nats per image, batch
+        means). A non-finite loss takes no step and raises ``ValueError`` with the loop's one line."""
         if not np.isfinite(beta) or beta < 0:
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        self.opt.zero_grad(set_to_none=True)
-        _, _, recon, kld = self._terms(beta)
-        kl = kld.sum(1)
-        loss = (recon + beta * kl).mean()
-        loss.backward()
-        self.opt.step()
+        done = self.trainer.step(self._batch(), beta=float(beta), index=self.steps)
+        if isinstance(done, tuple):
+            raise ValueError(done[1])
+        loss, recon, kl, n = (float(v) for v in done.sums)
         self.steps += 1
-        record = {"step": self.steps, "beta": float(beta), "loss": float(loss.detach()),
-                  "recon": float(recon.detach().mean()), "kl": float(kl.detach().mean())}
+        record = {"step": self.steps, "beta": float(beta), "loss": loss / n, "recon": recon / n, "kl": kl / n}
         self.history.append(record)
         self._next = self._draw()
         return record

@@ -17,10 +17,10 @@ from .. import __version__
 from ..config import ConfigError
 from ..data import DataError
 from ..runs import RunError
-from . import analyse, core, dims, learn, train
+from . import analyse, app, core, dims, learn, runs, train
 from .common import EXIT_BAD_INPUT, Parser, UsageError
 
-GROUPS = (core, train, learn, analyse, dims)
+GROUPS = (core, train, learn, analyse, dims, runs, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see python -m vae {args.command} --help)")
         return args.func(args)
     except (UsageError, DataError, ConfigError, RunError, ValueError) as e:
         msg = " ".join(str(e).split()) or type(e).__name__

@@ -12,7 +12,7 @@ from ..runs import Run, load_run
 from ..usecases import DEFAULT_BUDGETS, compression, doctor, linear_probe
 from ..util import set_threads
 from .common import add_data_args, data_config, load_data, load_run_data
-from .learn import labels_arg
+from .options import labels_arg
 from .train import args_for
 
 

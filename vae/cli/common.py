@@ -13,10 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import DataConfig, parse_widths
+from ..config import DataConfig
 from ..config import replace as cfg_replace
 from ..data import DataSplit, Limits, load_dataset
 from ..runs import CONFIG, Run, RunError
+from . import options
 
 EXIT_BAD_INPUT = 2
 
@@ -27,24 +28,7 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise UsageError(f"{message} (see python -m vae {self.prog.split()[-1]} --help)"
-                         if " " in self.prog else message)
-
-
-def widths(text: str) -> tuple[int, ...]:
-    """argparse type for ``--hidden 512,256``."""
-    try:
-        return parse_widths(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def decoder_widths(text: str) -> tuple[int, ...]:
-    """argparse type for ``--decoder-hidden 512,1024`` or ``mirror`` (-> ``()``)."""
-    try:
-        return parse_widths(text, mirror=True)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> None:
@@ -52,19 +36,19 @@ def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> No
     g.add_argument("--data", default=default_data,
                    help="built-in name (see `python -m vae datasets`) or a path to an .npz, a .zip or a folder of "
                         "images")
+    g.add_argument("--data-roots", default=None, metavar="DIR[:DIR...]",
+                   help="read a data set's path only inside these folders (after resolving links); built-in names "
+                        "are always accepted. The app's training jobs run with its uploads folder here")
     g.add_argument("--data-dir", default=None,
                    help="folder with torchvision-layout data sets (default: $VAE_LAB_DATA_DIR or "
                         "~/.cache/vae-lab/data)")
-    g.add_argument("--image-size", type=int, default=None, help="resize images to this side (8..64)")
-    g.add_argument("--color", choices=["grey", "rgb"], default=None, help="convert images to grey or RGB")
-    g.add_argument("--test-fraction", type=float, default=None, help="held-out share when the data has no test split")
-    g.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
-    g.add_argument("--max-test", type=int, default=None, help="use at most this many test images")
+    options.add(g, options.DATA)
     g.add_argument("--max-files", type=int, default=None, help="limit: files in a zip or folder")
     g.add_argument("--max-file-mb", type=float, default=None, help="limit: size of an upload on disk, MB")
     g.add_argument("--max-uncompressed-mb", type=float, default=None,
                    help="limit: declared uncompressed size of a zip or npz, MB")
     g.add_argument("--max-image-pixels", type=int, default=None, help="limit: pixels in one source image")
+    g.add_argument("--max-total-pixels", type=int, default=None, help="limit: pixels of all the source images")
 
 
 def limits(args) -> Limits:
@@ -77,6 +61,8 @@ def limits(args) -> Limits:
         kw["max_uncompressed_bytes"] = int(args.max_uncompressed_mb * (1 << 20))
     if getattr(args, "max_image_pixels", None) is not None:
         kw["max_image_pixels"] = args.max_image_pixels
+    if getattr(args, "max_total_pixels", None) is not None:
+        kw["max_total_pixels"] = args.max_total_pixels
     return Limits(**kw)
 
 
@@ -98,9 +84,11 @@ def data_config(args, base: DataConfig | None = None) -> DataConfig:
 
 
 def load_data(args, cfg: DataConfig) -> DataSplit:
+    roots = getattr(args, "data_roots", None)
     return load_dataset(cfg.name, data_dir=args.data_dir, image_size=cfg.image_size, color=cfg.color,
                         test_fraction=cfg.test_fraction, seed=cfg.split_seed, limits=limits(args),
-                        max_train=cfg.max_train, max_test=cfg.max_test)
+                        max_train=cfg.max_train, max_test=cfg.max_test,
+                        roots=None if roots is None else [r for r in roots.split(os.pathsep) if r])
 
 
 def load_run_data(args, run: Run) -> DataSplit:
@@ -128,27 +116,32 @@ def progress_bar(total: int | None, quiet: bool, desc: str = ""):
 
 
 def bar_callback(total: int | None, quiet: bool, desc: str) -> tuple[Any, Callable[[dict], None]]:
-    """A progress bar and the training-event subscriber that moves it (VAE and M2 steps, epoch summaries).
+    """A progress bar and the training-event subscriber that moves it (every stage's steps, epoch summaries).
 
-    ``total`` may be None (or too small): each ``start`` / ``m2_start`` event then extends it by the steps
-    that phase announces, so no command has to guess another module's batch size."""
+    ``total`` may be None (or too small): the ``start`` event then sets it to the run's steps, so no command has to
+    guess another module's batch size."""
     bar = progress_bar(total, quiet, desc)
 
     def on_event(e: dict) -> None:
         kind = e["type"]
-        if kind in ("start", "m2_start") and bar.n + e["total_steps"] > (bar.total or 0):
-            bar.total = bar.n + e["total_steps"]
+        if kind == "start" and e["total_steps"] > (bar.total or 0):
+            bar.total = e["total_steps"]
             bar.refresh()
-        elif kind in ("step", "m2_step"):
+        elif kind == "step":
             bar.update(1)
-            if kind == "step" and e["global_step"] % 20 == 0:
-                bar.set_postfix_str(f"ep {e['epoch']} loss {e['loss']:.1f} kl {e['kl']:.1f}", refresh=False)
-        elif kind == "epoch" and e.get("test"):
-            bar.write(f"epoch {e['epoch']}: train -ELBO {e['train']['neg_elbo']:.2f}, test -ELBO "
-                      f"{e['test']['neg_elbo']:.2f} nats ({e['test']['bits_per_dim']:.4f} bits/dim)", file=sys.stderr)
-        elif kind == "m2_epoch":
-            stage = "joint" if e.get("stage") == "joint" else "M2"
-            bar.set_postfix_str(f"{stage} ep {e['epoch']} test error {e['test_error']:.4f}", refresh=False)
+            if e["global_step"] % 20 == 0:
+                shown = " ".join(f"{k} {e[k]:.{2 if k == 'ce' else 1}f}" for k in ("loss", "kl", "ce") if k in e)
+                bar.set_postfix_str(f"{e.get('stage') or 'ep'} {e['epoch']} {shown}", refresh=False)
+        elif kind == "epoch":
+            test = e.get("test") or {}
+            bits = [f"test -ELBO {test['neg_elbo']:.2f} nats ({test['bits_per_dim']:.4f} bits/dim)"] \
+                if "neg_elbo" in test else []
+            bits += [f"test error {test['test_error']:.4f}"] if "test_error" in test else []
+            train = e.get("train") or {}
+            lead = f"train -ELBO {train['neg_elbo']:.2f}, " if "neg_elbo" in train else ""
+            if bits:
+                stage = f" ({e['stage']})" if e.get("stage") else ""
+                bar.write(f"epoch {e['epoch']}{stage}: {lead}{', '.join(bits)}", file=sys.stderr)
     return bar, on_event
 
 

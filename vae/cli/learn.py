@@ -3,14 +3,14 @@ pipeline (``vae.pipeline.train_run``), so its run folders are like any other."""
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..config import ModelConfig, RunConfig, TrainConfig
+from ..config import ModelConfig, RunConfig, SemisupConfig, TrainConfig
+from ..config import replace as cfg_replace
 from ..pipeline import train_run
 from ..runs import load_run
 from ..usecases import (
@@ -18,7 +18,6 @@ from ..usecases import (
     MEASURED_TRAIN,
     anomaly_scores,
     augmentation,
-    balanced_subset,
     holdout_anomaly,
     rate_distortion,
     top_anomalies,
@@ -26,19 +25,10 @@ from ..usecases import (
 )
 from ..usecases import semisup as ss
 from ..util import set_threads
+from . import options
 from .common import add_data_args, check_out, data_config, load_data, load_run_data, steps_for, with_progress
-
-
-def labels_arg(text: str) -> int | None:
-    if text.strip().lower() == "all":
-        return None
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a positive integer or 'all', got {text!r}") from None
-    if k < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 or 'all', got {k}")
-    return k
+from .options import SEMISUP, Option
+from .train import run as run_training
 
 
 def floats(text: str) -> list[float]:
@@ -53,40 +43,12 @@ def floats(text: str) -> list[float]:
 
 def register(sub) -> None:
     p = sub.add_parser("semisup", help="semi-supervised classifier (M1+M2) with K labels; saves a run folder",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Semi-supervised M1+M2 with K labels (the settings are the run's config.json "
+                                   "semisup section; `train --config RUN/config.json` re-runs it).")
     p.set_defaults(func=cmd_semisup)
     add_data_args(p, default_data="mnist5k")
-    p.add_argument("--labels", type=labels_arg, default=100, help="labelled images (balanced per class) or 'all'")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="M1 (VAE) epochs over all training images (default: 20, or on fewer than 60,000 images as "
-                        "many as give MNIST's number of steps, at most 300)")
-    p.add_argument("--m2-epochs", type=int, default=0,
-                   help="M2 epochs on M1's frozen codes first (Kingma et al.'s M1+M2; the last recipe used 40)")
-    p.add_argument("--joint-epochs", type=int, default=None,
-                   help="epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
-                        "cross-entropy reaching M1's encoder, and pseudo-labels from barely shifted to "
-                        "distorted views (0 = Kingma et al.'s recipe: M1 stays as it was trained; default: 15, or "
-                        "on fewer than 60,000 images as many as give MNIST's number of steps, at most 300)")
-    p.add_argument("--augment", type=float, default=1.0,
-                   help="strength of the distorted view in the joint epochs: 1 = up to 15 degrees, 15 %% zoom, "
-                        "3 px shift at 28 px; 0 = no distortion")
-    p.add_argument("--augment-weight", type=float, default=None,
-                   help="weight of the distorted views' pseudo-label cross-entropy (default: alpha; 0 = off)")
-    p.add_argument("--pseudo-threshold", type=float, default=0.95,
-                   help="confidence a weak view's class needs to become a pseudo-label (0-1)")
-    p.add_argument("--latent-dim", type=int, default=50, help="M1 latent size (Kingma et al. used 50)")
-    p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1*N/K)")
-    p.add_argument("--consistency", type=float, default=0.0,
-                   help="in the --m2-epochs stage: weight of KL(q(y|z1) || q(y|z1')) between two posterior draws "
-                        "of each unlabelled image")
-    p.add_argument("--label-seed", type=int, default=None,
-                   help="seed of the labelled subset (default --seed); with --m1-from, subsets share one M1")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads, 0 = all cores")
-    p.add_argument("--m1-from", default=None,
-                   help="reuse the M1 (VAE) of an earlier semisup run on the same data: M1 never sees labels, so one "
-                        "M1 serves every label budget; its minutes are reported as m1_minutes_reused")
-    p.add_argument("--no-baseline", action="store_true", help="skip the raw-pixel logistic regression baseline")
+    options.add(p.add_argument_group("M1 (the VAE)"), SEMISUP_M1)
+    options.add(p.add_argument_group("M2"), SEMISUP)
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--quiet", action="store_true")
 
@@ -134,89 +96,44 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+SEMISUP_M1 = (Option("--epochs", "train", "epochs", help="M1 (VAE) epochs over all training images",
+                     default_text="20, or on fewer than 60,000 images as many as give MNIST's number of steps, at "
+                                  "most 300"),
+              Option("--latent-dim", "model", "latent_dim", help="M1's latent dimensions",
+                     default_text="50, Kingma et al.'s M1"),
+              Option("--seed", "train", "seed"), Option("--threads", "train", "threads"))
+
+
+def semisup_from_args(args, data) -> RunConfig:
+    """The semisup run the options describe: the measured recipe (``semisup_config``) with the options given."""
+    opts = (*SEMISUP_M1, *SEMISUP)
+    ch = options.values(args, opts)
+    m1 = {**ch.get("train", {}), **ch.get("model", {})}
+    base = ss.semisup_config(data, data_cfg=data_config(args), seed=m1.get("seed", 0), threads=m1.get("threads", 0),
+                             latent_dim=m1.get("latent_dim", 50), epochs=m1.get("epochs"))
+    semi = options.build(SemisupConfig, base.semisup, ch.get("semisup", {}), opts)
+    return cfg_replace(base, semisup=semi)
+
+
 def cmd_semisup(args) -> int:
     out = Path(args.out)
     check_out(out)
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.m2_epochs < 0 or (args.joint_epochs is not None and (
-            args.joint_epochs < 0 or args.m2_epochs + args.joint_epochs < 1)):
-        raise ValueError(f"--m2-epochs and --joint-epochs must be >= 0 with at least one epoch in all, got "
-                         f"{args.m2_epochs} and {args.joint_epochs}")
-    if not 0 <= args.augment <= 3:
-        raise ValueError(f"--augment must be between 0 and 3, got {args.augment}")
-    if args.augment_weight is not None and args.augment_weight < 0:
-        raise ValueError(f"--augment-weight must be >= 0, got {args.augment_weight}")
-    if not 0 < args.pseudo_threshold <= 1:
-        raise ValueError(f"--pseudo-threshold must be in (0, 1], got {args.pseudo_threshold}")
-    set_threads(args.threads)
-    data_cfg = data_config(args)
-    data = load_data(args, data_cfg)
+    data = load_data(args, data_config(args))
     if not data.has_labels:
         raise ValueError(f"semisup needs labelled data; {data.name} has no labels")
-    label_seed = args.seed if args.label_seed is None else args.label_seed
-    try:
-        balanced_subset(data.train.y, args.labels, label_seed)  # refuse a bad --labels before training starts
-    except ValueError as e:
-        raise ValueError(f"--labels: {e}") from None
-    if args.consistency < 0:
-        raise ValueError(f"--consistency must be >= 0, got {args.consistency}")
-    m1_epochs, joint_epochs = ss.recipe_epochs(len(data.train))
-    args.epochs = m1_epochs if args.epochs is None else args.epochs
-    args.joint_epochs = joint_epochs if args.joint_epochs is None else args.joint_epochs
-    config = ss.default_semisup_config(data, epochs=args.epochs, seed=args.seed, threads=args.threads,
-                                       latent_dim=args.latent_dim, data_cfg=data_cfg)
-    m1 = m1_hist = m1_reused_seconds = None
-    if args.m1_from:
-        prev = load_run(args.m1_from)
-        if prev.config.kind != "semisup" or prev.config.model != config.model or prev.config.train != config.train \
-                or prev.config.data != config.data:
-            raise ValueError(f"--m1-from {args.m1_from}: its M1 was trained with a different data/model/train config")
-        prev_joint = (prev.metrics.get("semisup") or {}).get("joint_epochs") or 0
-        if prev_joint:
-            raise ValueError(f"--m1-from {args.m1_from}: its M1 was trained further with labels ({prev_joint} joint "
-                             "epochs); reuse a run made with --joint-epochs 0, whose M1 never saw a label")
-        m1, m1_hist = prev.model, prev.metrics.get("history")
-        m1_reused_seconds = (prev.metrics.get("semisup") or {}).get("m1_seconds")
-    trainer = functools.partial(ss.fit_semisup, labels=args.labels, m2_epochs=args.m2_epochs,
-                                joint_epochs=args.joint_epochs, alpha=args.alpha, consistency=args.consistency,
-                                augment=args.augment, augment_weight=args.augment_weight,
-                                pseudo_threshold=args.pseudo_threshold, label_seed=label_seed, m1=m1,
-                                m1_history=m1_hist)
-
-    def figures(res, final) -> dict:
-        err = ss.error_rate(res.model, data.test)
-        base = None if args.no_baseline else ss.pixel_baseline(data, res.labelled, seed=args.seed)
-        return {"test_error": err, "semisup": {
-            "method": "M1+M2 (Kingma et al. 2014)" + (", then trained together" if args.joint_epochs else ""),
-            "labels": int(len(res.labelled)),
-            "labels_requested": args.labels if args.labels is not None else "all", "m2_epochs": args.m2_epochs,
-            "joint_epochs": args.joint_epochs, "augment": args.augment, "augment_weight": args.augment_weight,
-            "pseudo_threshold": args.pseudo_threshold,
-            "m1_epochs": args.epochs, "alpha": args.alpha, "consistency": args.consistency,
-            "label_seed": label_seed, "test_error": err,
-            "baseline": base,
-            "m1_seconds": res.m1_seconds if m1 is None else m1_reused_seconds, "m1_from": args.m1_from,
-            "seconds": res.seconds, "m2_history": res.m2_history,
-            "labelled_indices": res.labelled.tolist() if len(res.labelled) <= 5000 else None}}
-
-    res = with_progress(None, args.quiet, f"semisup {data.name} k={args.labels or 'all'}",
-                        lambda callback, cancel: train_run(config, data, out, callback=callback, cancel=cancel,
-                                                           trainer=trainer, extra_metrics=figures))
-    s = res.metrics["semisup"]
-    summary = {"run_dir": str(out), "status": res.status, "labels": s["labels"], "test_error": s["test_error"],
-               "baseline_test_error": s["baseline"]["test_error"] if s["baseline"] else None,
-               "minutes": round(res.seconds / 60, 2), "m1_minutes": round((s["m1_seconds"] or 0) / 60, 2),
-               "m1_from": args.m1_from,
-               "m1_minutes_reused": round(m1_reused_seconds / 60, 2) if m1_reused_seconds else None,
-               "m2_epochs": args.m2_epochs, "joint_epochs": args.joint_epochs, "augment": args.augment,
-               "augment_weight": args.augment_weight, "consistency": args.consistency,
-               "label_seed": label_seed,
-               "threads": config.train.threads or None, "n_train": len(data.train),
-               "n_test": len(data.test)}
-    if res.status == "failed":
-        print(f"error: {res.message}", file=sys.stderr)
-    print(json.dumps(summary))
+    set_threads(args.threads or 0)
+    config = semisup_from_args(args, data)
+    res = run_training(args, config, data, out)
+    s, semi = res.metrics.semisup or {}, config.semisup
+    base = s.get("baseline") or {}
+    print(json.dumps({
+        "run_dir": str(out), "status": res.status, "labels": s.get("labels"), "test_error": s.get("test_error"),
+        "baseline_test_error": base.get("test_error"), "minutes": round(res.seconds / 60, 2),
+        "m1_minutes": round((s.get("m1_seconds") or 0) / 60, 2), "m1_from": semi.m1_from,
+        "m1_epochs": config.train.epochs, "m2_epochs": semi.m2_epochs, "joint_epochs": semi.joint_epochs,
+        "augment": semi.augment, "augment_weight": semi.augment_weight, "consistency": semi.consistency,
+        "label_seed": ss.label_seed(config), "threads": config.train.threads or None, "n_train": len(data.train),
+        "n_test": len(data.test)}))
     return 0 if res.status != "failed" else 1
 
 
@@ -290,7 +207,7 @@ def cmd_anomaly(args) -> int:
         data = load_run_data(args, run)
         model, holdout, run_dir = run.model, args.holdout_class, args.run_dir
         if holdout is None:
-            holdout = (run.metrics.get("anomaly") or {}).get("holdout_class")
+            holdout = (run.metrics.anomaly or {}).get("holdout_class")
     else:
         if args.holdout_class is None or args.out is None:
             raise ValueError("to train, give --holdout-class D and --out RUN_DIR (or give a RUN_DIR to score)")

@@ -47,7 +47,7 @@ from .builtin import list_datasets
 from .cache import cache_dir, default_data_dir
 from .factors import FACTOR_SETS, FactorGrid, render_images
 from .images import image_from_bytes
-from .load import load_dataset
+from .load import load_dataset, where_allowed
 from .types import (
     DATASETS,
     DEFAULT_DATASET,
@@ -89,4 +89,5 @@ __all__ = [
     "render_images",
     "to_float",
     "validate_images",
+    "where_allowed",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .split import _Arrays, _split_arrays
+from .split import Arrays, split_arrays
 from .types import (
     _ACCEPTED_PIXELS,
     MAX_AUTO_SIDE,
@@ -26,10 +26,10 @@ from .types import (
     DataError,
     Limits,
 )
-from .zips import _check_zip, _open_zip
+from .zips import check_zip, open_zip
 
 
-def _resize_uint8(x: np.ndarray, side: int, chunk: int = 4096) -> np.ndarray:
+def resize_uint8(x: np.ndarray, side: int, chunk: int = 4096) -> np.ndarray:
     """Resize uint8 ``[N, C, H, W]`` -> uint8 ``[N, C, side, side]`` (bilinear, antialiased like PIL)."""
     if x.shape[-1] == side and x.shape[-2] == side:
         return x
@@ -41,7 +41,7 @@ def _resize_uint8(x: np.ndarray, side: int, chunk: int = 4096) -> np.ndarray:
     return out
 
 
-def _to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     """uint8 ``[N, C, H, W]`` -> uint8 ``[N, channels, H, W]``: grey is repeated, RGB uses PIL's luma (ITU-R 601-2)."""
     c = x.shape[1]
     if c == channels:
@@ -131,7 +131,7 @@ def _validate_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_image_size_arg(image_size: int | None) -> None:
+def check_image_size_arg(image_size: int | None) -> None:
     if image_size is None:
         return
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not (
@@ -141,7 +141,7 @@ def _check_image_size_arg(image_size: int | None) -> None:
                         f"{MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} or none (keep the data's own size)")
 
 
-def _check_decoded_bytes(n: int, channels: int, side: int, what: str, limits: Limits) -> None:
+def check_decoded_bytes(n: int, channels: int, side: int, what: str, limits: Limits) -> None:
     """Refuse to allocate more than ``limits.max_uncompressed_bytes`` of uint8 images."""
     total = n * channels * side * side
     if total > limits.max_uncompressed_bytes:
@@ -191,7 +191,7 @@ def validate_images(
     if h * w > limits.max_image_pixels:
         raise DataError(f"{what} holds {h}x{w} images, over the limit of {limits.max_image_pixels:,} pixels "
                         f"(Limits.max_image_pixels)")
-    _check_image_size_arg(image_size)
+    check_image_size_arg(image_size)
     if image_size is None and not (MIN_AUTO_SIDE <= h <= MAX_AUTO_SIDE):
         raise DataError(f"{what} holds {h}x{w} images; accepted: sides {MIN_AUTO_SIDE}-{MAX_AUTO_SIDE}, "
                         f"or pass an image size to resize")
@@ -204,10 +204,10 @@ def validate_images(
     if c == 4:
         x = x[:, :3]
     side = image_size if image_size is not None else h
-    _check_decoded_bytes(n, min(c, 3), max(side, h), what, limits)
+    check_decoded_bytes(n, min(c, 3), max(side, h), what, limits)
     pixels = np.ascontiguousarray(_to_uint8_pixels(x, what))
     if side != h:
-        pixels = _resize_uint8(pixels, side)
+        pixels = resize_uint8(pixels, side)
     return pixels, labels
 
 
@@ -246,11 +246,11 @@ def _read_npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> n
         raise DataError(f"{what} is truncated or corrupt ({exc}); accepted: an intact .npz file") from exc
 
 
-def _load_npz(path: Path, image_size: int | None, limits: Limits,
-              test_fraction: float, seed: int) -> _Arrays:
+def load_npz(path: Path, image_size: int | None, limits: Limits,
+              test_fraction: float, seed: int) -> Arrays:
     fname = path.name
-    with _open_zip(path, fname, limits, f"a .npz file ({_NPZ_ACCEPTED})") as zf:
-        infos = _check_zip(zf, fname, limits)
+    with open_zip(path, fname, limits, f"a .npz file ({_NPZ_ACCEPTED})") as zf:
+        infos = check_zip(zf, fname, limits)
         members = {info.filename[: -len(".npy")]: info for info in infos if info.filename.endswith(".npy")}
         if "x" not in members:
             found = ", ".join(sorted(members)) or "none"
@@ -272,8 +272,8 @@ def _load_npz(path: Path, image_size: int | None, limits: Limits,
         test = validate_images(raw["x_test"], raw.get("y_test"), what=f"{fname}: array 'x_test'",
                                limits=limits, image_size=side)
         if test[0].shape[1] != x.shape[1]:
-            test = (_to_channels(test[0], max(x.shape[1], test[0].shape[1])), test[1])
-            x = _to_channels(x, test[0].shape[1])
+            test = (to_channels(test[0], max(x.shape[1], test[0].shape[1])), test[1])
+            x = to_channels(x, test[0].shape[1])
     class_names: list[str] | None = None
     if y is not None:
         n_classes = int(max(y.max(), test[1].max() if test is not None and test[1] is not None else 0)) + 1
@@ -289,5 +289,5 @@ def _load_npz(path: Path, image_size: int | None, limits: Limits,
             class_names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names.tolist()]
     source = f"npz file {path}"
     if test is None:
-        return _split_arrays(x, y, class_names, source, test_fraction, seed)
-    return _Arrays(x, y, test[0], test[1], class_names, source + " (with its own test split)", fixed_order=True)
+        return split_arrays(x, y, class_names, source, test_fraction, seed)
+    return Arrays(x, y, test[0], test[1], class_names, source + " (with its own test split)", fixed_order=True)

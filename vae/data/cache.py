@@ -54,12 +54,12 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _cache_paths(stem: str, key: str, parts: tuple[str, ...]) -> dict[str, Path]:
+def cache_paths(stem: str, key: str, parts: tuple[str, ...]) -> dict[str, Path]:
     folder = cache_dir() / "arrays"
     return {p: folder / f"{stem}-{key}-{p}.npy" for p in parts}
 
 
-def _load_cached(paths: dict[str, Path]) -> dict[str, np.ndarray] | None:
+def load_cached(paths: dict[str, Path]) -> dict[str, np.ndarray] | None:
     """Load every cached array, or None if any is missing or unreadable (a corrupt cache is rebuilt)."""
     out: dict[str, np.ndarray] = {}
     for part, path in paths.items():
@@ -73,7 +73,7 @@ def _load_cached(paths: dict[str, Path]) -> dict[str, np.ndarray] | None:
     return out
 
 
-def _save_cached(paths: dict[str, Path], arrays: dict[str, np.ndarray], stem: str) -> None:
+def save_cached(paths: dict[str, Path], arrays: dict[str, np.ndarray], stem: str) -> None:
     """Save arrays to the cache (best effort) and remove stale cache files of the same data set."""
     try:
         for part, path in paths.items():
@@ -91,7 +91,7 @@ def _save_cached(paths: dict[str, Path], arrays: dict[str, np.ndarray], stem: st
                 pass
 
 
-def _file_key(*parts: str | Path) -> str:
+def file_key(*parts: str | Path) -> str:
     """Cache key from a version tag, names and the (path, size, mtime) of files."""
     h = hashlib.sha256(_CACHE_VERSION.encode())
     for part in parts:
@@ -103,6 +103,6 @@ def _file_key(*parts: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _valid_xy(x: np.ndarray, y: np.ndarray) -> bool:
+def valid_xy(x: np.ndarray, y: np.ndarray) -> bool:
     return (x.dtype == np.uint8 and x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[2] == x.shape[3]
             and y.dtype == np.int64 and y.ndim == 1 and y.shape[0] == x.shape[0])

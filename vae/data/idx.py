@@ -23,8 +23,8 @@ from typing import IO
 import numpy as np
 
 from ..util import atomic_write_bytes
-from .cache import _cache_paths, _file_key, _load_cached, _save_cached, _valid_xy, cache_dir
-from .split import _Arrays
+from .cache import cache_dir, cache_paths, file_key, load_cached, save_cached, valid_xy
+from .split import Arrays
 from .types import DataError, Limits
 
 _DOWNLOAD_TIMEOUT_S = 10.0
@@ -39,7 +39,7 @@ class _IdxSet:
     classes: tuple[str, ...]
 
 
-_IDX_SETS: dict[str, _IdxSet] = {
+IDX_SETS: dict[str, _IdxSet] = {
     "mnist": _IdxSet("MNIST", tuple(str(i) for i in range(10))),
     "fashion-mnist": _IdxSet("FashionMNIST", ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                                               "Shirt", "Sneaker", "Bag", "Ankle boot")),
@@ -49,7 +49,7 @@ _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-def _find_idx_files(folder: Path) -> list[Path] | None:
+def find_idx_files(folder: Path) -> list[Path] | None:
     """The four IDX files in ``folder`` (each ``.gz``, or uncompressed if that is all there is), or None."""
     found: list[Path] = []
     for name in _IDX_FILES:
@@ -108,9 +108,9 @@ def _parse_idx_set(name: str, files: list[Path], limits: Limits) -> dict[str, np
                             f"{labels.shape[0]:,} labels; expected one label per image")
         if images.shape[1] != images.shape[2] or images.shape[0] == 0:
             raise DataError(f"{name}: {img_path} holds {images.shape} images; expected N square images")
-        if labels.size and labels.max() >= len(_IDX_SETS[name].classes):
+        if labels.size and labels.max() >= len(IDX_SETS[name].classes):
             raise DataError(f"{name}: {lbl_path} has label {int(labels.max())}; expected 0-"
-                            f"{len(_IDX_SETS[name].classes) - 1}")
+                            f"{len(IDX_SETS[name].classes) - 1}")
         out[f"{split}_x"] = images[:, None].copy()
         out[f"{split}_y"] = labels.astype(np.int64)
     return out
@@ -190,16 +190,16 @@ def _download_idx(folder: str, dest: Path) -> None:
             raise OSError(reasons[0] if reasons else f"no mirror for {name}")
 
 
-def _load_idx_dataset(name: str, data_dir: Path, limits: Limits, download: bool) -> _Arrays:
-    spec = _IDX_SETS[name]
+def load_idx_dataset(name: str, data_dir: Path, limits: Limits, download: bool) -> Arrays:
+    spec = IDX_SETS[name]
     user_folder = data_dir / spec.folder / "raw"
     download_folder = cache_dir() / "downloads" / spec.folder / "raw"
-    files = _find_idx_files(user_folder) or _find_idx_files(download_folder)
+    files = find_idx_files(user_folder) or find_idx_files(download_folder)
     if files is None:
         if download:
             try:
                 _download_idx(spec.folder, download_folder)
-                files = _find_idx_files(download_folder)
+                files = find_idx_files(download_folder)
                 note = "download failed: files still missing" if files is None else ""
             except OSError as exc:
                 note = f"download failed: {exc}"
@@ -209,11 +209,11 @@ def _load_idx_dataset(name: str, data_dir: Path, limits: Limits, download: bool)
             raise DataError(f"{name} not found: expected {', '.join(_IDX_FILES)} in {user_folder} ({note}); "
                             f"set --data-dir or VAE_LAB_DATA_DIR")
     parts = ("train_x", "train_y", "test_x", "test_y")
-    paths = _cache_paths(name, _file_key(name, *files), parts)
-    arrays = _load_cached(paths)
-    if (arrays is None or not _valid_xy(arrays["train_x"], arrays["train_y"])
-            or not _valid_xy(arrays["test_x"], arrays["test_y"])):
+    paths = cache_paths(name, file_key(name, *files), parts)
+    arrays = load_cached(paths)
+    if (arrays is None or not valid_xy(arrays["train_x"], arrays["train_y"])
+            or not valid_xy(arrays["test_x"], arrays["test_y"])):
         arrays = _parse_idx_set(name, files, limits)
-        _save_cached(paths, arrays, name)
-    return _Arrays(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"],
+        save_cached(paths, arrays, name)
+    return Arrays(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"],
                    list(spec.classes), f"{spec.folder} IDX files in {files[0].parent}", fixed_order=True)

@@ -21,10 +21,10 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .arrays import _check_decoded_bytes
-from .split import _Arrays, _split_arrays
-from .types import _ACCEPTED_LAYOUTS, FALLBACK_SIDE, IMAGE_EXTENSIONS, MAX_AUTO_SIDE, MIN_AUTO_SIDE, DataError, Limits
-from .zips import _check_zip, _open_zip
+from .arrays import check_decoded_bytes
+from .split import Arrays, split_arrays
+from .types import ACCEPTED_LAYOUTS, FALLBACK_SIDE, IMAGE_EXTENSIONS, MAX_AUTO_SIDE, MIN_AUTO_SIDE, DataError, Limits
+from .zips import check_zip, open_zip
 
 _PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 
@@ -129,11 +129,11 @@ def _assign_labels(entries: list[_ImageEntry], what: str) -> list[str] | None:
     flat = next((e for e, p in zip(entries, parts) if len(p) == 1), None)
     deep = next((e for e, p in zip(entries, parts) if len(p) >= 3), None)
     if deep is not None:
-        raise DataError(f"{what}: {'/'.join(deep.parts)!r} is nested too deep; {_ACCEPTED_LAYOUTS}")
+        raise DataError(f"{what}: {'/'.join(deep.parts)!r} is nested too deep; {ACCEPTED_LAYOUTS}")
     nested = next(e for e, p in zip(entries, parts) if len(p) == 2)
     assert flat is not None
     raise DataError(f"{what}: found images both directly in the top folder ({'/'.join(flat.parts)!r}) and in "
-                    f"sub-folders ({'/'.join(nested.parts)!r}); {_ACCEPTED_LAYOUTS}")
+                    f"sub-folders ({'/'.join(nested.parts)!r}); {ACCEPTED_LAYOUTS}")
 
 
 def _open_image(data: IO[bytes], name: str) -> Image.Image:
@@ -239,15 +239,20 @@ def _decode(entry: _ImageEntry, side: int, want: str | None, limits: Limits) -> 
 
 
 def _load_images(entries: list[_ImageEntry], what: str, source: str, image_size: int | None,
-                 color: str | None, limits: Limits, test_fraction: float, seed: int) -> _Arrays:
+                 color: str | None, limits: Limits, test_fraction: float, seed: int) -> Arrays:
     """Decode a list of image entries (flat or class folders) into split uint8 arrays."""
     if not entries:
         raise DataError(f"{what}: no images found; accepted: {', '.join(IMAGE_EXTENSIONS)} files, "
-                        f"{_ACCEPTED_LAYOUTS}")
+                        f"{ACCEPTED_LAYOUTS}")
     if len(entries) > limits.max_images:
         raise DataError(f"{what}: {len(entries):,} images, over the limit of {limits.max_images:,} (Limits.max_images)")
     class_names = _assign_labels(entries, what)
-    sizes = Counter(_header(e, limits)[0] for e in entries)
+    headers = [_header(e, limits)[0] for e in entries]
+    total = sum(w * h for w, h in headers)
+    if total > limits.max_total_pixels:
+        raise DataError(f"{what}: its images hold {total:,} pixels in all, over the limit of "
+                        f"{limits.max_total_pixels:,} (Limits.max_total_pixels); accepted: fewer or smaller images")
+    sizes = Counter(headers)
     if image_size is None:
         (w, h), _ = sizes.most_common(1)[0]
         side = w if w == h and MIN_AUTO_SIDE <= w <= MAX_AUTO_SIDE else FALLBACK_SIDE
@@ -257,16 +262,16 @@ def _load_images(entries: list[_ImageEntry], what: str, source: str, image_size:
     grey_out: np.ndarray | None = None
     rgb_out: np.ndarray | None = None
     if color == "rgb":
-        _check_decoded_bytes(n, 3, side, what, limits)
+        check_decoded_bytes(n, 3, side, what, limits)
         rgb_out = np.empty((n, side, side, 3), dtype=np.uint8)
     else:
-        _check_decoded_bytes(n, 1, side, what, limits)
+        check_decoded_bytes(n, 1, side, what, limits)
         grey_out = np.empty((n, side, side), dtype=np.uint8)
     for i, entry in enumerate(entries):
         pixels, _ = _decode(entry, side, color, limits)
         if pixels.ndim == 3 and rgb_out is None:  # first colour image: promote to RGB
             assert grey_out is not None
-            _check_decoded_bytes(n, 3, side, what, limits)
+            check_decoded_bytes(n, 3, side, what, limits)
             rgb_out = np.empty((n, side, side, 3), dtype=np.uint8)
             rgb_out[:i] = grey_out[:i, :, :, None]
             grey_out = None
@@ -278,20 +283,20 @@ def _load_images(entries: list[_ImageEntry], what: str, source: str, image_size:
     x = grey_out[:, None] if grey_out is not None else rgb_out.transpose(0, 3, 1, 2)  # type: ignore[union-attr]
     x = np.ascontiguousarray(x)
     y = np.array([e.label for e in entries], dtype=np.int64) if class_names is not None else None
-    return _split_arrays(x, y, class_names, source, test_fraction, seed)
+    return split_arrays(x, y, class_names, source, test_fraction, seed)
 
 
-def _load_zip_images(path: Path, image_size: int | None, color: str | None, limits: Limits,
-                     test_fraction: float, seed: int) -> _Arrays:
+def load_zip_images(path: Path, image_size: int | None, color: str | None, limits: Limits,
+                     test_fraction: float, seed: int) -> Arrays:
     what = path.name
-    with _open_zip(path, what, limits, f"a .zip of images ({_ACCEPTED_LAYOUTS})") as zf:
-        infos = _check_zip(zf, what, limits)
+    with open_zip(path, what, limits, f"a .zip of images ({ACCEPTED_LAYOUTS})") as zf:
+        infos = check_zip(zf, what, limits)
         entries = _zip_entries(zf, infos, what)
         return _load_images(entries, what, f"zip of images {path}", image_size, color, limits, test_fraction, seed)
 
 
-def _load_folder(path: Path, image_size: int | None, color: str | None, limits: Limits,
-                 test_fraction: float, seed: int) -> _Arrays:
+def load_folder(path: Path, image_size: int | None, color: str | None, limits: Limits,
+                 test_fraction: float, seed: int) -> Arrays:
     entries = _folder_entries(path, limits)
     return _load_images(entries, str(path), f"folder of images {path}", image_size, color, limits,
                         test_fraction, seed)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _split_indices(n: int, y: np.ndarray | None, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, y: np.ndarray | None, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic random split of ``n`` items -> (train indices, test indices), both in shuffled order.
 
     ``round(n * test_fraction)`` items go to test, clipped to ``[1, n - 1]``. With labels the split is
@@ -40,7 +40,7 @@ def _split_indices(n: int, y: np.ndarray | None, test_fraction: float, seed: int
 
 
 @dataclass
-class _Arrays:
+class Arrays:
     """Loader output before tensors: uint8 NCHW images, int64 labels, and how they were split."""
 
     x_train: np.ndarray
@@ -58,8 +58,8 @@ class _Arrays:
     factor_values: list[list] | None = None
 
 
-def _split_arrays(x: np.ndarray, y: np.ndarray | None, class_names: list[str] | None, source: str,
-                  test_fraction: float, seed: int) -> _Arrays:
-    train, test = _split_indices(int(x.shape[0]), y, test_fraction, seed)
-    return _Arrays(x[train], None if y is None else y[train], x[test], None if y is None else y[test],
+def split_arrays(x: np.ndarray, y: np.ndarray | None, class_names: list[str] | None, source: str,
+                  test_fraction: float, seed: int) -> Arrays:
+    train, test = split_indices(int(x.shape[0]), y, test_fraction, seed)
+    return Arrays(x[train], None if y is None else y[train], x[test], None if y is None else y[test],
                    class_names, source, fixed_order=False)

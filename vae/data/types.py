@@ -42,11 +42,11 @@ MAX_IMAGE_SIZE = 512
 MAX_CLASSES = 10_000
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-_ACCEPTED_LAYOUTS = (
+ACCEPTED_LAYOUTS = (
     "accepted layouts: all images directly in the folder (unlabeled) "
     "or one sub-folder per class (labels = sub-folder names)"
 )
-_ACCEPTED_SPECS = "a .npz file, a .zip of images or a folder of images"
+ACCEPTED_SPECS = "a .npz file, a .zip of images or a folder of images"
 _ACCEPTED_PIXELS = "accepted: uint8 or integers 0-255, float 0-1 or bool"
 
 
@@ -70,6 +70,8 @@ class Limits:
             for entries of 1 MiB or more.
         max_image_pixels: Pixels (width * height) per source image, checked from the header
             before decoding.
+        max_total_pixels: Pixels of all the source images of a folder or zip together, checked from their
+            headers before any is decoded (many small files that each decode to a huge image).
         max_images: Total number of images (train + test) after loading.
     """
 
@@ -78,11 +80,12 @@ class Limits:
     max_uncompressed_bytes: int = 2 << 30
     max_ratio: float = 200.0
     max_image_pixels: int = 4096 * 4096
+    max_total_pixels: int = 1 << 31
     max_images: int = 300_000
 
     def __post_init__(self) -> None:
         for name in ("max_file_bytes", "max_files", "max_uncompressed_bytes", "max_ratio",
-                     "max_image_pixels", "max_images"):
+                     "max_image_pixels", "max_total_pixels", "max_images"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")

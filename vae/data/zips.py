@@ -31,7 +31,7 @@ def zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def _check_zip(zf: zipfile.ZipFile, what: str, limits: Limits) -> list[zipfile.ZipInfo]:
+def check_zip(zf: zipfile.ZipFile, what: str, limits: Limits) -> list[zipfile.ZipInfo]:
     """Check every entry before anything is read: count, names, links, encryption, sizes, ratios."""
     infos = zf.infolist()
     if len(infos) > limits.max_files:
@@ -56,7 +56,7 @@ def _check_zip(zf: zipfile.ZipFile, what: str, limits: Limits) -> list[zipfile.Z
     return infos
 
 
-def _open_zip(path: Path, what: str, limits: Limits, accepted: str) -> zipfile.ZipFile:
+def open_zip(path: Path, what: str, limits: Limits, accepted: str) -> zipfile.ZipFile:
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise DataError(f"{what}: {size:,} bytes on disk, over the limit of {limits.max_file_bytes:,} "

@@ -393,9 +393,10 @@ def _weak_text(weak: dict[str, float]) -> str:
 def diagnose(metrics: dict, config: RunConfig, *, model=None, test=None) -> list[dict]:
     """All findings for a run, most severe first; ``[]`` for a healthy run. ``test`` (uint8 images) adds the
     reconstruction check and, for a run saved without it, the mean-image zero point."""
+    metrics = metrics.to_dict() if hasattr(metrics, "to_dict") else metrics
     final = metrics.get("final") or {}
     if test is not None and len(test) and final and not _finite(final.get("mean_image_nats")):
-        sigma = model.sigma() if model is not None and config.model.likelihood == "gaussian" else None
+        sigma = model.likelihood_sigma() if model is not None else None
         metrics = {**metrics, "final": {**final, "mean_image_nats": mean_image_nats(test.x, config.model, sigma)}}
     found = [check_non_finite(metrics, config)]
     if not found[0]:

@@ -27,8 +27,8 @@ def rate_distortion(data: DataSplit, betas: Sequence[float], *, base: RunConfig 
         res = train_run(cfg, data, None if out_root is None else Path(out_root) / f"beta-{b:g}",
                         callback=(lambda e, b=b: callback({**e, "rd_beta": b})) if callback else None, cancel=cancel)
         ev = res.final
-        pt = {"beta": float(b), "rate_nats": ev["kl"], "distortion_nats": ev["recon"], "neg_elbo": ev["neg_elbo"],
-              "active_units": ev["active_units"], "seconds": res.seconds, "status": res.status}
+        pt = {"beta": float(b), "rate_nats": ev.kl, "distortion_nats": ev.recon, "neg_elbo": ev.neg_elbo,
+              "active_units": ev.active_units, "seconds": res.seconds, "status": res.status}
         if res.path is not None:
             pt["run_dir"] = str(res.path)
         points.append(pt)

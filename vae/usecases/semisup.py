@@ -33,9 +33,10 @@ zoom, shift) wherever the classifier is confident of a barely shifted view of it
 et al. 2020, on the VAE's posterior draws). M1 stays a VAE (its ELBO is trained throughout) and every VAE tool
 reads the saved model as before. Measured figures and the ablation, one change at a time: ``bench/usecases.md``.
 
-Practical choices: M1's recipe is pinned (batch 128, Adam 1e-3 cosine; see :func:`default_semisup_config`), and one
-M1 can serve every label budget (``fit_semisup(m1=...)``, ``--m1-from``) as long as it never saw a label: a run
-with joint epochs cannot lend its M1.
+Practical choices: M1's recipe is pinned (batch 128, Adam 1e-3 cosine; see :func:`semisup_config`), and one M1 can
+serve every label budget (``semisup.m1_from``, ``--m1-from``) as long as it never saw a label: a run with joint
+epochs cannot lend its M1. Every setting is in the run's ``config.json`` (``vae.config.SemisupConfig``), so
+``python -m vae train --config RUN/config.json`` re-runs it.
 
 The labelled subset is balanced: ``k / num_classes`` images per class, chosen by the seed
 (``balanced_subset``). The whole model is saved as one run folder (``kind: "semisup"``):
@@ -43,21 +44,16 @@ The labelled subset is balanced: ``k / num_classes`` images per class, chosen by
 every VAE tool (evaluate, latent maps, sampling) works on it unchanged, and ``classify`` adds
 the labels. ``vae.runs`` rebuilds it through :data:`vae.runs.BUILDERS` keyed by ``config.kind``.
 
-Events (plain dicts, like ``vae.train``): M1's own events pass through unchanged with
-``"phase": "m1"``; then, for each stage (``"stage": "m2"`` on frozen codes, ``"joint"``), ``m2_start``
-(``epochs, steps_per_epoch, total_steps`` and the stage's weights), ``m2_step`` (``epoch, global_step, loss, ce``),
-``m2_epoch`` (``epoch, loss, ce, test_error, elapsed``; the joint stage adds ``neg_elbo``, ``consistency`` and
-``confident``, the share of unlabelled images that got a pseudo-label) and finally ``end``
-(``status, message, seconds``).
+Training goes through the one loop (``vae.loop.Trainer``) in up to three stages (:func:`plan`): ``m1`` (the ELBO on
+every image), ``m2`` (:class:`M2OnCodes`) and ``joint`` (:class:`Joint`); its events and history are the loop's,
+each record naming its stage, and checkpoints and resume work across stages.
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,17 +61,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from ..config import ModelConfig, RunConfig, TrainConfig
-from ..data import DataSplit, ImageData, binarize, to_float
+from ..config import DataConfig, ModelConfig, RunConfig, SemisupConfig, TrainConfig
+from ..data import DataSplit, ImageData, to_float
 from ..models import ACTIVATIONS, VAE
-from ..train import TrainResult, adam, fit
+from ..objectives import Elbo
+from ..record import Metrics
+from ..train import Plan, Stage, TrainResult
 from .common import balanced_subset
 
-Callback = Callable[[dict[str, Any]], None]
-
-M2_HIDDEN = 500      # Kingma et al. 2014 used one hidden layer of 500 units for M2
-M2_LATENT = 32       # z2; small, since z1 (50-d) is already a compact code
-LOGVAR_MIN, LOGVAR_MAX = -8.0, 4.0  # keep the Gaussian decoder of z1 numerically sane
+M2_HIDDEN = SemisupConfig().m2_hidden   # Kingma et al. 2014 used one hidden layer of 500 units for M2
+M2_LATENT = SemisupConfig().m2_latent   # z2; small, since z1 (50-d) is already a compact code
+LOGVAR_MIN, LOGVAR_MAX = -8.0, 4.0      # keep the Gaussian decoder of z1 numerically sane
 
 
 class M2(nn.Module):
@@ -125,11 +121,11 @@ class M2(nn.Module):
 class SemiSupervisedVAE(VAE):
     """M1 (this VAE, config ``cfg``) with M2 on its latent codes; ``cfg.num_classes`` labels."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, *, m2_hidden: int = M2_HIDDEN, m2_latent: int = M2_LATENT):
         if cfg.conditional or cfg.num_classes < 2:
             raise ValueError("a semi-supervised model needs model.num_classes >= 2 and conditional false")
         super().__init__(cfg)
-        self.m2 = M2(cfg.latent_dim, cfg.num_classes, activation=cfg.activation)
+        self.m2 = M2(cfg.latent_dim, cfg.num_classes, hidden=m2_hidden, latent=m2_latent, activation=cfg.activation)
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, C, H, W] float 0..1 -> class logits [B, K] from the posterior mean of z1."""
@@ -152,8 +148,9 @@ class SemiSupervisedVAE(VAE):
         return self.predict_proba(images).argmax(1)
 
 
-def build_semisup(config: RunConfig) -> SemiSupervisedVAE:
-    return SemiSupervisedVAE(config.model)
+def build_semisup(config: RunConfig, folder=None) -> SemiSupervisedVAE:
+    s = config.semisup or SemisupConfig()
+    return SemiSupervisedVAE(config.model, m2_hidden=s.m2_hidden, m2_latent=s.m2_latent)
 
 
 def error_rate(model: SemiSupervisedVAE, data: ImageData) -> float:
@@ -177,29 +174,6 @@ def pixel_baseline(data: DataSplit, idx: np.ndarray, *, seed: int = 0) -> dict[s
             "seconds": time.perf_counter() - t0}
 
 
-@dataclass
-class SemiSupResult:
-    model: SemiSupervisedVAE
-    status: str
-    message: str
-    history: dict[str, list] = field(default_factory=dict)   # M1's epochs/steps (as vae.train)
-    m2_history: list[dict[str, Any]] = field(default_factory=list)
-    labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    seconds: float = 0.0
-    m1_seconds: float = 0.0
-
-
-@torch.no_grad()
-def _codes(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    mus, lvs = [], []
-    for i in range(0, x.shape[0], batch_size):
-        mu, lv = model.encode(to_float(x[i:i + batch_size]))
-        mus.append(mu)
-        lvs.append(lv)
-    return torch.cat(mus), torch.cat(lvs)
-
-
 WEAK_SHIFT = 1 / 28        # the weak view: a shift of up to one pixel at 28 px (scaled with the side)
 STRONG = {"rotate": 15.0, "scale": 0.15, "shift": 3 / 28}   # the strong view at --augment 1
 
@@ -220,238 +194,92 @@ def affine_views(x: torch.Tensor, gen: torch.Generator, *, rotate: float = 0.0, 
     return F.grid_sample(x, grid, align_corners=False, padding_mode="border")
 
 
-def _cosine(lr: float, step: int, total: int) -> float:
-    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(total, 1))))
+def label_seed(config: RunConfig) -> int:
+    s = config.semisup
+    return config.train.seed if s is None or s.label_seed is None else s.label_seed
 
 
-def fit_semisup(config: RunConfig, data: DataSplit, *, labels: int | None, m2_epochs: int = 0,
-                joint_epochs: int = 15, m2_batch: int = 100, m2_lr: float = 1e-3, alpha: float | None = None,
-                consistency: float = 0.0, augment: float = 1.0, augment_weight: float | None = None,
-                pseudo_threshold: float = 0.95, label_seed: int | None = None, callback: Callback | None = None,
-                cancel: threading.Event | None = None, m1: VAE | None = None,
-                m1_history: dict | None = None) -> SemiSupResult:
-    """Train M1 on every training image (``config.train``), then M2 with ``labels`` labelled images: first
-    ``m2_epochs`` on M1's frozen codes (Kingma et al.'s M1+M2), then ``joint_epochs`` of M1 and M2 together.
-
-    ``labels=None`` uses every label. Labels outside the labelled subset are never read. ``label_seed`` picks the
-    labelled subset (default: the run's seed), so several subsets can share one M1.
-    ``consistency`` > 0 (frozen stage) adds, per unlabelled image, that weight times KL(q(y|z1) || q(y|z1'))
-    between the classifier's answers for two draws z1, z1' of the same posterior q(z1|x) (the first held fixed).
-
-    The joint stage (:func:`_joint_stage`) keeps M1's ELBO and M2's objective in the loss, lets the labels'
-    cross-entropy reach M1's encoder, and asks the classifier to give a strongly distorted image (``augment``: 1 is
-    up to 15 degrees, 15 % zoom, 3 px shift) the class it gives a barely shifted view of it with confidence
-    >= ``pseudo_threshold`` (weight ``augment_weight``, default ``alpha``; 0 turns the term off).
-    ``m1``: an M1 already trained on these images with ``config.model`` (M1 never sees a label, so one
-    M1 serves every label budget); it is copied, not trained, and ``m1_seconds`` is then 0.
-    """
-    emit = callback or (lambda e: None)
-    if config.kind != "semisup":
-        raise ValueError("fit_semisup needs config.kind == 'semisup'")
+def labelled(config: RunConfig, data: DataSplit) -> np.ndarray:
+    """The indices of the labelled training images: ``semisup.labels`` balanced per class, picked by the label
+    seed (labels outside this subset are never read)."""
     if data.train.y is None or data.test.y is None:
         raise ValueError(f"semi-supervised training needs labelled data; {data.name} has no labels")
-    if m2_epochs < 0 or joint_epochs < 0 or m2_epochs + joint_epochs < 1:
-        raise ValueError(f"M2 needs at least one epoch: m2_epochs={m2_epochs}, joint_epochs={joint_epochs}")
-    t0 = time.perf_counter()
-    idx = balanced_subset(data.train.y, labels, config.train.seed if label_seed is None else label_seed)
-    torch.manual_seed(config.train.seed)
-    model = SemiSupervisedVAE(config.model)
-    if m1 is not None:
-        if m1.cfg != config.model:
-            raise ValueError("the given M1 was built with a different model config")
-        vae_state = {k: v for k, v in m1.state_dict().items() if not k.startswith("m2.")}
-        m1 = TrainResult(model=m1, status="completed", message="M1 reused", history=m1_history or {})
+    return balanced_subset(data.train.y, config.semisup.labels, label_seed(config))
+
+
+def stage_train(config: RunConfig, epochs: int) -> TrainConfig:
+    """The M2 and joint stages' schedule: Adam at ``semisup.lr`` with a cosine decay to 5 %, gradients clipped at
+    100, ``semisup.batch_size`` images a step."""
+    s, t = config.semisup, config.train
+    return TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=s.lr, lr_schedule="cosine", lr_min_factor=0.05,
+                       lr_warmup=0.0, grad_clip=100.0, seed=t.seed, threads=t.threads, device=t.device,
+                       eval_every_epoch=t.eval_every_epoch, recon_every=t.recon_every, output_bias_init=False)
+
+
+def m1_source(config: RunConfig):
+    """The run ``semisup.m1_from`` names, checked: a semisup run of the same data, model and M1 recipe whose M1 never
+    saw a label (made with joint epochs 0)."""
+    from ..runs import load_run
+    src = config.semisup.m1_from
+    prev = load_run(src)
+    if prev.config.kind != "semisup" or (prev.config.model, prev.config.train, prev.config.data) != (
+            config.model, config.train, config.data):
+        raise ValueError(f"m1_from {src}: its M1 was trained with a different data/model/train config")
+    if prev.config.semisup.joint_epochs:
+        raise ValueError(f"m1_from {src}: its M1 was trained further with labels ({prev.config.semisup.joint_epochs} "
+                         "joint epochs); reuse a run made with joint epochs 0, whose M1 never saw a label")
+    return prev
+
+
+def reused_m1(config: RunConfig, model: SemiSupervisedVAE) -> dict[str, Any]:
+    """Copy the M1 of the run ``semisup.m1_from`` into ``model``; returns that run's semisup figures."""
+    prev = m1_source(config)
+    state = {k: v for k, v in prev.model.state_dict().items() if not k.startswith("m2.")}
+    model.load_state_dict({**model.state_dict(), **state})
+    return prev.metrics.semisup or {}
+
+
+def plan(config: RunConfig, data: DataSplit) -> Plan:
+    """M1+M2's stages (``vae.train.PLANS["semisup"]``): M1 (unless reused), then M2 on its frozen codes, then both
+    together, as many epochs of each as ``config`` says."""
+    from .semisup_stages import Joint, M2OnCodes
+    s = config.semisup
+    lab = torch.as_tensor(labelled(config, data), dtype=torch.long)
+    model = build_semisup(config)
+    stages, prev = [], None
+    if s.m1_from:
+        prev = reused_m1(config, model)
     else:
-        m1 = fit(RunConfig(model=config.model, train=config.train, data=config.data), data,
-                 callback=lambda e: emit({**e, "phase": "m1"} if e["type"] != "end" else {**e, "type": "m1_end"}),
-                 cancel=cancel)
-        vae_state = m1.model.state_dict()
-    # copy M1's weights into the combined model (same VAE parameter names)
-    model.load_state_dict({**model.state_dict(), **vae_state})
-    m1_seconds = time.perf_counter() - t0
-    if m1.status != "completed":
-        emit({"type": "end", "status": m1.status, "message": "M1: " + m1.message, "seconds": m1_seconds})
-        return SemiSupResult(model.eval(), m1.status, "M1: " + m1.message, m1.history, [], idx,
-                             time.perf_counter() - t0, m1_seconds)
-
-    lab = torch.as_tensor(idx, dtype=torch.long)
-    n = data.train.x.shape[0]
-    if alpha is None:
-        alpha = 0.1 * n / lab.shape[0]
-    gen = torch.Generator().manual_seed(config.train.seed + 1)
-    frozen = functools.partial(_frozen_stage, consistency=consistency)
-    history: list[dict[str, Any]] = []
-    status, message = "completed", ""
-    joint = functools.partial(_joint_stage, m1_train=config.train, augment=augment, pseudo_threshold=pseudo_threshold,
-                              weight=alpha if augment_weight is None else augment_weight)
-    for epochs, run in ((m2_epochs, frozen), (joint_epochs, joint)):
-        if epochs == 0:
-            continue
-        status, message = run(model, data, lab, epochs=epochs, batch=m2_batch, lr=m2_lr, alpha=alpha, gen=gen,
-                              emit=emit, cancel=cancel, history=history, t0=t0)
-        if status != "completed":
-            break
-    model.eval()
-    seconds = time.perf_counter() - t0
-    if status == "completed":
-        message = (f"M1 {config.train.epochs} epochs + M2 {m2_epochs} epochs on its codes + {joint_epochs} joint "
-                   f"epochs with {lab.shape[0]} labels")
-    emit({"type": "end", "status": status, "message": message, "seconds": seconds})
-    return SemiSupResult(model, status, message, m1.history, history, idx, seconds, m1_seconds)
+        stages.append(Stage("m1", Elbo(config.train), config.train))
+    alpha = 0.1 * len(data.train) / len(lab) if s.alpha is None else s.alpha
+    seed = config.train.seed
+    if s.m2_epochs:
+        stages.append(Stage("m2", M2OnCodes(lab, alpha, s.consistency, seed), stage_train(config, s.m2_epochs)))
+    if s.joint_epochs:
+        weight = alpha if s.augment_weight is None else s.augment_weight
+        stages.append(Stage("joint", Joint(lab, alpha, config.train, s.augment, s.pseudo_threshold, weight, seed),
+                            stage_train(config, s.joint_epochs)))
+    return Plan(model, stages, lambda result, metrics: report(config, data, lab.numpy(), result, metrics, prev))
 
 
-def _epoch_end(stage: str, epoch: int, sums: dict[str, float], steps: int, test_error: float, emit: Callback,
-               history: list, t0: float) -> None:
-    rec = {"stage": stage, "epoch": epoch, **{k: v / steps for k, v in sums.items()}, "test_error": test_error,
-           "elapsed": time.perf_counter() - t0}
-    history.append(rec)
-    emit({"type": "m2_epoch", **rec})
-
-
-def _frozen_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *, epochs: int, batch: int,
-                  lr: float, alpha: float, consistency: float, gen: torch.Generator, emit: Callback,
-                  cancel: threading.Event | None, history: list, t0: float) -> tuple[str, str]:
-    """Kingma et al.'s M1+M2: M2 alone on draws from M1's posteriors, which stay fixed."""
-    mu, logvar = _codes(model, data.train.x)
-    std = torch.exp(0.5 * logvar)
-    test_mu, _ = _codes(model, data.test.x)        # M1 is fixed here: the test codes once, not every epoch
-    y_all, y_test = data.train.y.long(), data.test.y.long()
-    n, n_lab = mu.shape[0], lab.shape[0]
-    m2 = model.m2
-    opt = adam(m2.parameters(), lr=lr)
-    bs = min(batch, n)
-    steps = math.ceil(n / bs)
-    total = steps * epochs
-    emit({"type": "m2_start", "stage": "m2", "epochs": epochs, "steps_per_epoch": steps, "total_steps": total,
-          "n_labelled": int(n_lab), "alpha": alpha, "consistency": consistency})
-    gstep = 0
-    for epoch in range(1, epochs + 1):
-        m2.train()
-        perm = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "ce": 0.0}
-        for s in range(steps):
-            if cancel is not None and cancel.is_set():
-                return "cancelled", f"stopped by request in M2 epoch {epoch}"
-            for g in opt.param_groups:
-                g["lr"] = _cosine(lr, gstep, total)
-            u = perm[s * bs:(s + 1) * bs]
-            li = lab[torch.randint(n_lab, (bs,), generator=gen)]
-            zu = mu[u] + std[u] * torch.randn(u.shape[0], mu.shape[1], generator=gen)
-            zl = mu[li] + std[li] * torch.randn(li.shape[0], mu.shape[1], generator=gen)
-            terms = m2.loss(zl, y_all[li], zu, alpha)
-            loss = terms["loss"]
-            if consistency > 0:
-                zu2 = mu[u] + std[u] * torch.randn(u.shape[0], mu.shape[1], generator=gen)
-                with torch.no_grad():
-                    p1 = F.softmax(m2.classifier(zu), 1)
-                logq2 = F.log_softmax(m2.classifier(zu2), 1)
-                loss = loss + consistency * (p1 * (torch.log(p1.clamp_min(1e-12)) - logq2)).sum(1).mean()
-            if not torch.isfinite(loss):
-                return "failed", f"M2 loss became {float(loss)} in epoch {epoch}"
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(m2.parameters(), 100.0)
-            opt.step()
-            gstep += 1
-            sums["loss"] += float(loss.detach())
-            sums["ce"] += float(terms["ce"].detach())
-            emit({"type": "m2_step", "stage": "m2", "epoch": epoch, "global_step": gstep,
-                  "loss": float(loss.detach()), "ce": float(terms["ce"].detach())})
-        m2.eval()
-        with torch.no_grad():
-            err = float((m2.classifier(test_mu).argmax(1) != y_test).float().mean())
-        _epoch_end("m2", epoch, sums, steps, err, emit, history, t0)
-    return "completed", ""
-
-
-def _joint_stage(model: SemiSupervisedVAE, data: DataSplit, lab: torch.Tensor, *, epochs: int, batch: int,
-                 lr: float, alpha: float, m1_train: TrainConfig, augment: float, pseudo_threshold: float,
-                 weight: float, gen: torch.Generator, emit: Callback, cancel: threading.Event | None, history: list,
-                 t0: float) -> tuple[str, str]:
-    """M1 and M2 trained together; every term is a mean over its batch of per-image nats (or cross-entropies).
-
-    Each step takes ``batch`` unlabelled images ``x`` and ``batch`` labelled ones (drawn with replacement). With
-    ``w(x)`` a shift by at most a pixel and ``s(x)`` a strong random affine map (both fresh per image and step):
-
-    * M1's training loss on ``w(x)``, its -ELBO with M1's own beta and free bits (so the encoder stays an
-      encoder of the VAE, and its codes keep the pixels' content);
-    * M2's labelled and unlabelled -ELBO (Kingma et al. eq. 7-8) on draws z1 ~ q(z1|w(x)), held fixed for M2 so
-      that M2's Gaussian model of z1 does not pull M1's codes towards whatever is easiest for it to model;
-    * ``alpha`` times the labels' cross-entropy of q(y|z1) with z1 ~ q(z1|w(x_l)), whose gradient reaches M1's
-      encoder: the encoder learns which of its directions separate the classes;
-    * ``weight`` times the cross-entropy of q(y|z1), z1 ~ q(z1|s(x)), against the class q(y|mean of q(z1|w(x)))
-      gives, counted only where that class has probability >= ``pseudo_threshold`` (pseudo-labels from
-      confident weak views, as in FixMatch, Sohn et al. 2020): an image's class should survive a distortion
-      that leaves its digit a digit.
-    """
-    cfg = model.cfg
-    x_all, y_all = data.train.x, data.train.y.long()
-    n, n_lab = x_all.shape[0], lab.shape[0]
-    bs = min(batch, n)
-    steps = n // bs
-    total = steps * epochs
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = adam(params, lr=lr)
-    strong = {k: v * augment for k, v in STRONG.items()}
-    weak_shift = WEAK_SHIFT if augment > 0 else 0.0
-    emit({"type": "m2_start", "stage": "joint", "epochs": epochs, "steps_per_epoch": steps, "total_steps": total,
-          "n_labelled": int(n_lab), "alpha": alpha, "augment": augment, "augment_weight": weight,
-          "pseudo_threshold": pseudo_threshold})
-    model.train()
-    gstep = 0
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "neg_elbo": 0.0, "ce": 0.0, "consistency": 0.0, "confident": 0.0}
-        for s in range(steps):
-            if cancel is not None and cancel.is_set():
-                return "cancelled", f"stopped by request in joint epoch {epoch}"
-            for g in opt.param_groups:
-                g["lr"] = _cosine(lr, gstep, total)
-            u = perm[s * bs:(s + 1) * bs]
-            li = lab[torch.randint(n_lab, (bs,), generator=gen)]
-            xu, xl = to_float(x_all[u]), to_float(x_all[li])
-            xw = affine_views(xu, gen, shift=weak_shift)
-            xs = affine_views(xu, gen, **strong)
-            xlw = affine_views(xl, gen, shift=weak_shift)
-            mu, logvar = model.encode(torch.cat([xw, xs, xlw]))
-            z = model.reparameterize(mu, logvar)
-            (mu_w, _, _), (lv_w, _, _), (z_w, z_s, z_l) = mu.split(bs), logvar.split(bs), z.split(bs)
-            target = binarize(xw, gen) if m1_train.binarize else xw
-            sigma = model.sigma() if cfg.likelihood == "gaussian" else None
-            m1_terms = losses.elbo_terms(model.decode(z_w), target, mu_w, lv_w, cfg, sigma, z=z_w,
-                                         prior=model.prior_params())
-            neg_elbo = m1_terms["neg_elbo"].mean()
-            m1_loss = losses.training_loss(m1_terms, beta=m1_train.beta, free_bits=m1_train.free_bits)
-            m2_terms = model.m2.loss(z_l.detach(), y_all[li], z_w.detach(), 0.0)
-            ce = F.cross_entropy(model.m2.classifier(z_l), y_all[li])
-            loss = m1_loss + m2_terms["labelled"] + m2_terms["unlabelled"] + alpha * ce
-            confident = torch.zeros(())
-            cons = torch.zeros(())
-            if weight > 0:
-                with torch.no_grad():
-                    conf, pseudo = F.softmax(model.m2.classifier(mu_w), 1).max(1)
-                    confident = (conf >= pseudo_threshold).float()
-                cons = (F.cross_entropy(model.m2.classifier(z_s), pseudo, reduction="none") * confident).mean()
-                loss = loss + weight * cons
-            if not torch.isfinite(loss):
-                return "failed", f"joint loss became {float(loss)} in epoch {epoch}"
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 100.0)
-            opt.step()
-            gstep += 1
-            for k, v in (("loss", loss), ("neg_elbo", neg_elbo), ("ce", ce), ("consistency", cons),
-                         ("confident", confident.mean())):
-                sums[k] += float(v.detach())
-            emit({"type": "m2_step", "stage": "joint", "epoch": epoch, "global_step": gstep,
-                  "loss": float(loss.detach()), "ce": float(ce.detach())})
-        _epoch_end("joint", epoch, sums, steps, error_rate(model, data.test), emit, history, t0)  # mode restored
-    return "completed", ""
+def report(config: RunConfig, data: DataSplit, idx: np.ndarray, result: TrainResult, metrics: Metrics,
+           prev: dict[str, Any] | None) -> dict[str, Any]:
+    """The semisup figures for ``metrics.json``: the test error, the pixel baseline, the labels, M1's minutes."""
+    s = config.semisup
+    err = error_rate(result.model, data.test)
+    m1 = metrics.history.stage("m1")
+    m1_seconds = (prev or {}).get("m1_seconds") if s.m1_from else (m1[-1].elapsed if m1 else None)
+    figures = {"method": "M1+M2 (Kingma et al. 2014)" + (", then trained together" if s.joint_epochs else ""),
+               "labels": int(len(idx)), "label_seed": label_seed(config), "test_error": err,
+               "baseline": pixel_baseline(data, idx, seed=config.train.seed) if s.baseline else None,
+               "m1_seconds": m1_seconds, "seconds": result.seconds,
+               "labelled_indices": idx.tolist() if len(idx) <= 5000 else None}
+    return {"final": dataclasses.replace(metrics.final, test_error=err), "semisup": figures}
 
 
 # The recipe as numbers of optimiser steps: on MNIST's 60,000 training images, 20 M1 epochs at batch 128 and 15
 # joint epochs at 100 unlabelled images a step. A smaller data set gets as many steps (more epochs, at most
-# MAX_RECIPE_EPOCHS): measured on mnist5k (4,500 images), 20 and 15 epochs left 23 % test error with 100 labels.
+# MAX_RECIPE_EPOCHS): on mnist5k's 4,500 images, 20 and 15 epochs are too few steps for M2 to beat raw pixels.
 M1_EPOCHS, M1_STEPS = 20, 20 * 469
 JOINT_EPOCHS, JOINT_STEPS = 15, 15 * 600
 MAX_RECIPE_EPOCHS = 300
@@ -466,16 +294,17 @@ def recipe_epochs(n_train: int, *, m1_batch: int = 128, batch: int = 100) -> tup
     return (min(MAX_RECIPE_EPOCHS, max(M1_EPOCHS, m1)), min(MAX_RECIPE_EPOCHS, max(JOINT_EPOCHS, joint)))
 
 
-def default_semisup_config(data: DataSplit, *, epochs: int = 10, seed: int = 0, threads: int = 0,
-                           latent_dim: int = 50, hidden: tuple[int, ...] = (512, 256), data_cfg=None,
-                           **train_kw) -> RunConfig:
-    """The M1 recipe: MLP 512-256, 50-d latent (Kingma et al.'s M1 size), Bernoulli likelihood, batch 128,
-    Adam 1e-3 with cosine decay. Pinned here (not taken from ``TrainConfig``'s defaults) because it is the
-    recipe whose M2 error was measured: with batch 256 / lr 2e-3 (half the M1 steps) M2 reached 15.2 %
-    after 4 epochs against 12.6 % with this one."""
-    from ..config import DataConfig, TrainConfig
+def semisup_config(data: DataSplit, *, data_cfg: DataConfig | None = None, seed: int = 0, threads: int = 0,
+                   latent_dim: int = 50, hidden: tuple[int, ...] = (512, 256), epochs: int | None = None,
+                   semisup: SemisupConfig | None = None) -> RunConfig:
+    """The measured recipe for ``data``: M1 an MLP 512-256 with a 50-D latent (Kingma et al.'s M1 size), Bernoulli,
+    batch 128, Adam 1e-3 with a cosine decay, :func:`recipe_epochs` epochs unless given; the semisup section's
+    defaults, its joint epochs from :func:`recipe_epochs` unless given. M1's recipe is pinned here (not taken from
+    ``TrainConfig``'s defaults) because it is the recipe whose M2 error was measured."""
+    m1_epochs, joint_epochs = recipe_epochs(len(data.train))
     mcfg = ModelConfig(arch="mlp", channels=data.channels, image_size=data.image_size, latent_dim=latent_dim,
                        hidden=hidden, num_classes=data.num_classes)
-    tcfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": threads, "batch_size": 128, "lr": 1e-3,
-                          "lr_warmup": 0.0, "output_bias_init": False, "lr_schedule": "cosine", **train_kw})
-    return RunConfig(model=mcfg, train=tcfg, data=data_cfg or DataConfig(name=data.name), kind="semisup")
+    tcfg = TrainConfig(epochs=m1_epochs if epochs is None else epochs, seed=seed, threads=threads, batch_size=128,
+                       lr=1e-3, lr_warmup=0.0, output_bias_init=False, lr_schedule="cosine")
+    return RunConfig(model=mcfg, train=tcfg, data=data_cfg or DataConfig(name=data.name), kind="semisup",
+                     semisup=semisup or SemisupConfig(joint_epochs=joint_epochs))

@@ -1,0 +1,107 @@
+"""Keeping a runs folder within bounds (vae.upkeep, python -m vae runs) and seeing damage instead of losing it."""
+import json
+import os
+import time
+
+import pytest
+from helpers import tiny_split
+
+from vae import jobs, upkeep
+from vae.cli import main
+from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vae.pipeline import train_run
+from vae.record import snapshot_epochs
+
+
+def _run(root, name, epochs=5):
+    cfg = RunConfig(model=ModelConfig(image_size=8, latent_dim=2, hidden=(8,)),
+                    train=TrainConfig(epochs=epochs, batch_size=32, threads=1), data=DataConfig(name="blobs"))
+    out = root / name
+    train_run(cfg, tiny_split(n_train=64, n_test=16), out, callback=jobs.JobControl(out))
+    return out
+
+
+def test_thin_keeps_evenly_spaced_snapshots_with_the_first_and_last(tmp_path):
+    run = _run(tmp_path, "r", epochs=9)
+    assert snapshot_epochs(run) == list(range(1, 10))
+    assert upkeep.thin_snapshots(run, 3) == 6
+    assert snapshot_epochs(run) == [1, 5, 9]
+    assert upkeep.thin_snapshots(run, 5) == 0
+
+
+def test_cli_ls_prune_and_rm(tmp_path, capsys):
+    old, new = _run(tmp_path, "old"), _run(tmp_path, "new")
+    past = time.time() - 10 * 86400
+    for p in old.rglob("*"):
+        os.utime(p, (past, past))
+    assert main(["runs", "ls", "--root", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["run"] for r in listed["runs"]] == ["old", "new"] and all(r["state"] == "done" for r in listed["runs"])
+    assert main(["runs", "prune", "--root", str(tmp_path), "--older-than", "7", "--keep-snapshots", "2"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["removed"] == ["old"] and res["snapshots_removed"] == 3 and not old.exists()
+    assert snapshot_epochs(new) == [1, 5]
+    assert main(["runs", "rm", "--root", str(tmp_path), "new"]) == 0 and not new.exists()
+
+
+def test_rm_refuses_a_training_run_and_anything_outside_the_root(tmp_path, capsys):
+    run = _run(tmp_path, "busy")
+    jobs.write_status(run, state="running", pid=os.getpid(), host=jobs.HOST,
+                      proc_start=jobs.process_start(os.getpid()))
+    for name, needle in (("busy", "busy is running; stop it first"), ("../x", "not a run folder"),
+                         ("nothing", "not a run folder")):
+        assert main(["runs", "rm", "--root", str(tmp_path), name]) == 2
+        assert needle in capsys.readouterr().err
+    assert run.exists()
+
+
+def test_a_corrupt_job_record_reads_as_damaged_and_is_listed(tmp_path):
+    run = _run(tmp_path, "r", epochs=2)
+    (run / jobs.JOB).write_text("{ not json")
+    status = jobs.read_status(run)
+    assert status["state"] == "damaged" and "not valid JSON" in status["message"]
+    assert jobs.effective_state(status) == "damaged"
+    assert [(p.name, s["state"]) for p, s in jobs.list_jobs(tmp_path)] == [("r", "damaged")]
+    assert upkeep.list_runs(tmp_path)[0].state == "damaged"
+
+
+def test_a_reused_pid_is_not_the_job(tmp_path):
+    """After a crash or a reboot the job's pid may belong to another process: its start time tells them apart."""
+    status = {"state": "running", "host": jobs.HOST, "pid": os.getpid(), "proc_start": "another-boot:12345"}
+    assert not jobs.is_alive(status)
+    status["proc_start"] = jobs.process_start(os.getpid())
+    assert jobs.is_alive(status)
+
+
+@pytest.mark.parametrize("argv, needle", [(["prune", "--keep-snapshots", "0"], "--keep-snapshots must be >= 1"),
+                                          (["frobnicate"], "invalid choice")])
+def test_bad_runs_commands_are_one_line(tmp_path, capsys, argv, needle):
+    assert main(["runs", *argv[:1], "--root", str(tmp_path), *argv[1:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_data_roots_read_only_inside_their_folders(tmp_path, capsys):
+    """The app's jobs pass its uploads folder: a config naming any other file, or a link out of the folder, is one
+    line and nothing is read; built-in names always work."""
+    import numpy as np
+
+    from vae.data import DataError, load_dataset, where_allowed
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir()
+    elsewhere.mkdir()
+    x = (np.random.default_rng(0).random((20, 8, 8)) * 255).astype(np.uint8)
+    np.savez(elsewhere / "secret.npz", x=x)
+    np.savez(uploads / "mine.npz", x=x)
+    (uploads / "link.npz").symlink_to(elsewhere / "secret.npz")
+    roots = [uploads]
+    assert where_allowed("mnist5k", roots) is None and where_allowed(str(uploads / "mine.npz"), roots) is None
+    assert len(load_dataset(str(uploads / "mine.npz"), roots=roots).train) > 0
+    for spec in (elsewhere / "secret.npz", uploads / "link.npz", uploads / ".." / "elsewhere" / "secret.npz"):
+        with pytest.raises(DataError, match="'secret.npz' is not available here|'link.npz' is not available here"):
+            load_dataset(str(spec), roots=roots)
+    assert main(["train", "--data", str(elsewhere / "secret.npz"), "--data-roots", str(uploads), "--epochs", "1",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not available here" in err[0] and str(elsewhere) not in err[0]
+    assert not (tmp_path / "r").exists()

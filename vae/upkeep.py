@@ -1,0 +1,99 @@
+"""Keeping a runs folder within bounds: what each run folder holds and weighs, thinning its snapshots, deleting runs.
+
+Used by ``python -m vae runs ls|prune|rm`` (a teacher cleaning up a class server from the shell) and by the app's
+quotas. A run folder is recognised by its ``config.json``; nothing outside the given root is ever touched, and a
+run whose training process is alive is never deleted.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import jobs
+from .record import snapshot_epochs, snapshot_path
+from .runs import CONFIG
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    path: Path
+    state: str | None            # the job's state as a watcher sees it (None: not a job, e.g. an uploaded run)
+    owner: str
+    bytes: int
+    modified: float              # seconds since the epoch
+    snapshots: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.path.name, "state": self.state, "owner": self.owner, "mb": round(self.bytes / 2**20, 2),
+                "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified)),
+                "snapshots": self.snapshots}
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (links are not followed)."""
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def is_run_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / CONFIG).is_file()
+
+
+def info(path: Path) -> RunInfo:
+    status = jobs.read_status(path)
+    try:
+        modified = max(p.stat().st_mtime for p in path.iterdir())
+    except (OSError, ValueError):
+        modified = 0.0
+    return RunInfo(path, jobs.effective_state(status), str((status or {}).get("owner") or ""), folder_bytes(path),
+                   modified, len(snapshot_epochs(path)))
+
+
+def list_runs(root: str | Path) -> list[RunInfo]:
+    """Every run folder directly under ``root`` (hidden folders such as the uploads' are skipped), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [info(p) for p in root.iterdir() if not p.name.startswith(".") and is_run_folder(p)]
+    return sorted(found, key=lambda r: r.modified)
+
+
+def thin_snapshots(run_dir: str | Path, keep: int) -> int:
+    """Keep ``keep`` of a run's epoch snapshots, evenly spaced (the first and the last among them); returns how many
+    were deleted. The Compare page's replay then steps through the kept epochs."""
+    epochs = snapshot_epochs(run_dir)
+    if keep < 1 or len(epochs) <= keep:
+        return 0
+    if keep == 1:
+        kept = {epochs[-1]}
+    else:
+        kept = {epochs[round(i * (len(epochs) - 1) / (keep - 1))] for i in range(keep)}
+    gone = 0
+    for e in epochs:
+        if e not in kept:
+            snapshot_path(run_dir, e).unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def remove_run(root: str | Path, name: str) -> Path:
+    """Delete the run folder ``root/name``; refuses anything that is not a run folder directly under ``root`` and a
+    run still training (stop it first). Raises ``ValueError`` with one line."""
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if path.parent != root or not is_run_folder(root / name):
+        raise ValueError(f"{name}: not a run folder in {root}")
+    state = jobs.effective_state(jobs.read_status(path))
+    if state in jobs.ACTIVE:
+        raise ValueError(f"{name} is {state}; stop it first")
+    shutil.rmtree(path)
+    return path
