@@ -103,7 +103,7 @@ def test_training_with_the_iwae_objective_and_its_record(tmp_path):
     ({"objective": "iwae", "iw_k": 5, "beta": 4.0}, "takes no beta"),
     ({"objective": "iwae", "free_bits": 0.5}, "takes no beta, KL warm-up or free bits"),
     ({"objective": "iwae", "iw_k": 0}, "iw_k must be 1..1000"),
-    ({"objective": "vi"}, r"objective must be one of \[.elbo., .iwae.\], got .vi."),
+    ({"objective": "vi"}, r"objective must be one of \[.elbo., .iwae., .btcvae., .factorvae.\], got .vi."),
 ])
 def test_bad_iwae_settings_are_refused_with_what_is_accepted(train, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -10,12 +10,13 @@ server affords (``ui.settings``).
 """
 from __future__ import annotations
 
-import importlib
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .config import ConfigError, RunConfig
+from .kinds import builder
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,17 @@ class Budget:
 DEFAULT = Budget()
 
 
-def parameter_count(config: RunConfig) -> int:
-    """The parameters of the model ``config`` describes, counted without allocating them (``meta`` device)."""
-    from .runs import BUILDERS
-    module, _, name = BUILDERS[config.kind].partition(":")
-    build = getattr(importlib.import_module(module), name)
+def expected_tensors(config: RunConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor of the model ``config`` describes, found without allocating them (the
+    model is built on PyTorch's ``meta`` device)."""
     with torch.device("meta"):
-        model = build(config)
-    return sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        model = builder(config.kind)(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def parameter_count(config: RunConfig) -> int:
+    """The parameters of the model ``config`` describes, counted without allocating them."""
+    return sum(math.prod(s) for s in expected_tensors(config).values())
 
 
 def check(config: RunConfig, budget: Budget = DEFAULT) -> int:

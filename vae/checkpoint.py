@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,50 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .loop import Checkpoint
 from .runs import RunError
 from .util import atomic_write_bytes, atomic_write_json
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run after its last completed epoch (``Trainer.checkpoint``)."""
+
+    epoch: int                          # epochs completed, over the whole run
+    global_step: int
+    seen: int                           # training items seen
+    train_time: float                   # seconds inside the batch loops
+    elapsed: float                      # seconds of training wall time
+    history: dict[str, list]
+    optimizer: dict[str, Any]           # the current stage's torch optimizer state_dict
+    generator: torch.Tensor             # the shuffling / binarising generator's state (uint8)
+    rng: torch.Tensor                   # torch's global generator (the reparameterisation noise), uint8
+    stage: int = 0                      # the stage in progress (or just finished)
+    stage_epoch: int = 0                # its epochs completed
+    stage_step: int = 0                 # its steps taken (its schedule's clock)
+    stage_start: float = 0.0            # ``elapsed`` when it began (its time budget's zero)
+    objective_state: dict[str, torch.Tensor] = field(default_factory=dict)   # the objective's own (its generator,
+                                                                             # a discriminator's weights)
+    aux_optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)  # its auxiliary optimizers' states
+
+
+def copy_history(h: dict[str, list]) -> dict[str, list]:
+    return {k: [dict(r) for r in v] for k, v in h.items()}
+
+
+def check_optimizer_state(params: list[torch.nn.Parameter], state: dict[str, Any], source: str) -> None:
+    """Refuse a saved optimizer state that is not for ``params`` (one line)."""
+    groups = state.get("param_groups")
+    expected = list(range(len(params)))
+    if not isinstance(groups, list) or [g.get("params") for g in groups] != [expected]:
+        raise ValueError(f"{source}: the optimizer's parameter groups do not match the model the config builds")
+    for idx, st in state.get("state", {}).items():
+        if not 0 <= idx < len(params):
+            raise ValueError(f"{source}: optimizer state for parameter {idx}, the model has {len(params)}")
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name not in st or tuple(st[name].shape) != tuple(params[idx].shape):
+                raise ValueError(f"{source}: optimizer state {idx}.{name} does not match parameter shape "
+                                 f"{list(params[idx].shape)}")
+
 
 FOLDER = "checkpoint"
 WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.safetensors", "state.json"

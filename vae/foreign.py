@@ -300,7 +300,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def build_foreign(config: RunConfig, folder: Path | None = None) -> ForeignVAE:
-    """The model of a tracked run folder (``vae.runs.BUILDERS["tracked"]``): its programs' weights as declared by
+    """The model of a tracked run folder (``vae.kinds.BUILDERS["tracked"]``): its programs' weights as declared by
     ``model.safetensors``; the weights themselves are loaded by ``vae.runs.load_run`` as for any run."""
     if folder is None:
         raise ValueError("a tracked run's model lives in its run folder")

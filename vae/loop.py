@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .checkpoint import Checkpoint, check_optimizer_state, copy_history
 from .config import TrainConfig
 from .data import DataSplit, to_float
 from .distributed import CommTimer, Dist, rank_device
@@ -66,33 +67,6 @@ class TrainResult:
     message: str
     history: dict[str, list] = field(default_factory=dict)  # "epochs": [...], "steps": [...] (vae.record's dicts)
     seconds: float = 0.0
-
-
-
-@dataclass
-class Checkpoint:
-    """Everything needed to continue a run after its last completed epoch (``Trainer.checkpoint``)."""
-
-    epoch: int                          # epochs completed, over the whole run
-    global_step: int
-    seen: int                           # training items seen
-    train_time: float                   # seconds inside the batch loops
-    elapsed: float                      # seconds of training wall time
-    history: dict[str, list]
-    optimizer: dict[str, Any]           # the current stage's torch optimizer state_dict
-    generator: torch.Tensor             # the shuffling / binarising generator's state (uint8)
-    rng: torch.Tensor                   # torch's global generator (the reparameterisation noise), uint8
-    stage: int = 0                      # the stage in progress (or just finished)
-    stage_epoch: int = 0                # its epochs completed
-    stage_step: int = 0                 # its steps taken (its schedule's clock)
-    stage_start: float = 0.0            # ``elapsed`` when it began (its time budget's zero)
-    objective_state: dict[str, torch.Tensor] = field(default_factory=dict)   # the objective's own (its generator,
-                                                                             # a discriminator's weights)
-    aux_optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)  # its auxiliary optimizers' states
-
-
-def copy_history(h: dict[str, list]) -> dict[str, list]:
-    return {k: [dict(r) for r in v] for k, v in h.items()}
 
 
 
@@ -152,21 +126,6 @@ def recon_inputs(data: DataSplit, cfg: TrainConfig, model: VAE, device) -> tuple
     x = to_float(test.x[:N_RECON]).to(device)
     cond = model.cfg.conditional and test.y is not None
     return x, test.y[:N_RECON].to(device) if cond else None
-
-
-def check_optimizer_state(params: list[torch.nn.Parameter], state: dict[str, Any], source: str) -> None:
-    """Refuse a saved optimizer state that is not for ``params`` (one line)."""
-    groups = state.get("param_groups")
-    expected = list(range(len(params)))
-    if not isinstance(groups, list) or [g.get("params") for g in groups] != [expected]:
-        raise ValueError(f"{source}: the optimizer's parameter groups do not match the model the config builds")
-    for idx, st in state.get("state", {}).items():
-        if not 0 <= idx < len(params):
-            raise ValueError(f"{source}: optimizer state for parameter {idx}, the model has {len(params)}")
-        for name in ("exp_avg", "exp_avg_sq"):
-            if name not in st or tuple(st[name].shape) != tuple(params[idx].shape):
-                raise ValueError(f"{source}: optimizer state {idx}.{name} does not match parameter shape "
-                                 f"{list(params[idx].shape)}")
 
 
 @dataclass

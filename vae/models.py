@@ -243,5 +243,5 @@ def build_model(cfg: ModelConfig) -> VAE:
 
 
 def build_model_for(config, folder=None) -> VAE:
-    """The model of a run config (``vae.runs.BUILDERS["vae"]``; the run's folder is not needed)."""
+    """The model of a run config (``vae.kinds.BUILDERS["vae"]``; the run's folder is not needed)."""
     return build_model(config.model)

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from . import losses
 from .config import TrainConfig
 from .data import DataSplit, binarize, to_float
-
-if TYPE_CHECKING:
-    from .train import Trainer
 
 
 @dataclass
@@ -51,7 +48,7 @@ class Objective:
     evaluates = True           # the loop measures the VAE's test -ELBO after each of its epochs
     drop_last = False          # an epoch skips a last batch smaller than the others
 
-    def bind(self, trainer: "Trainer") -> None:
+    def bind(self, trainer: Any) -> None:
         """Called once when the loop enters this objective's stage (after a resume's weights are loaded)."""
         self.trainer = trainer
 
@@ -110,7 +107,7 @@ class Elbo(Objective):
         self.name = cfg.objective
         self.k = cfg.iw_k if cfg.objective == "iwae" else 1
 
-    def bind(self, trainer: "Trainer") -> None:
+    def bind(self, trainer: Any) -> None:
         super().bind(trainer)
         self.x = trainer.data.train.x.to(trainer.device)      # uint8 on the device: a GPU run copies no batch
         cond = trainer.model.cfg.conditional
@@ -230,7 +227,7 @@ class FactorVAE(Elbo):
         self.disc = Discriminator(latent_dim)
         self.gen = torch.Generator().manual_seed(cfg.seed + 31)
 
-    def bind(self, trainer: "Trainer") -> None:
+    def bind(self, trainer: Any) -> None:
         super().bind(trainer)
         self.disc.to(trainer.device)
 

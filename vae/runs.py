@@ -7,7 +7,6 @@ against the model the config describes, and anything else is refused with ``RunE
 """
 from __future__ import annotations
 
-import importlib
 import math
 import platform
 import secrets
@@ -24,10 +23,11 @@ from safetensors.torch import save as st_save
 
 from . import latent
 from .budget import DEFAULT as DEFAULT_BUDGET
-from .budget import Budget
+from .budget import Budget, expected_tensors
 from .budget import check as check_budget
 from .config import ConfigError, RunConfig, SemisupConfig
 from .data import ImageData
+from .kinds import builder
 from .models import VAE
 from .record import Metrics
 from .safejson import JSONError, load_json
@@ -38,20 +38,6 @@ MAX_WEIGHTS_BYTES = 512 << 20
 MAX_JSON_BYTES = 64 << 20            # metrics.json: a long run's history
 MAX_CONFIG_BYTES = 64 << 10          # config.json is about 2 KB
 MAX_HEADER_BYTES = 1 << 20           # a safetensors header: names, shapes and offsets of the tensors
-
-
-#: How to rebuild a run's model from its config, keyed by ``config.kind``: ``"module:function"``, imported
-#: when a run of that kind is loaded, called as ``builder(config, folder)``. Every builder returns a model of the
-#: contract ``vae.models.LatentModel``: a ``VAE`` (or a subclass, such as ``vae.usecases.semisup.SemiSupervisedVAE``)
-#: or, for a run logged from its user's own code, ``vae.foreign.ForeignVAE``. Named, not imported: the use cases
-#: are built on the core, so the core must not import them.
-BUILDERS = {"vae": "vae.models:build_model_for", "semisup": "vae.usecases.semisup:build_semisup",
-            "tracked": "vae.foreign:build_foreign"}
-
-
-def _builder(kind: str):
-    module, _, name = BUILDERS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 class RunError(ValueError):
@@ -226,7 +212,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", budget: Bu
     config = config_from_bytes(_read_capped(path / CONFIG, MAX_CONFIG_BYTES, "config"), str(path / CONFIG), raw)
     check_weights_size(path / WEIGHTS, config, budget)
     try:
-        model = _builder(config.kind)(config, path)
+        model = builder(config.kind)(config, path)
     except ValueError as e:
         raise RunError(f"{path / CONFIG}: {e}") from None
     load_weights_bytes(model, _read_capped(path / WEIGHTS, MAX_WEIGHTS_BYTES, "weights"), str(path / WEIGHTS))
@@ -239,28 +225,60 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", budget: Bu
     return Run(path=path, config=config, model=model, metrics=Metrics.from_dict(raw))
 
 
-def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_BUDGET) -> int:
-    """Refuse, before building the model, a config over ``budget`` or a weights file whose size does not fit the
-    model the config describes (float32 safetensors: 4 bytes a parameter and a header). Returns the parameters."""
+def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The tensors a safetensors file declares, ``{name: (dtype, shape)}``, read from its header alone (a JSON
+    object of at most ``MAX_HEADER_BYTES``); ``RunError`` with one line for anything else."""
+    bad = f"{path}: not a valid safetensors file"
     try:
-        n = check_budget(config, budget) if config.kind != "tracked" else _tracked_params(path, budget)
-    except (ConfigError, ValueError) as e:
-        raise RunError(f"{path.parent / CONFIG}: {e}") from None
-    try:
-        size = path.stat().st_size
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n <= MAX_HEADER_BYTES:
+                raise RunError(f"{bad} (a header of {n:,} bytes)")
+            header = load_json(f.read(n), path.name, max_bytes=MAX_HEADER_BYTES)
     except OSError:
         raise RunError(f"{path.parent}: missing {WEIGHTS}; a run folder holds {WEIGHTS}, {CONFIG} and {METRICS}") \
             from None
-    if not 4 * n <= size <= 4 * n + MAX_HEADER_BYTES:
-        raise RunError(f"{path}: {size:,} bytes, but the model its config describes has {n:,} float32 parameters "
-                       f"({4 * n:,} bytes); the weights do not belong to this config")
+    except JSONError as e:
+        raise RunError(f"{bad} ({e})") from None
+    if not isinstance(header, dict):
+        raise RunError(f"{bad} (its header is not a JSON object)")
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        shape, dtype = (v.get("shape"), v.get("dtype")) if isinstance(v, dict) else (None, None)
+        if not (isinstance(shape, list) and all(isinstance(d, int) and 0 <= d < 2**40 for d in shape)):
+            raise RunError(f"{bad} (tensor {k!r} has no valid shape)")
+        out[k] = (str(dtype), tuple(shape))
+    return out
+
+
+def check_weights_size(path: Path, config: RunConfig, budget: Budget = DEFAULT_BUDGET) -> int:
+    """Refuse, before building the model, a config over ``budget`` or a weights file that does not declare the tensors
+    the model the config describes needs (names, float32, shapes: compared with the model built on the ``meta``
+    device, which allocates nothing). Returns the parameters."""
+    try:
+        if config.kind == "tracked":
+            return _tracked_params(safetensors_header(path), budget)
+        n = check_budget(config, budget)
+    except ConfigError as e:
+        raise RunError(f"{path.parent / CONFIG}: {e}") from None
+    declared = safetensors_header(path)
+    expected = expected_tensors(config)
+    missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
+    if missing or extra:
+        raise RunError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, (dtype, shape) in declared.items():
+        if dtype != "F32":
+            raise RunError(f"{path}: tensor {k} has dtype {dtype}; accepted: float32")
+        if shape != expected[k]:
+            raise RunError(f"{path}: tensor {k} has shape {list(shape)}, the config needs {list(expected[k])}")
     return n
 
 
-def _tracked_params(path: Path, budget: Budget) -> int:
+def _tracked_params(declared: dict[str, tuple[str, tuple[int, ...]]], budget: Budget) -> int:
     """A tracked run's parameters, from its weights file's header (its model is a stored program, not a config)."""
-    from .foreign import weight_shapes
-    n = sum(math.prod(s) for s in weight_shapes(path).values()) if path.is_file() else 0
+    n = sum(math.prod(shape) for _, shape in declared.values())
     if n > budget.max_params:
         raise ConfigError(f"the model has {n:,} parameters, over the budget of {budget.max_params:,}"
                           f"{budget.where('_PARAMS')}")

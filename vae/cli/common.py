@@ -17,7 +17,7 @@ from ..config import DataConfig
 from ..config import replace as cfg_replace
 from ..data import DataSplit, Limits, load_dataset
 from ..runs import CONFIG, Run, RunError
-from . import options
+from .options import DATA, add
 
 EXIT_BAD_INPUT = 2
 
@@ -42,7 +42,7 @@ def add_data_args(p: argparse.ArgumentParser, *, default_data: str | None) -> No
     g.add_argument("--data-dir", default=None,
                    help="folder with torchvision-layout data sets (default: $VAE_LAB_DATA_DIR or "
                         "~/.cache/vae-lab/data)")
-    options.add(g, options.DATA)
+    add(g, DATA)
     g.add_argument("--max-files", type=int, default=None, help="limit: files in a zip or folder")
     g.add_argument("--max-file-mb", type=float, default=None, help="limit: size of an upload on disk, MB")
     g.add_argument("--max-uncompressed-mb", type=float, default=None,

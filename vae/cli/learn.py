@@ -25,9 +25,8 @@ from ..usecases import (
 )
 from ..usecases import semisup as ss
 from ..util import set_threads
-from . import options
 from .common import add_data_args, check_out, data_config, load_data, load_run_data, steps_for, with_progress
-from .options import SEMISUP, Option
+from .options import SEMISUP, Option, add, build, values
 from .train import run as run_training
 
 
@@ -47,8 +46,8 @@ def register(sub) -> None:
                                    "semisup section; `train --config RUN/config.json` re-runs it).")
     p.set_defaults(func=cmd_semisup)
     add_data_args(p, default_data="mnist5k")
-    options.add(p.add_argument_group("M1 (the VAE)"), SEMISUP_M1)
-    options.add(p.add_argument_group("M2"), SEMISUP)
+    add(p.add_argument_group("M1 (the VAE)"), SEMISUP_M1)
+    add(p.add_argument_group("M2"), SEMISUP)
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--quiet", action="store_true")
 
@@ -107,11 +106,11 @@ SEMISUP_M1 = (Option("--epochs", "train", "epochs", help="M1 (VAE) epochs over a
 def semisup_from_args(args, data) -> RunConfig:
     """The semisup run the options describe: the measured recipe (``semisup_config``) with the options given."""
     opts = (*SEMISUP_M1, *SEMISUP)
-    ch = options.values(args, opts)
+    ch = values(args, opts)
     m1 = {**ch.get("train", {}), **ch.get("model", {})}
     base = ss.semisup_config(data, data_cfg=data_config(args), seed=m1.get("seed", 0), threads=m1.get("threads", 0),
                              latent_dim=m1.get("latent_dim", 50), epochs=m1.get("epochs"))
-    semi = options.build(SemisupConfig, base.semisup, ch.get("semisup", {}), opts)
+    semi = build(SemisupConfig, base.semisup, ch.get("semisup", {}), opts)
     return cfg_replace(base, semisup=semi)
 
 

@@ -20,15 +20,14 @@ from ..jobs import JobControl, StopSignal
 from ..pipeline import RunResult, train_run
 from ..runs import CONFIG, RunError, config_from_bytes, new_run_dir
 from ..util import pick_device
-from . import options
 from .common import add_data_args, check_out, data_config, load_data, steps_for, with_progress
-from .options import MODEL, TRAIN, args_for  # noqa: F401  (args_for: the doctor prints the runs it suggests)
+from .options import DATA, MODEL, TRAIN, add, args_for, build, given, values  # noqa: F401  (args_for: the doctor prints the runs it suggests)
 
 #: Options that may go with ``--config`` (everything else is in the file).
 WITH_CONFIG = {"command", "func", "parser", "config", "resume", "nice", "data_dir", "out", "quiet", "iw_samples",
                "threads", "device", "precision", "max_files", "max_file_mb", "max_uncompressed_mb", "max_image_pixels",
                "max_total_pixels", "data_roots"}
-OPTIONS = (*MODEL, *TRAIN, *options.DATA)
+OPTIONS = (*MODEL, *TRAIN, *DATA)
 
 
 def register(sub) -> None:
@@ -46,9 +45,9 @@ def register(sub) -> None:
     tr.add_argument("--nice", type=int, default=0, help="lower this process's priority by N (Unix), e.g. for a "
                                                           "job beside a web server")
     add_data_args(tr, default_data=DEFAULT_DATASET)
-    options.add(tr.add_argument_group("model"), MODEL)
+    add(tr.add_argument_group("model"), MODEL)
     g = tr.add_argument_group("training")
-    options.add(g, TRAIN)
+    add(g, TRAIN)
     g.add_argument("--iw-samples", type=int, default=0, help="importance samples for the final log p(x) (default: 0)")
     tr.add_argument("--out", default=None, help="run folder to write (default runs/<data>-<model>-<latent>d-<time>)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -56,18 +55,18 @@ def register(sub) -> None:
 
 def config_from_args(args, data: DataSplit) -> RunConfig:
     """The ``RunConfig`` the options describe, for ``data`` (which fixes channels, side and classes)."""
-    ch = options.values(args, OPTIONS)
+    ch = values(args, OPTIONS)
     model = ch.get("model", {})
     if model.get("conditional") and not data.has_labels:
         raise ValueError(f"a conditional model needs labelled data; {data.name} has no labels")
     shape = {"channels": data.channels, "image_size": data.image_size,
              "num_classes": data.num_classes if model.get("conditional") else 0}
-    return RunConfig(model=options.build(ModelConfig, None, {**shape, **model}, OPTIONS),
-                     train=options.build(TrainConfig, None, ch.get("train", {}), OPTIONS), data=data_config(args))
+    return RunConfig(model=build(ModelConfig, None, {**shape, **model}, OPTIONS),
+                     train=build(TrainConfig, None, ch.get("train", {}), OPTIONS), data=data_config(args))
 
 
 def _config_file(args, path: Path, flag: str) -> RunConfig:
-    extra = [f for f in options.given(args, OPTIONS) if f.lstrip("-").replace("-", "_") not in WITH_CONFIG]
+    extra = [f for f in given(args, OPTIONS) if f.lstrip("-").replace("-", "_") not in WITH_CONFIG]
     if extra:
         raise ValueError(f"{', '.join(extra)} cannot go with {flag} (the file holds the whole run); edit the file "
                          "instead")
@@ -76,9 +75,9 @@ def _config_file(args, path: Path, flag: str) -> RunConfig:
     except OSError as e:
         raise RunError(f"{flag} {path}: {e.strerror or e}") from None
     config = config_from_bytes(blob, str(path))
-    changes = {k: v for k, v in options.values(args, TRAIN).get("train", {}).items()
+    changes = {k: v for k, v in values(args, TRAIN).get("train", {}).items()
                if k in ("threads", "device", "precision")}
-    return RunConfig(model=config.model, train=options.build(TrainConfig, config.train, changes, OPTIONS),
+    return RunConfig(model=config.model, train=build(TrainConfig, config.train, changes, OPTIONS),
                      data=config.data, kind=config.kind, semisup=config.semisup)
 
 
@@ -102,7 +101,7 @@ def cmd_train(args) -> int:
                              f"{m.channels}x{m.image_size}px")
         out = Path(args.resume) if args.resume else out
     else:
-        options.build(TrainConfig, None, options.values(args, TRAIN).get("train", {}), OPTIONS)   # before any data
+        build(TrainConfig, None, values(args, TRAIN).get("train", {}), OPTIONS)   # before any data
         data = load_data(args, data_config(args))
         config = config_from_args(args, data)
     result = run(args, config, data, out, resume=bool(args.resume))

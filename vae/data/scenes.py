@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import colorsys
 import functools
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:                      # only for annotations: vae.data.factors imports this module
-    from .factors import FactorGrid
+from .grid import FactorGrid
 
 _SUPERSAMPLE = 4
 _HORIZON = 19.0        # row of the horizon, 32 x 32 picture, before the roll

@@ -26,13 +26,11 @@ wide, centred on a pixel boundary: their edge pixels are half covered and count 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-if TYPE_CHECKING:                      # only for annotations: vae.data.factors imports this module
-    from .factors import FactorGrid
+from .grid import FactorGrid
 
 _SUPERSAMPLE = 4
 _HALF_SQUARE = 10.0            # pixels at 64 x 64 and scale 1

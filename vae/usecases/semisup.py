@@ -42,7 +42,7 @@ The labelled subset is balanced: ``k / num_classes`` images per class, chosen by
 (``balanced_subset``). The whole model is saved as one run folder (``kind: "semisup"``):
 :class:`SemiSupervisedVAE` *is* a :class:`~vae.models.VAE` (M1) with an extra ``m2`` module, so
 every VAE tool (evaluate, latent maps, sampling) works on it unchanged, and ``classify`` adds
-the labels. ``vae.runs`` rebuilds it through :data:`vae.runs.BUILDERS` keyed by ``config.kind``.
+the labels. ``vae.runs`` rebuilds it through :data:`vae.kinds.BUILDERS` keyed by ``config.kind``.
 
 Training goes through the one loop (``vae.loop.Trainer``) in up to three stages (:func:`plan`): ``m1`` (the ELBO on
 every image), ``m2`` (:class:`M2OnCodes`) and ``joint`` (:class:`Joint`); its events and history are the loop's,
@@ -68,6 +68,7 @@ from ..objectives import Elbo
 from ..record import Metrics
 from ..train import Plan, Stage, TrainResult
 from .common import balanced_subset
+from .semisup_stages import STRONG, WEAK_SHIFT, affine_views, codes  # noqa: F401  (the views, for the tests)
 
 M2_HIDDEN = SemisupConfig().m2_hidden   # Kingma et al. 2014 used one hidden layer of 500 units for M2
 M2_LATENT = SemisupConfig().m2_latent   # z2; small, since z1 (50-d) is already a compact code
@@ -172,26 +173,6 @@ def pixel_baseline(data: DataSplit, idx: np.ndarray, *, seed: int = 0) -> dict[s
     err = float((clf.predict(xte) != data.test.y.numpy()).mean())
     return {"method": "logistic regression on raw pixels (C=1)", "test_error": err,
             "seconds": time.perf_counter() - t0}
-
-
-WEAK_SHIFT = 1 / 28        # the weak view: a shift of up to one pixel at 28 px (scaled with the side)
-STRONG = {"rotate": 15.0, "scale": 0.15, "shift": 3 / 28}   # the strong view at --augment 1
-
-
-def affine_views(x: torch.Tensor, gen: torch.Generator, *, rotate: float = 0.0, scale: float = 0.0,
-                 shift: float = 0.0) -> torch.Tensor:
-    """x: float [B, C, H, W] in 0..1 -> each image under its own random affine map: a rotation of up to
-    ``rotate`` degrees, a zoom by up to ``scale`` (0.15: 85-115 %), a shift of up to ``shift`` of the side in x and
-    y; edge pixels extend past the border (MNIST's black background stays black)."""
-    b = x.shape[0]
-    u = torch.rand(b, 4, generator=gen) * 2 - 1
-    ang = u[:, 0] * rotate * math.pi / 180
-    zoom = 1 + u[:, 1] * scale
-    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * shift], 1),
-                         torch.stack([sin, cos, u[:, 3] * 2 * shift], 1)], 1).to(x.device, x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="border")
 
 
 def label_seed(config: RunConfig) -> int:

@@ -19,6 +19,8 @@ puts them after M1's ELBO stage.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -26,7 +28,25 @@ from .. import losses
 from ..config import TrainConfig
 from ..data import DataSplit, binarize, to_float
 from ..objectives import Objective, StepLoss
-from .semisup import STRONG, WEAK_SHIFT, SemiSupervisedVAE, affine_views, error_rate
+
+WEAK_SHIFT = 1 / 28        # the weak view: a shift of up to one pixel at 28 px (scaled with the side)
+STRONG = {"rotate": 15.0, "scale": 0.15, "shift": 3 / 28}   # the strong view at --augment 1
+
+
+def affine_views(x: torch.Tensor, gen: torch.Generator, *, rotate: float = 0.0, scale: float = 0.0,
+                 shift: float = 0.0) -> torch.Tensor:
+    """x: float [B, C, H, W] in 0..1 -> each image under its own random affine map: a rotation of up to
+    ``rotate`` degrees, a zoom by up to ``scale`` (0.15: 85-115 %), a shift of up to ``shift`` of the side in x and
+    y; edge pixels extend past the border (MNIST's black background stays black)."""
+    b = x.shape[0]
+    u = torch.rand(b, 4, generator=gen) * 2 - 1
+    ang = u[:, 0] * rotate * math.pi / 180
+    zoom = 1 + u[:, 1] * scale
+    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * shift], 1),
+                         torch.stack([sin, cos, u[:, 3] * 2 * shift], 1)], 1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="border")
 
 
 class _Seeded(Objective):
@@ -50,7 +70,7 @@ class _Seeded(Objective):
 
 
 @torch.no_grad()
-def codes(model: SemiSupervisedVAE, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+def codes(model, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
     """M1's posterior means and log-variances of uint8 images ``x`` (eval mode, the caller's mode restored)."""
     was = model.training
     model.eval()
@@ -165,4 +185,5 @@ class Joint(_Seeded):
         return StepLoss(loss, figures, bs, m1["kl_per_dim"].detach().sum(0))
 
     def end_epoch(self, model) -> dict[str, float]:
-        return {"test_error": error_rate(model, self.trainer.data.test)}   # the model's mode is restored
+        test = self.trainer.data.test                                   # predict restores the model's mode
+        return {"test_error": float((model.predict(test.x) != test.y.numpy()).mean())}
