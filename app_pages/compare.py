@@ -3,8 +3,7 @@ reconstructed by each, their maps), and one run's training replayed epoch by epo
 import numpy as np
 import streamlit as st
 
-from ui import compare_view, compute, images, map_view, plots, runs
-from ui import data as uidata
+from ui import catalogue, charts, compare_view, compute, datasets, images, map_view
 from ui import state as S
 
 st.title("Compare runs")
@@ -12,16 +11,16 @@ st.caption("Put two to four runs side by side: what changed between them shows i
            "numbers, how each reconstructs the same digits and how each lays out the test set. Below, replay one "
            "run's training from the snapshots it kept after every epoch.")
 
-catalogue = runs.catalogue()
-by_path = {e.path: e for e in catalogue}
+entries = catalogue.catalogue()
+by_path = {e.path: e for e in entries}
 if S.CMP_RUNS not in st.session_state:
-    active = runs.active_entry()
+    active = catalogue.active_entry()
     first = [active.path] if active else []
-    st.session_state[S.CMP_RUNS] = (first + [e.path for e in catalogue if e.path not in first])[:2]
+    st.session_state[S.CMP_RUNS] = (first + [e.path for e in entries if e.path not in first])[:2]
 chosen = st.multiselect("Runs", list(by_path), key=S.CMP_RUNS, max_selections=compare_view.MAX_RUNS,
-                        format_func=lambda p: runs.label(by_path[p]) if p in by_path else p)
+                        format_func=lambda p: catalogue.label(by_path[p]) if p in by_path else p)
 chosen = [p for p in chosen if p in by_path]
-named = [(by_path[p].name, by_path[p], runs.load(by_path[p])) for p in chosen]
+named = [(by_path[p].name, by_path[p], catalogue.load(by_path[p])) for p in chosen]
 
 if len(named) < 2:
     st.info("Pick at least two runs to compare (the demo runs, runs trained on the Train page, uploaded runs).")
@@ -36,7 +35,7 @@ else:
     if not compare_view.same_shape([r for _, _, r in named]):
         st.info("These runs take images of different shapes, so they cannot reconstruct the same ones.")
     else:
-        test, dkey = uidata.noted_test_images(first_run)
+        test, dkey = datasets.noted_test_images(first_run)
         if test is not None:
             count = min(10, len(test))
             rows = [images.float_from_uint8(test.x[:count].numpy())]
@@ -52,28 +51,28 @@ else:
     cols = st.columns(len(named))
     for i, (col, (name, entry, run)) in enumerate(zip(cols, named)):
         with col:
-            test, dkey = uidata.for_run(run)[:2]
+            test, dkey = datasets.for_run(run)[:2]
             if test is None:
                 st.caption(f"{name}: no test images fit this run.")
                 continue
             enc = compute.encode(run.model, test, entry.key, str(dkey))
             proj = map_view.projection(enc["mu"], "pca", entry.key, str(dkey))
             y = None if test.y is None else test.y.numpy()
-            fig = map_view.figure(proj, None if y is None else y[proj.index], runs.class_names(run), entry.key,
+            fig = map_view.figure(proj, None if y is None else y[proj.index], catalogue.class_names(run), entry.key,
                                   str(dkey), height=360)
             fig.update_layout(showlegend=False, title=dict(text=name, font=dict(size=13)))
             st.plotly_chart(fig, key=f"{S.CMP_MAP}.{i}", width="stretch")
 
 st.subheader("Replay a run's training", divider="gray")
-replayable = [e for e in catalogue if compare_view.snapshot_epochs(e.path)]
+replayable = [e for e in entries if compare_view.snapshot_epochs(e.path)]
 if not replayable:
     st.info("No run here has kept per-epoch snapshots yet (the demo runs were saved without them). Train one on "
             "the Train page, then replay it here: every run the app or `python -m vae train` trains keeps them.")
     st.stop()
 paths = [e.path for e in replayable]
 pick = st.selectbox("Run to replay", paths, key=S.CMP_REPLAY_RUN,
-                    format_func=lambda p: runs.label(by_path[p]) if p in by_path else p)
-unlisted = [e.name for e in catalogue if e not in replayable]
+                    format_func=lambda p: catalogue.label(by_path[p]) if p in by_path else p)
+unlisted = [e.name for e in entries if e not in replayable]
 if unlisted:
     st.caption(f"Not listed, because they kept no per-epoch snapshots: {', '.join(unlisted)} (the demo runs ship "
                "without them; every run the app or `python -m vae train` trains keeps them).")
@@ -85,19 +84,19 @@ snap = compare_view.snapshot(pick, int(epoch), entry.mtime)
 if snap is None:
     st.warning(f"The snapshot of epoch {epoch} cannot be read.")
 else:
-    run = runs.load(entry)
+    run = catalogue.load(entry)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        fig = compare_view.snapshot_map(snap, runs.class_names(run))
+        fig = compare_view.snapshot_map(snap, catalogue.class_names(run))
         if fig is not None:
             st.plotly_chart(fig, key=S.CMP_REPLAY_MAP, width="stretch")
             st.caption(f"The test images' latent means after epoch {epoch} of {len(compare_view.epochs_of(run))}.")
     with right:
-        kl = snap.get("kl_per_dim")
+        kl = snap.kl_per_dim
         if kl is not None:
-            st.plotly_chart(plots.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
+            st.plotly_chart(charts.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
             st.caption(f"KL per dimension after epoch {epoch}.")
-        if snap.get("inputs") is not None and snap.get("recons") is not None:
+        if snap.pair() is not None:
             st.image(images.png(("replay", entry.key, int(epoch)),
-                                lambda: images.recon_pair(snap["inputs"], snap["recons"], target=36)),
+                                lambda: images.recon_pair(*snap.pair(), target=36)),
                      caption="Inputs (top) and their reconstructions after this epoch.", output_format="PNG")

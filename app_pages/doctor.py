@@ -2,8 +2,7 @@
 plotted, the change to try and a button that starts that run."""
 import streamlit as st
 
-from ui import data as uidata
-from ui import runs
+from ui import catalogue, datasets
 from ui import state as S
 from ui import usecases_view as U
 
@@ -15,15 +14,15 @@ msg = st.session_state.pop(S.DOC_MESSAGE, None)
 if msg:
     (st.success if msg[0] == "success" else st.error)(msg[1])
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
 history_only = st.toggle("History only (skip the reconstruction check)", key=S.DOC_HISTORY_ONLY)
-test, dkey = (None, None) if history_only else uidata.noted_test_images(run)
-hist = (run.metrics.get("history") or {})
-st.caption(f"{entry.name}: {len(hist.get('epochs') or [])} epochs and {len(hist.get('steps') or [])} step "
-           f"records; status {run.metrics.get('status', 'unknown')}.")
+test, dkey = (None, None) if history_only else datasets.noted_test_images(run)
+hist = run.metrics.history
+st.caption(f"{entry.name}: {len(hist.epochs)} epochs and {len(hist.steps)} step records; status "
+           f"{run.metrics.status}.")
 found = U.findings(run, entry.key, test, str(dkey))
 if not found:
     st.success("No problems found: KL per dimension, loss, gradients and reconstructions look healthy.")

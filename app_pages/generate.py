@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import compute, images, runs
+from ui import catalogue, compute, images
 from ui import state as S
 
 ALL = -1
@@ -11,12 +11,12 @@ st.title("Generate")
 st.caption("Each image is the decoder's output for a random point z drawn from the prior N(0, I): none of them is "
            "in the training set. Lower the temperature to draw closer to the centre (safer, blander images).")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
-names = runs.class_names(run)
+names = catalogue.class_names(run)
 c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
 cls = None
 if m.conditional:

@@ -1,7 +1,7 @@
 """Home: what a VAE is, what each page does, and the active run at a glance."""
 import streamlit as st
 
-from ui import compute, images, runs, scenarios, train_panel
+from ui import catalogue, compute, images, scenarios, train_panel
 from ui import state as S
 from ui.pages import PAGES
 
@@ -34,7 +34,7 @@ with left:
         st.caption(page.blurb)
 
 with right:
-    active = runs.active_run()
+    active = catalogue.active_run()
     if active is not None:
         entry, run = active
         m = run.config.model
@@ -43,21 +43,21 @@ with right:
                     f"{'conditional ' if m.conditional else ''}VAE")
         label = 0 if m.conditional else None
         if m.latent_dim >= 2:
-            dims = (0, 1) if m.latent_dim == 2 else tuple(runs.order_by_kl(run)[:2])
+            dims = (0, 1) if m.latent_dim == 2 else tuple(catalogue.order_by_kl(run)[:2])
             pic = images.png(("home", entry.key, dims, label), lambda: images.grid(
                 compute.manifold(run.model, entry.key, 10, dims, label), target=42))
             caption = (f"Decoded over a 10×10 grid of prior quantiles in z{dims[0]} (across) and z{dims[1]} (up)"
-                       + (", class " + runs.class_names(run)[0] if m.conditional else "") + ".")
+                       + (", class " + catalogue.class_names(run)[0] if m.conditional else "") + ".")
         else:
             pic = images.png(("home", entry.key), lambda: images.grid(
                 compute.prior_samples(run.model, entry.key, 64, 0, 1.0, None)[1], target=42))
             caption = "Samples from the prior."
         st.image(pic, caption=caption, width="stretch", output_format="PNG")
-        final = (run.metrics or {}).get("final") or {}
-        if final.get("neg_elbo") is not None:
+        final = run.metrics.final
+        if final.neg_elbo is not None:
             c1, c2, c3 = st.columns(3)
-            c1.metric("−ELBO", f"{final['neg_elbo']:.1f}", help="test −ELBO in nats per image; lower is better")
-            c2.metric("KL", f"{final['kl']:.1f}", help="nats per image spent on the latent code")
-            c3.metric("Dims used", f"{final.get('active_units', '?')}/{m.latent_dim}",
+            c1.metric("−ELBO", f"{final.neg_elbo:.1f}", help="test −ELBO in nats per image; lower is better")
+            c2.metric("KL", f"{final.kl:.1f}", help="nats per image spent on the latent code")
+            c3.metric("Dims used", f"{final.active_units if final.active_units is not None else '?'}/{m.latent_dim}",
                       help="dimensions whose posterior mean varies across test images")
         st.caption("Choose another run in the sidebar; demo runs ship with the app and need no training.")

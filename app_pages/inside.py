@@ -5,8 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from ui import compute, draw_pad, images, inside_view, links, map_view, plots, runs
-from ui import data as uidata
+from ui import catalogue, charts, compute, datasets, draw_pad, images, inside_view, links, map_view
 from ui import state as S
 from vae.data import DataError
 
@@ -15,13 +14,13 @@ st.caption("Follow one input through the model: the encoder gives a mean μ and 
            "latent dimension; a noise draw ε turns them into one code z = μ + σ·ε; the decoder turns z back into an "
            "image. The loss for this input is the two numbers under the diagram.")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
-names = runs.class_names(run)
-test, dkey = uidata.noted_test_images(run)
+names = catalogue.class_names(run)
+test, dkey = datasets.noted_test_images(run)
 if test is not None:
     links.restore("i", lambda v: inside_view.show_test_image(int(v), len(test)),
                   f"a test image number 0..{len(test) - 1}")
@@ -54,7 +53,7 @@ elif source == inside_view.DRAW:
         drawn = draw_pad.draw_pad(run.model, key=S.INSIDE_PAD, run_key=entry.key, label=label, class_names=names,
                                   center=(m.channels, m.image_size) == (1, 28),
                                   **inside_view.pad_context(run.model, entry.key, test, dkey,
-                                                            runs.order_by_kl(run)))
+                                                            catalogue.order_by_kl(run)))
         st.caption("Draw with the mouse, a pen or a finger: every stroke is encoded in your browser and the "
                    "point, its ellipses, the reconstruction and the KL follow. Lift the pen and the whole "
                    "forward pass below follows your drawing.")
@@ -116,7 +115,7 @@ else:
 
     left, right = st.columns([3, 2], gap="large")
     with right:
-        st.plotly_chart(plots.kl_bars(p.kl_per_dim.tolist(), order), key=S.INSIDE_KL_CHART, width="stretch")
+        st.plotly_chart(charts.kl_bars(p.kl_per_dim.tolist(), order), key=S.INSIDE_KL_CHART, width="stretch")
         st.caption("KL of each dimension for this input: how far its posterior moved from the prior N(0, 1)."
                    if run.config.model.prior == "normal" else "KL of each dimension for this input, against the "
                    "VampPrior's marginal on that dimension (a mixture's KL does not split by dimension, so these "

@@ -6,8 +6,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from ui import compute, exports, images, links, map_view, runs
-from ui import data as uidata
+from ui import catalogue, compute, datasets, downloads, images, links, map_view
 from ui import state as S
 from ui.live_decoder import latent_panel
 
@@ -16,14 +15,14 @@ st.caption("Every dot is one test image, placed at its latent mean and coloured 
            "hold 39% (1σ) and 86% (2σ) of the prior N(0, I) in two dimensions (68% and 95% are the 1-D figures): "
            "a well-trained map fills them.")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
 d = m.latent_dim
-names = runs.class_names(run)
-test, dkey = uidata.noted_test_images(run)
+names = catalogue.class_names(run)
+test, dkey = datasets.noted_test_images(run)
 
 c1, c2, c3 = st.columns(3)
 method = "pca"
@@ -111,7 +110,7 @@ with left:
                 hint += f" t-SNE shows the first {len(proj.index):,} of {len(mu):,} test images."
         st.caption(hint)
 with right:
-    dims = (0, 1) if d <= 2 else tuple(runs.order_by_kl(run)[:2])
+    dims = (0, 1) if d <= 2 else tuple(catalogue.order_by_kl(run)[:2])
     if d == 1:
         st.info("A 1-D latent has no 2-D manifold; see the Sliders page.")
     else:
@@ -189,4 +188,4 @@ if d == 2:
                  pad_background=map_view.pad_background(run.model, entry.key, extent, label),
                  slider_range=extent, image_px=196, run_key=entry.key)
 
-exports.panel(entry, run, test, enc, names)
+downloads.panel(entry, run, test, enc, names)

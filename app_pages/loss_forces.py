@@ -3,7 +3,7 @@ term and the KL term push each code; raise β and watch the codes collapse onto 
 import numpy as np
 import streamlit as st
 
-from ui import runs, stepper_view
+from ui import catalogue, stepper_view
 from ui import state as S
 
 st.title("Loss forces")
@@ -12,7 +12,7 @@ st.caption("Watch each loss term push. Each orange dot is one image of the next 
            "the blue arrow is where β × KL pushes it (towards 0, the prior's centre); the dashed dark arrow is their "
            "sum. One step moves the model along them; raise β and watch the codes collapse.")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active

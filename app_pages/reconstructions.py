@@ -3,19 +3,18 @@ and posterior samples of one input."""
 import numpy as np
 import streamlit as st
 
-from ui import compute, images, runs
-from ui import data as uidata
+from ui import catalogue, compute, datasets, images
 from ui import state as S
 
 st.title("Reconstructions")
 st.caption("Each test image goes through the encoder to its latent mean and back through the decoder. "
            "The number under each pair is its −ELBO in nats: how surprised the model is by that image.")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
-test, dkey = uidata.noted_test_images(run)
+test, dkey = datasets.noted_test_images(run)
 if test is None:
     st.warning("No test images fit this run, so there is nothing to reconstruct. Sliders and Generate still work.")
 else:
@@ -63,6 +62,6 @@ else:
                  caption=f"{len(draws)} decodes of z ~ q(z | x#{int(index)})", output_format="PNG")
     enc = compute.encode(run.model, test, entry.key, str(dkey))
     sd = np.exp(0.5 * enc["logvar"][int(index)])
-    dims = runs.order_by_kl(run)[:16]
+    dims = catalogue.order_by_kl(run)[:16]
     st.caption("Posterior standard deviation per latent dimension (most informative first; 1 = as unsure as "
                "the prior): " + ", ".join(f"z{d} {sd[d]:.2f}" for d in dims))

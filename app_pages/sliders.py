@@ -3,8 +3,7 @@ import math
 
 import streamlit as st
 
-from ui import compute, images, links, runs, sliders_view
-from ui import data as uidata
+from ui import catalogue, compute, datasets, images, links, sliders_view
 from ui import state as S
 from ui.live_decoder import latent_panel
 from vae.evaluate import UNUSED_KL_NATS
@@ -13,22 +12,22 @@ st.title("Sliders")
 st.caption("Each slider moves one coordinate of the latent point; the decoder turns the point into the image on "
            "the right as you drag. Dimensions are ordered by how much information they carry (KL), most first.")
 
-active = runs.active_run()
+active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
 d = m.latent_dim
-names = runs.class_names(run)
-order = runs.order_by_kl(run)
-kl = runs.kl_per_dim(run)
+names = catalogue.class_names(run)
+order = catalogue.order_by_kl(run)
+kl = catalogue.kl_per_dim(run)
 
 c1, c2, c3 = st.columns([3, 2, 2])
 start = c1.segmented_control("Start from", sliders_view.STARTS, default=sliders_view.ZERO, key=S.SLIDERS_START,
                              on_change=sliders_view.forget_custom_start, args=(entry.key,)) or sliders_view.ZERO
 test, dkey, note = (None, None, None)
 if start == sliders_view.TEST:
-    test, dkey, note = uidata.for_run(run)
+    test, dkey, note = datasets.for_run(run)
 if start == sliders_view.PRIOR:
     c2.number_input("Sample seed", 0, 1_000_000, 0, key=S.SLIDERS_SEED)
     c2.button("New random sample", key=S.SLIDERS_NEW_SAMPLE, on_click=sliders_view.next_seed,

@@ -1,8 +1,7 @@
 """Train: choose data and a model, Start and Stop, watch it learn."""
 import streamlit as st
 
-from ui import data as uidata
-from ui import scenarios, train_form, train_panel, training, uploads
+from ui import datasets, queue, scenarios, train_form, train_panel, uploads
 from ui import state as S
 from vae.config import ConfigError, DataConfig
 from vae.data import DATASETS, DataError
@@ -12,7 +11,7 @@ st.caption("Training runs in its own process: you can visit other pages, or clos
            "meanwhile. When it ends, or when you press Stop, the run is saved and becomes the active run.")
 
 train_form.init_state()
-job = training.current_job()
+job = queue.current_job()
 scenarios.banner(job)
 if job is not None and job.running:
     train_panel.live()
@@ -24,7 +23,7 @@ train_panel.interrupted_panel(exclude=None if job is None else str(job.run_dir))
 settings_box = st.container() if job is None else st.expander("Settings for a new run", expanded=not job.running,
                                                                 icon=":material/settings:")
 with settings_box:
-    available = {d["name"]: d["available"] for d in uidata.builtins()}
+    available = {d["name"]: d["available"] for d in datasets.builtins()}
     names = list(DATASETS) + [S.UPLOAD_CHOICE]
 
     def data_label(name: str) -> str:
@@ -135,12 +134,12 @@ with settings_box:
                           max_test=numbers["max_test"] or None)
         try:
             with st.spinner("Loading the data set…"):
-                split = uidata.load(uidata.DataKey.of(dcfg), download=data_name in DATASETS)
+                split = datasets.load(datasets.DataKey.of(dcfg), download=data_name in DATASETS)
             values = dict(numbers, arch=arch.lower(), hidden=hidden, decoder_hidden=decoder_hidden,
                           activation=activation, likelihood=likelihood, conditional=conditional,
                           batch_size=batch_size, binarize=binarize)
             config = train_panel.build_config(values, split, dcfg)
-            training.start(config, split)
+            queue.start(config, split)
         except (DataError, ConfigError, ValueError, RuntimeError) as e:
             st.session_state[S.TRAIN_ERROR] = " ".join(str(e).split())
         else:

@@ -1,14 +1,13 @@
 """Use cases: what practitioners use a VAE for, with measured numbers on held-out data.
 
 Sections: few labels (semi-supervised), linear probe, compression, rate-distortion, augmentation,
-anomalies. Full-MNIST numbers come from bench/results (rerun with the commands shown); the
+anomalies. Full-MNIST numbers come from assets/results (rerun with the commands shown); the
 anomaly section also scores the active run live.
 """
 import numpy as np
 import streamlit as st
 
-from ui import data as uidata
-from ui import images, runs
+from ui import catalogue, datasets, images
 from ui import state as S
 from ui import usecases_view as U
 
@@ -22,7 +21,7 @@ def command(cmd: str) -> None:
 
 
 st.caption(U.DATA_DIR_NOTE)
-SEEDS_COMMAND = "python bench/usecase_seeds.py --data-dir DATA_DIR > bench/results/usecase_seeds.json"
+SEEDS_COMMAND = "python bench/usecase_seeds.py --data-dir DATA_DIR > assets/results/usecase_seeds.json"
 
 
 def missing(name: str, cmd: str) -> None:
@@ -182,11 +181,11 @@ with anom:
         command(seeds.get("command") or "python bench/anomaly_seeds.py --data-dir DATA_DIR --seeds 0,1,2,3,4")
 
     st.markdown("**The active run's most anomalous test images**")
-    active = runs.active_run()
+    active = catalogue.active_run()
     if active is None:
         st.stop()
     entry, run = active
-    test, dkey = uidata.noted_test_images(run)
+    test, dkey = datasets.noted_test_images(run)
     if test is not None:
         scores = U.anomaly_scores(run, entry.key, test, str(dkey))
         n = st.select_slider("Images shown", [8, 16, 24, 32], value=16, key=S.UC_TOP_N)

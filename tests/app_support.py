@@ -46,15 +46,15 @@ def make_env(monkeypatch, tmp_path, **extra) -> Path:
     for k, v in extra.items():
         monkeypatch.setenv(k, str(v))
     # every AppTest has the same session id: start each test with no scheduler (its jobs stopped)
-    from ui import training
-    training.close_all()
+    from ui import queue
+    queue.close_all()
     return runs
 
 
 def pick_run(at: AppTest, name: str) -> AppTest:
     """Make the run whose folder is ``name`` active through the sidebar picker (values are paths)."""
-    from ui import runs
-    target = next(e.path for e in runs.catalogue() if e.name == name)
+    from ui import catalogue
+    target = next(e.path for e in catalogue.catalogue() if e.name == name)
     at.sidebar.selectbox(key="app.run").set_value(target)
     at.run()
     assert not at.exception, at.exception

@@ -66,7 +66,7 @@ def test_the_queue_holds_jobs_beyond_the_limit_and_reports_their_place(sched):
     wait(lambda: state(b) == "done", what="B done")
     for run_dir in (a, b):
         run = load_run(run_dir)
-        assert run.metrics["status"] == "completed" and not has_checkpoint(run_dir)
+        assert run.metrics.status == "completed" and not has_checkpoint(run_dir)
     snap = snapshot(a)
     assert [e["epoch"] for e in snap["epoch_records"]] == [1, 2] and snap["steps"] and snap["recon"] is not None
     assert sched.job_of("A") == a and sched.job_of("C") is None
@@ -81,7 +81,7 @@ def test_stop_takes_a_queued_job_off_the_queue_and_stops_a_running_one_keeping_w
     sched.stop(a)
     wait(lambda: state(a) == "stopped", timeout=30, what="A stopped")
     run = load_run(a)
-    assert run.metrics["status"] == "cancelled" and run.metrics["message"] == "stopped by request"
+    assert run.metrics.status == "cancelled" and run.metrics.message == "stopped by request"
     assert has_checkpoint(a), "a stopped run keeps its checkpoint: it can be resumed"
 
 
@@ -98,15 +98,15 @@ def test_kill_9_of_a_job_keeps_its_last_epoch_and_resume_continues_it(sched):
     for name in ("config.json", "metrics.json", "job.json"):
         json.loads((a / name).read_text())
     run = load_run(a)
-    weights, ck = load_checkpoint(a, run.config)
+    weights, ck = load_checkpoint(a)
     assert ck.epoch == kept                          # the message names what resume continues from
     # the checkpoint is written before the run folder, so a kill between the two leaves the folder one behind
-    assert len(run.metrics["history"]["epochs"]) in (kept - 1, kept) and run.metrics["status"] == "running"
+    assert len(run.metrics.history.epochs) in (kept - 1, kept) and run.metrics.status == "running"
     sched.resume("A", a)
     wait(lambda: state(a) == "done", what="resumed run done")
     run = load_run(a)
-    assert [e["epoch"] for e in run.metrics["history"]["epochs"]] == [1, 2, 3, 4]
-    assert run.metrics["status"] == "completed"
+    assert [e.epoch for e in run.metrics.history.epochs] == [1, 2, 3, 4]
+    assert run.metrics.status == "completed"
 
 
 def test_a_restarted_server_adopts_live_jobs_and_marks_dead_ones_interrupted(tmp_path):

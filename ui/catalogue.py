@@ -8,13 +8,14 @@ under ``torch.no_grad()`` in eval mode.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from vae.runs import CONFIG, WEIGHTS, Run, RunError, config_from_bytes, is_run_dir, list_runs, load_run
+from vae.record import Metrics
+from vae.runs import CONFIG, METRICS, WEIGHTS, Run, RunError, config_from_bytes, is_run_dir, list_runs, load_run
+from vae.safejson import load_json
 
 from . import settings, state
 
@@ -55,43 +56,64 @@ def catalogue() -> list[RunEntry]:
     return out
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What the picker and the sidebar show about a run, read from its config and metrics without loading it."""
+
+    ok: bool
+    error: str = ""
+    latent_dim: int = 0
+    arch: str = ""
+    kind: str = "vae"
+    conditional: bool = False
+    data: str = ""
+    epochs: int = 0
+    beta: float = 1.0
+    likelihood: str = ""
+    prior: str = "normal"
+    objective: str = "elbo"
+    source: str = ""                   # a tracked run's model class
+    neg_elbo: float | None = None
+    status: str = ""
+    uploaded: bool = False
+    epochs_done: int = 0
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
-def _summary(path: str, mtime: float) -> dict:
-    """What the picker shows about a run, from its config (and metrics when small)."""
+def _summary(path: str, mtime: float) -> RunSummary:
     p = Path(path)
     try:
         cfg = config_from_bytes((p / CONFIG).read_bytes(), str(p / CONFIG))
     except (OSError, RunError) as e:
-        return {"ok": False, "error": str(e)}
+        return RunSummary(ok=False, error=str(e))
     m = cfg.model
     data = Path(cfg.data.name).name if ("/" in cfg.data.name or "\\" in cfg.data.name) else cfg.data.name
-    out = {"ok": True, "latent_dim": m.latent_dim, "arch": m.arch, "conditional": m.conditional, "data": data,
-           "epochs": cfg.train.epochs, "beta": cfg.train.beta, "likelihood": m.likelihood, "prior": m.prior}
+    metrics = Metrics()
     try:
-        metrics_path = p / "metrics.json"
+        metrics_path = p / METRICS
         if metrics_path.is_file() and metrics_path.stat().st_size < (8 << 20):
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-            final = metrics.get("final") or {}
-            out["neg_elbo"] = final.get("neg_elbo")
-            out["status"] = metrics.get("status")
-            out["uploaded"] = metrics.get("uploaded_from")
-            hist = (metrics.get("history") or {}).get("epochs") or []
-            out["epochs_done"] = len(hist)
-    except (OSError, ValueError, AttributeError):
+            metrics = Metrics.from_dict(load_json(metrics_path.read_bytes(), METRICS))
+    except (OSError, ValueError):
         pass
-    return out
+    return RunSummary(ok=True, latent_dim=m.latent_dim, arch=m.arch, kind=cfg.kind, conditional=m.conditional,
+                      data=data if cfg.kind != "tracked" else "its own test images", epochs=cfg.train.epochs,
+                      beta=cfg.train.beta, likelihood=m.likelihood, prior=m.prior, objective=cfg.train.objective,
+                      source=cfg.tracked.source if cfg.tracked else "", neg_elbo=metrics.final.neg_elbo,
+                      status=metrics.status, uploaded=metrics.uploaded_from is not None,
+                      epochs_done=len(metrics.history.epochs))
 
 
 def label(entry: RunEntry) -> str:
     s = _summary(entry.path, entry.mtime)
-    if not s.get("ok"):
+    if not s.ok:
         return f"{entry.name} (unreadable)"
-    kind = "CVAE" if s["conditional"] else "VAE"
-    tag = "demo" if entry.kind == "demo" else ("uploaded" if s.get("uploaded") else "trained")
-    return f"{entry.name} · {s['latent_dim']}-D {kind} · {tag}"
+    kind = s.source or ("CVAE" if s.conditional else "VAE")
+    tag = "demo" if entry.kind == "demo" else ("uploaded" if s.uploaded else "logged" if s.kind == "tracked"
+                                               else "trained")
+    return f"{entry.name} · {s.latent_dim}-D {kind} · {tag}"
 
 
-def summary(entry: RunEntry) -> dict:
+def summary(entry: RunEntry) -> RunSummary:
     return _summary(entry.path, entry.mtime)
 
 
@@ -129,27 +151,16 @@ def active_run() -> tuple[RunEntry, Run] | None:
 
 def order_by_kl(run: Run) -> list[int]:
     """Latent dimensions, most informative (largest KL to the prior on test data) first."""
-    final = (run.metrics or {}).get("final") or {}
-    kl = final.get("kl_per_dim")
     d = run.config.model.latent_dim
-    if not (isinstance(kl, list) and len(kl) == d and all(isinstance(v, (int, float)) for v in kl)):
-        epochs = ((run.metrics or {}).get("history") or {}).get("epochs") or []
-        kl = epochs[-1].get("kl_per_dim") if epochs and isinstance(epochs[-1], dict) else None
-    if not (isinstance(kl, list) and len(kl) == d):
-        return list(range(d))
-    return sorted(range(d), key=lambda i: -float(kl[i] or 0.0))
+    kl = run.metrics.kl_per_dim(d)
+    return list(range(d)) if kl is None else sorted(range(d), key=lambda i: -kl[i])
 
 
 def kl_per_dim(run: Run) -> list[float] | None:
-    final = (run.metrics or {}).get("final") or {}
-    kl = final.get("kl_per_dim")
-    d = run.config.model.latent_dim
-    return [float(v or 0.0) for v in kl] if isinstance(kl, list) and len(kl) == d else None
+    return run.metrics.kl_per_dim(run.config.model.latent_dim)
 
 
 def class_names(run: Run) -> list[str] | None:
-    names = ((run.metrics or {}).get("data") or {}).get("class_names")
+    names = run.metrics.data.class_names
     k = run.config.model.num_classes
-    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        return names
-    return [str(i) for i in range(k)] if k else None
+    return names if names else ([str(i) for i in range(k)] if k else None)

@@ -15,18 +15,19 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from vae import jobs
+from vae import record
+from vae.record import EpochRecord, Snapshot
 from vae.runs import Run
 
-from . import plots
-from .runs import RunEntry, summary
+from . import charts
+from .catalogue import RunEntry, summary
 
 MAX_RUNS = 4
 RUN_COLORS = ["#4e79a7", "#e15759", "#59a14f", "#b07aa1"]
 
 
-def epochs_of(run: Run) -> list[dict]:
-    return [e for e in ((run.metrics or {}).get("history") or {}).get("epochs") or [] if isinstance(e, dict)]
+def epochs_of(run: Run) -> list[EpochRecord]:
+    return run.metrics.history.epochs
 
 
 def curves(named: list[tuple[str, Run]]) -> go.Figure:
@@ -34,10 +35,10 @@ def curves(named: list[tuple[str, Run]]) -> go.Figure:
     fig = make_subplots(rows=1, cols=3, subplot_titles=("−ELBO (test)", "reconstruction (test)", "KL (test)"),
                         horizontal_spacing=0.07)
     for i, (name, run) in enumerate(named):
-        rows = [e for e in epochs_of(run) if isinstance(e.get("test"), dict)]
-        x = [e["epoch"] for e in rows]
+        rows = run.metrics.history.tested()
+        x = [e.epoch for e in rows]
         for col, key in enumerate(("neg_elbo", "recon", "kl"), start=1):
-            fig.add_trace(go.Scatter(x=x, y=[e["test"].get(key) for e in rows], mode="lines", name=name,
+            fig.add_trace(go.Scatter(x=x, y=[e.test.get(key) for e in rows], mode="lines", name=name,
                                      legendgroup=name, showlegend=col == 1,
                                      line=dict(color=RUN_COLORS[i % len(RUN_COLORS)], width=2),
                                      hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.2f}} nats<extra></extra>"),
@@ -55,14 +56,14 @@ def table(named: list[tuple[str, RunEntry, Run]]) -> list[dict]:
     rows = []
     for name, entry, run in named:
         s, m, t = summary(entry), run.config.model, run.config.train
-        final = (run.metrics or {}).get("final") or {}
+        final = run.metrics.final
         rows.append({
-            "run": name, "data": s.get("data"), "model": f"{m.arch} {m.latent_dim}-D" + (" CVAE" if m.conditional
-                                                                                          else ""),
-            "β": t.beta, "epochs": len(epochs_of(run)) or None,
-            "−ELBO (test, nats)": _num(final.get("neg_elbo")), "reconstruction": _num(final.get("recon")),
-            "KL": _num(final.get("kl")), "bits/dim": _num(final.get("bits_per_dim"), 4),
-            "active units": final.get("active_units"), "seconds": _num((run.metrics or {}).get("seconds"), 1)})
+            "run": name, "data": s.data,
+            "model": s.source or f"{m.arch} {m.latent_dim}-D" + (" CVAE" if m.conditional else ""),
+            "β": t.beta if run.config.kind != "tracked" else None, "epochs": len(epochs_of(run)) or None,
+            "−ELBO (test, nats)": _num(final.neg_elbo), "reconstruction": _num(final.recon),
+            "KL": _num(final.kl), "bits/dim": _num(final.bits_per_dim, 4),
+            "active units": final.active_units, "seconds": _num(run.metrics.seconds, 1)})
     return rows
 
 
@@ -79,23 +80,18 @@ def same_shape(runs: list[Run]) -> bool:
 
 def snapshot_epochs(run_dir: str | Path) -> list[int]:
     """The epochs whose snapshot the run folder keeps, in order."""
-    folder = Path(run_dir) / jobs.SNAPSHOTS
-    try:
-        names = [p.stem for p in folder.iterdir() if p.suffix == ".npz" and p.stem.startswith("epoch-")]
-    except OSError:
-        return []
-    return sorted(int(n.split("-")[1]) for n in names if n.split("-")[1].isdigit())
+    return record.snapshot_epochs(run_dir)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def snapshot(run_dir: str, epoch: int, mtime: float) -> dict[str, np.ndarray] | None:
-    return jobs.read_npz(jobs.snapshot_path(run_dir, epoch))
+def snapshot(run_dir: str, epoch: int, mtime: float) -> Snapshot | None:
+    return record.read_snapshot(record.snapshot_path(run_dir, epoch))
 
 
-def snapshot_map(snap: dict[str, np.ndarray], names: list[str] | None, height: int = 420) -> go.Figure | None:
+def snapshot_map(snap: Snapshot, names: list[str] | None, height: int = 420) -> go.Figure | None:
     """That epoch's test means on the map (first two dimensions, or PCA beyond 2-D), with the prior's circles."""
-    mu = snap.get("mu")
-    if mu is None or mu.ndim != 2 or not len(mu):
+    mu = snap.mu
+    if mu is None or not len(mu):
         return None
     from vae.latent import project
     pts, proj = project(mu, "pca")
@@ -104,6 +100,6 @@ def snapshot_map(snap: dict[str, np.ndarray], names: list[str] | None, height: i
     # as a cloud zoomed up to fill the chart
     centre = (0.0, 0.0) if proj.method == "identity" else tuple(
         float(c) for c in proj.transform(np.zeros((1, mu.shape[1]), np.float32))[0])
-    y = snap.get("y")
-    return plots.latent_scatter(pts, y if y is not None and y.ndim == 1 and len(y) == len(mu) else None, names,
+    y = snap.y
+    return charts.latent_scatter(pts, y if y is not None and len(y) == len(mu) else None, names,
                                 axis_names=axes, prior_center=centre, height=height)

@@ -19,7 +19,7 @@ from vae.data import ImageData
 from vae.runs import Run
 
 from . import state as S
-from .runs import RunEntry
+from .catalogue import RunEntry
 
 
 def _projector_zip(mu: np.ndarray, test: ImageData, names: list[str] | None) -> bytes:

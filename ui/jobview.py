@@ -15,6 +15,7 @@ from typing import Any
 
 from vae import jobs
 from vae.config import RunConfig
+from vae.record import Snapshot, read_snapshot, snapshot_epochs, snapshot_path
 from vae.runs import CONFIG, WEIGHTS, RunError, config_from_bytes
 
 MAX_STEP_POINTS = 1500
@@ -44,14 +45,18 @@ class _Tail:
                     self.epochs = [r for r in self.epochs if r["epoch"] <= resumed]
                     self.steps = [s for s in self.steps if s["epoch"] <= resumed]
                 elif kind == "step":
-                    self.steps.append({"step": e["global_step"], "epoch": e["epoch"], "recon": e["recon"],
-                                       "kl": e["kl"], "neg_elbo": e["recon"] + e["kl"], "loss": e["loss"],
-                                       "beta": e["beta"]})
+                    figures = {k: float(e[k]) for k in self.start.get("reports") or ("loss", "recon", "kl")
+                               if isinstance(e.get(k), (int, float))}
+                    if "recon" in figures and "kl" in figures:
+                        figures["neg_elbo"] = figures["recon"] + figures["kl"]
+                    self.steps.append({"step": e["global_step"], "epoch": e["epoch"], "beta": e.get("beta"),
+                                       "stage": e.get("stage") or "", **figures})
                     if len(self.steps) > 2 * MAX_STEP_POINTS:
                         self.steps = self.steps[::2]
                 elif kind == "epoch":
-                    self.epochs.append({k: e[k] for k in ("epoch", "train", "kl_per_dim", "elapsed", "partial",
-                                                          "test", "active_units") if k in e})
+                    self.epochs.append({k: e[k] for k in ("epoch", "stage", "train", "kl_per_dim", "elapsed",
+                                                          "partial", "test", "active_units", "test_kl_per_dim")
+                                        if k in e})
                 elif kind == "end":
                     self.end = e
             return self
@@ -102,13 +107,9 @@ def _config(path: Path) -> RunConfig | None:
         return None
 
 
-def latest_snapshot(run_dir: Path) -> dict | None:
-    folder = run_dir / jobs.SNAPSHOTS
-    try:
-        names = sorted(p.name for p in folder.iterdir() if p.suffix == ".npz")
-    except OSError:
-        return None
-    return _file(folder / names[-1], jobs.read_npz) if names else None
+def latest_snapshot(run_dir: Path) -> Snapshot | None:
+    epochs = snapshot_epochs(run_dir)
+    return _file(snapshot_path(run_dir, epochs[-1]), read_snapshot) if epochs else None
 
 
 def shown_epoch(status: dict, state: str, epochs: int) -> int:
@@ -132,8 +133,8 @@ def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str
         state = "saving"
     last = tail.steps[-1] if tail.steps else {}
     total = tail.start.get("total_steps") or status.get("total_steps") or 0
-    live = _file(run_dir / jobs.LIVE, jobs.read_npz)
-    snap = latest_snapshot(run_dir) or {}
+    live = _file(run_dir / jobs.LIVE, read_snapshot)
+    snap = latest_snapshot(run_dir)
     step = max(int(status.get("step") or 0), int(last.get("step") or 0))
     config = _file(run_dir / CONFIG, _config)
     eta = status.get("eta")
@@ -150,8 +151,8 @@ def snapshot(run_dir: str | Path, queue_position: int | None = None) -> dict[str
         "elapsed": float(status.get("elapsed") or 0.0),
         "samples_per_sec": float(status.get("samples_per_sec") or 0.0),
         "steps": list(tail.steps[-MAX_STEP_POINTS:]), "epoch_records": list(tail.epochs),
-        "recon": (live["inputs"], live["recons"]) if live and "inputs" in live else None,
-        "latent": {"mu": snap["mu"], "y": snap.get("y")} if "mu" in snap else None,
+        "recon": live.pair() if live is not None else None,
+        "latent": {"mu": snap.mu, "y": snap.y} if snap is not None and snap.mu is not None else None,
         "run_path": run_dir if (run_dir / WEIGHTS).is_file() else None,
         "version": (tail.offset, _stamp(run_dir / jobs.JOB)), "config": config,
         "class_names": status.get("class_names"), "n_train": int(tail.start.get("n_train") or 0),

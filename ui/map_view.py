@@ -11,7 +11,7 @@ from PIL import Image
 from vae import map_layers
 from vae.latent import Projection
 
-from . import compute, images, plots, state
+from . import charts, compute, images, state
 
 CLICKED, TEST, SLIDERS = "Clicked points", "Test images", "Saved on Sliders"
 MAX_TSNE = 2000        # t-SNE is quadratic-ish and slow on a laptop: the map shows the first 2,000 test images
@@ -51,7 +51,7 @@ def projection(mu: np.ndarray, method: str, run_key: str, data_key: str) -> MapP
 @st.cache_data(show_spinner=False, max_entries=32)
 def _map_spec(_proj: MapProjection, _labels: np.ndarray | None, names: list[str] | None, run_key: str,
               data_key: str, method: str, height: int) -> dict:
-    return plots.latent_scatter(_proj.points, _labels, names, index=_proj.index, axis_names=_proj.axes,
+    return charts.latent_scatter(_proj.points, _labels, names, index=_proj.index, axis_names=_proj.axes,
                                 prior_center=_proj.prior_center, height=height).to_dict()
 
 
@@ -60,7 +60,7 @@ def figure(proj: MapProjection, labels: np.ndarray | None, names: list[str] | No
     """The latent map: the test points (built once per run, data and projection, for every session) with this
     session's paths and marked points added."""
     spec = _map_spec(proj, labels, names, run_key, data_key, proj.params["method"], height)
-    return plots.add_overlays(plots.from_spec(spec), paths, marked)
+    return charts.add_overlays(charts.from_spec(spec), paths, marked)
 
 
 @st.cache_data(show_spinner="Computing the map's layers…", max_entries=16)
@@ -96,7 +96,7 @@ def layers(proj: MapProjection, mu: np.ndarray, logvar: np.ndarray, labels: np.n
 def add_layers(fig, data: dict | None, shown: list[str]) -> None:
     if data is None or not shown:
         return
-    plots.add_map_layers(fig, ellipses=data["ellipses"] if ELLIPSES in shown else None,
+    charts.add_map_layers(fig, ellipses=data["ellipses"] if ELLIPSES in shown else None,
                          density=data["density"] if DENSITY in shown else None,
                          holes=data["holes"] if HOLES in shown else None)
 
@@ -143,7 +143,7 @@ def on_select(run_key: str) -> None:
         if cd is None:
             continue
         i = int(cd)
-        if i < 0:                                             # a hole (plots.add_map_layers): -1 - k
+        if i < 0:                                             # a hole (charts.add_map_layers): -1 - k
             st.session_state.setdefault(state.MAP_HOLE, {})[run_key] = -1 - i
             continue
         if i in got:

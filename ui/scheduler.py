@@ -10,7 +10,7 @@ tell, no open websocket) is asked to stop, and saves what it learned.
 Everything a job is lives in its folder, so a restarted server finds every job again: alive ones are
 adopted and watched, dead ones marked interrupted. Several servers may share one runs folder: a queued
 job is launched by whichever claims it first (``vae.jobs.claim``); the limit counts this server's jobs.
-No Streamlit here: ``ui.training`` owns the process-wide instance and the session ids.
+No Streamlit here: ``ui.queue`` owns the process-wide instance and the session ids.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from . import compute, links, runs, settings, state, training, uploads
+from . import catalogue, compute, links, queue, settings, state, uploads
 
 PAGE_TITLE = "VAE Lab"
 
@@ -85,7 +85,7 @@ def sidebar() -> None:
 
 
 def _run_picker() -> None:
-    entries = runs.catalogue()
+    entries = catalogue.catalogue()
     if not entries:
         st.caption("No runs yet: train one on the Train page.")
         return
@@ -96,7 +96,7 @@ def _run_picker() -> None:
                   "the folder name of a run in the Active run list")
     if st.session_state.get(state.APP_RUN) not in by_path:
         st.session_state[state.APP_RUN] = paths[0]
-    st.selectbox("Active run", paths, key=state.APP_RUN, format_func=lambda p: runs.label(by_path[p]),
+    st.selectbox("Active run", paths, key=state.APP_RUN, format_func=lambda p: catalogue.label(by_path[p]),
                  help="The model every page uses: demo runs ship with the app; runs you train or upload are "
                       "saved in the app's runs folder on the server and listed here for everyone.")
     links.publish("run", Path(st.session_state[state.APP_RUN]).name)
@@ -106,14 +106,16 @@ def _run_picker() -> None:
         st.caption(f"{len(saved)} run{'s' if len(saved) > 1 else ''} trained or uploaded here "
                    f"{'are' if len(saved) > 1 else 'is'} in this list after the demo runs, newest first: "
                    f"{saved[0].name}.")
-    s = runs.summary(active)
-    if s.get("ok"):
-        bits = [f"{s['latent_dim']}-D latent", s["arch"].upper(), f"data {s['data']}"]
-        if s.get("prior") == "vamp":
+    s = catalogue.summary(active)
+    if s.ok:
+        bits = [f"{s.latent_dim}-D latent", s.source or s.arch.upper(), f"data {s.data}"]
+        if s.prior == "vamp":
             bits.insert(1, "VampPrior")
-        if s.get("neg_elbo") is not None:
-            bits.append(f"test −ELBO {s['neg_elbo']:.1f} nats")
-        if s.get("status") == "cancelled":
+        if s.objective in ("btcvae", "factorvae"):
+            bits.insert(1, {"btcvae": "β-TCVAE", "factorvae": "FactorVAE"}[s.objective])
+        if s.neg_elbo is not None:
+            bits.append(f"test −ELBO {s.neg_elbo:.1f} nats")
+        if s.status == "cancelled":
             bits.append("stopped early")
         st.caption(" · ".join(bits))
 
@@ -133,7 +135,7 @@ def _finish(job) -> None:
 
 @st.fragment(run_every=settings.poll_seconds())
 def _live_status() -> None:
-    job = training.current_job()
+    job = queue.current_job()
     if job is None:
         return
     job.heartbeat()
@@ -150,7 +152,7 @@ def _live_status() -> None:
 
 
 def _training_status() -> None:
-    job = training.current_job()
+    job = queue.current_job()
     if job is None:
         return
     if job.running:

@@ -17,9 +17,9 @@ from vae.models import build_model
 from vae.runs import Run
 from vae.stepper import Forces, Stepper
 
-from . import plots
+from . import charts
 from . import state as S
-from .data import DataKey, load
+from .datasets import DataKey, load
 
 ACTIVE, SCRATCH = "The active run", "Scratch (untrained)"
 MAX_TRAIN = 5000      # images the stepper draws its batches from
@@ -143,7 +143,7 @@ def forces_data(probe_mu: np.ndarray, probe_y: np.ndarray | None, f: Forces, sho
         view = [lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]]
     classes = [-1] * len(probe_mu) if probe_y is None else [int(c) for c in probe_y]
     data = {"step": int(step), "view": _rounded(np.array(view)),
-            "palette": plots.CLASS_COLORS, "circles": [1, 2],
+            "palette": charts.CLASS_COLORS, "circles": [1, 2],
             "probe": {"x": _rounded(probe_mu[:, 0]), "y": _rounded(probe_mu[:, 1]), "c": classes},
             "mu": {"x": _rounded(f.mu[:, 0]), "y": _rounded(f.mu[:, 1])}, "arrows": arrows}
     return data, scale

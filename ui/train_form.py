@@ -26,7 +26,7 @@ from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, T
 from . import state as S
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig}
-ARCHS = typing.get_args(Arch)
+ARCHS = tuple(a for a in typing.get_args(Arch) if a != "foreign")   # foreign: a model logged with vae.track
 ACTIVATIONS = list(typing.get_args(Activation))
 LIKELIHOODS = list(typing.get_args(Likelihood))
 BATCH_SIZES = sorted({32, 64, 128, 256, 512, TrainConfig().batch_size})

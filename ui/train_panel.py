@@ -14,7 +14,7 @@ import streamlit as st
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
 
-from . import images, plots, settings, state, train_form, training
+from . import charts, images, queue, settings, state, train_form
 
 MLP_HIDDEN, CONV_HIDDEN = default_hidden("mlp"), default_hidden("conv")
 MLP_DECODER = ModelConfig().decoder_hidden
@@ -135,9 +135,9 @@ def dashboard(snap: dict) -> None:
     # drawn from the start (empty until the first batch), so the chart library loads meanwhile
     key = str(snap.get("run_dir"))
     last = snap["steps"][-1]["step"] if snap["steps"] else 0
-    st.plotly_chart(plots.cached(("curves", key, last, len(snap["steps"]), len(epochs)),
-                                 lambda: plots.curves(snap["steps"], epochs, spe)),
-                    width="stretch", config=plots.NO_MODEBAR)
+    st.plotly_chart(charts.cached(("curves", key, last, len(snap["steps"]), len(epochs)),
+                                 lambda: charts.curves(snap["steps"], epochs, spe)),
+                    width="stretch", config=charts.NO_MODEBAR)
     latest = epochs[-1] if epochs else None
     two_d = d == 2 and snap["latent"] is not None
     left, right = st.columns(2, gap="large")
@@ -147,9 +147,9 @@ def dashboard(snap: dict) -> None:
             mu = np.asarray(lat["mu"])
             y = None if lat["y"] is None else np.asarray(lat["y"])
             st.markdown(f"**Test images in the latent space** after epoch {latest['epoch']}")
-            st.plotly_chart(plots.cached(("train-map", key, latest["epoch"]),
-                                         lambda: plots.latent_scatter(mu, y, snap["class_names"], height=430)),
-                            width="stretch", config=plots.NO_MODEBAR)
+            st.plotly_chart(charts.cached(("train-map", key, latest["epoch"]),
+                                         lambda: charts.latent_scatter(mu, y, snap["class_names"], height=430)),
+                            width="stretch", config=charts.NO_MODEBAR)
         elif latest is not None:
             _kl(latest, key)
         else:
@@ -176,17 +176,18 @@ def preview() -> None:
     """Before the first run: where the live curves will appear (this also loads the chart library
     in the browser before Start is pressed, so the first update after Start is quick)."""
     st.markdown("**Live curves** fill in here from the first batch after you press Start.")
-    st.plotly_chart(plots.curves([], [], None), width="stretch", config=plots.NO_MODEBAR)
+    st.plotly_chart(charts.curves([], [], None), width="stretch", config=charts.NO_MODEBAR)
 
 
 def _kl(record: dict, key: str = "") -> None:
     st.markdown(f"**KL per latent dimension** after epoch {record['epoch']} (grey: unused)")
-    st.plotly_chart(plots.cached(("kl", key, record["epoch"], tuple(record["kl_per_dim"])),
-                                 lambda: plots.kl_bars(record["kl_per_dim"])), width="stretch", config=plots.NO_MODEBAR)
+    st.plotly_chart(charts.cached(("kl", key, record["epoch"], tuple(record["kl_per_dim"])),
+                                  lambda: charts.kl_bars(record["kl_per_dim"])), width="stretch",
+                    config=charts.NO_MODEBAR)
 
 
 def stop_job() -> None:
-    job = training.current_job()
+    job = queue.current_job()
     if job is not None:
         job.stop()
 
@@ -196,7 +197,7 @@ def live() -> None:
 
     Stop is drawn by the page, not by the polling fragment, so it is not redrawn on every poll: inside the
     fragment, on a loaded machine, it once stayed unclickable for a minute in the browser test."""
-    job = training.current_job()
+    job = queue.current_job()
     if job is None:
         return
     stopping = job.stopping
@@ -210,7 +211,7 @@ def live() -> None:
 def _live_board() -> None:
     """Polls this session's job: draws its state, sends the heartbeat, and when the job ends
     reruns the whole app (the sidebar then makes the saved run active)."""
-    job = training.current_job()
+    job = queue.current_job()
     if job is None:
         return
     job.heartbeat()
@@ -249,22 +250,22 @@ def _sentence(text: str) -> str:
 
 def resume_job(run_dir: str) -> None:
     try:
-        training.resume(run_dir)
+        queue.resume(run_dir)
     except (RuntimeError, OSError) as e:
         st.session_state[state.TRAIN_ERROR] = str(e)
 
 
 def watch_job(run_dir: str) -> None:
-    training.watch(run_dir)
+    queue.watch(run_dir)
 
 
 def others_panel(exclude: str | None = None) -> None:
     """Other runs queued or training on this runs folder (other sessions', or ones a restarted server found):
     compact, with Watch to follow one here (its dashboard and its Stop button)."""
-    runs = [(p, s) for p, s in training.active_runs() if str(p) != exclude]
+    runs = [(p, s) for p, s in queue.active_runs() if str(p) != exclude]
     if not runs:
         return
-    mine = training.current_job()
+    mine = queue.current_job()
     busy = mine is not None and mine.running
     with st.expander(f"Other runs in progress ({len(runs)})", icon=":material/groups:"):
         for path, status in runs:
@@ -283,7 +284,7 @@ def others_panel(exclude: str | None = None) -> None:
 def interrupted_panel(exclude: str | None = None) -> None:
     """Runs whose training process ended before they did (a crash, a killed process, a server restart):
     each with what was kept and a Resume button."""
-    runs = [(p, s) for p, s in training.interrupted_runs() if str(p) != exclude]
+    runs = [(p, s) for p, s in queue.interrupted_runs() if str(p) != exclude]
     if not runs:
         return
     with st.expander(f"Interrupted runs ({len(runs)})", icon=":material/pause_circle:", expanded=True):
@@ -291,5 +292,5 @@ def interrupted_panel(exclude: str | None = None) -> None:
             c1, c2 = st.columns([4, 1])
             c1.markdown(f"**{path.name}** · {status.get('message') or 'interrupted'}")
             c2.button("Resume", key=f"{state.TRAIN_RESUME}.{path.name}", on_click=resume_job, args=(str(path),),
-                      icon=":material/play_arrow:", disabled=training.current_job() is not None
-                      and training.current_job().running)
+                      icon=":material/play_arrow:", disabled=queue.current_job() is not None
+                      and queue.current_job().running)

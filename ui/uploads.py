@@ -17,6 +17,7 @@ Every failure is an ``UploadError`` whose message is one line.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -188,8 +189,7 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
     source = files[0][0]
     stem = _safe_name(Path(source).stem if source.lower().endswith(".zip") else "run", "run")
     stem = stem if stem not in ("model", "config", "metrics") else "run"
-    metrics = {k: v for k, v in (run.metrics or {}).items() if k != "meta"}
-    metrics["uploaded_from"] = ", ".join(n for n, _ in files)[:200]
+    metrics = dataclasses.replace(run.metrics, meta={}, uploaded_from=", ".join(n for n, _ in files)[:200])
     # an exclusive mkdir: two replicas storing an upload in the same second never share a folder
     out = new_folder(settings.runs_dir(),
                      lambda: f"uploaded-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")

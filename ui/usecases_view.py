@@ -1,7 +1,7 @@
 """Glue for the Use cases and Doctor pages: cached results, diagnosis, figures, starting a fix.
 
 Session-state keys of these two pages live in ``ui/state.py`` with every other key.
-Measured results come from ``bench/results/*.json`` (written by the commands in
+Measured results come from ``assets/results/*.json`` (written by the commands in
 ``bench/usecases.md``); the pages never train a model in the script thread.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ from vae.runs import Run
 from vae.usecases.doctor import apply_changes
 from vae.usecases.plots import seed_sd
 
-from . import plots, settings
+from . import charts, settings
 
-RESULTS_DIR = settings.ROOT / "bench" / "results"
+RESULTS_DIR = settings.ROOT / "assets" / "results"      # the figures the Use cases page shows (bench writes them)
 FIGURES_DIR = settings.ROOT / "assets" / "usecases"
 
 # the commands' placeholders, each explained once on its page (no server path is shown to a browser)
@@ -61,7 +61,7 @@ def _read_json(path: str, mtime: float) -> Any:
 
 
 def result(name: str) -> Any | None:
-    """``bench/results/<name>.json`` (the last JSON line when the file holds a command's stdout), or None."""
+    """``assets/results/<name>.json`` (the last JSON line when the file holds a command's stdout), or None."""
     p = results_dir() / f"{name}.json"
     if not p.is_file():
         return None
@@ -157,8 +157,8 @@ def evidence_figure(f: dict) -> go.Figure:
     ev = f["evidence"]
     if ev["kind"] == "bar":
         kl = [float(v or 0.0) for v in next(iter(ev["series"].values()))]
-        fig = plots.kl_bars(kl)
-        fig.add_hline(y=UNUSED_KL_NATS, line=dict(color=plots.GUIDE, dash="dot", width=1),
+        fig = charts.kl_bars(kl)
+        fig.add_hline(y=UNUSED_KL_NATS, line=dict(color=charts.GUIDE, dash="dot", width=1),
                       annotation_text=f"unused below {UNUSED_KL_NATS:g} nats", annotation_position="top left")
         return fig
     series = [(k, v) for k, v in ev["series"].items() if any(x is not None for x in v)]
@@ -182,17 +182,16 @@ def start_fix(run: Run, f: dict) -> tuple[str, str]:
     """Start the run a finding suggests, in this session's training worker. Returns (status, message)."""
     from vae.data import DataError
 
-    from . import data as uidata
-    from . import training
-    job = training.current_job()
+    from . import datasets, queue
+    job = queue.current_job()
     if job is not None and job.running:
         return "error", "A training run is already going in this session; stop it first (Train page)."
     try:
         cfg: RunConfig = apply_changes(run.config, f["suggested_changes"])
         if cfg.kind != "vae":
             return "error", "Only plain VAE runs can be restarted from here; use `python -m vae semisup` instead."
-        split = uidata.load(uidata.DataKey.of(cfg.data))
-        training.start(cfg, split)
+        split = datasets.load(datasets.DataKey.of(cfg.data))
+        queue.start(cfg, split)
     except (ValueError, DataError, RuntimeError) as e:
         return "error", f"Could not start: {e}"
     return "success", "Started the suggested run: follow it on the Train page; it appears in the run picker when done."

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, expand, new_page, settle
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 
 APP_ROOT = Path(os.environ.get("VAE_TEST_APP_ROOT") or ROOT).resolve()
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox']"
@@ -82,8 +82,7 @@ def test_the_replay_draws_the_snapshots_pixels(browser, app_url, runs_dir):
     from vae import jobs
     run = runs_dir / "replay-me"
     epoch = max(int(p.stem.split("-")[1]) for p in (run / jobs.SNAPSHOTS).glob("epoch-*.npz"))
-    snap = jobs.read_npz(jobs.snapshot_path(run, epoch))
-    inputs, recons = snap["inputs"], snap["recons"]
+    inputs, recons = jobs.read_snapshot(jobs.snapshot_path(run, epoch)).pair()
     assert recons.dtype == np.uint8 and 0 < recons.max() < 255, "the snapshot's reconstructions are grey, not white"
     page = open_app(browser, app_url, "compare")
     caption = page.get_by_text("Inputs (top) and their reconstructions after this epoch.")
