@@ -4,7 +4,7 @@ Runs ``python -m vae anomaly --holdout-class D --seed S`` for every digit and se
 one thread each), then prints one JSON object: the per-task rows and, per score, the mean and standard
 deviation over seeds for each digit and for the mean over the ten digits.
 
-    python bench/anomaly_seeds.py --data-dir ../shared/data --seeds 0,1,2,3,4 > bench/results/anomaly_seeds.json
+    python bench/anomaly_seeds.py --data-dir ../shared/data --seeds 0,1,2,3,4 > assets/results/anomaly_seeds.json
 """
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ import statistics
 import tempfile
 import time
 
-from appserver import app_server, chromium
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.appserver import app_server, chromium
 
 PICKER = "[data-testid='stSidebar'] [data-testid='stSelectbox'] input"
 IDLE = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"

@@ -7,7 +7,7 @@ the same MLP trained with and without its samples; one thread each, ``--workers`
 JSON object: the rows and, per regime, the accuracy without and with generated images and the gain, each as
 mean and standard deviation over seeds.
 
-    python bench/augment_seeds.py --data-dir ../shared/data > bench/results/augment_seeds.json
+    python bench/augment_seeds.py --data-dir ../shared/data > assets/results/augment_seeds.json
 """
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hostile_files import cases  # bench/hostile_files.py, next to this script
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.hostile_files import cases  # bench/hostile_files.py, next to this script
 
 ROOT = Path(__file__).resolve().parents[1]
 

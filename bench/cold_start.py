@@ -15,8 +15,10 @@ import json
 import statistics
 import time
 
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import loadkit
-from stclient import vaelab
+
+from labkit.stclient import vaelab
 
 
 async def first_visit(url: str, page: str) -> dict:

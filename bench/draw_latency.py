@@ -23,10 +23,11 @@ import platform
 import tempfile
 from pathlib import Path
 
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import numpy as np
 import torch
-from appserver import app_server, chromium
 
+from labkit.appserver import app_server, chromium
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.models import build_model
 from vae.runs import save_run

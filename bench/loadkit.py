@@ -31,7 +31,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from appserver import app_server
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.appserver import app_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") / 1024

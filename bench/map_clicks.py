@@ -17,7 +17,9 @@ import os
 import tempfile
 import time
 
-from appserver import app_server, chromium
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.appserver import app_server, chromium
 
 IDLE = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
 POINTS = "[data-testid='stMain'] .js-plotly-plot .scatterlayer .trace"

@@ -29,8 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import nginxfront as nf
-from appserver import CHROMIUM, CHROMIUM_ARGS, app_server
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit import nginxfront as nf
+from labkit.appserver import CHROMIUM, CHROMIUM_ARGS, app_server
 
 IDLE = ("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-stale=\"true\"]')")

@@ -14,7 +14,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from appserver import ROOT, app_server, chromium
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.appserver import ROOT, app_server, chromium
 
 PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
          ("latent_map", "latent_map"), ("latent_layers", "latent_map"),

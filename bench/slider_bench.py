@@ -28,7 +28,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from appserver import CHROMIUM, CHROMIUM_ARGS, app_server
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
+
+from labkit.appserver import CHROMIUM, CHROMIUM_ARGS, app_server
 
 DEFAULT_MODELS = [
     {"name": "conv-2d", "seed": 0,

@@ -32,10 +32,12 @@ import random
 import sys
 import time
 
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import loadkit
-import stclient
 import streamlit
-from stclient import vaelab
+
+import labkit.stclient as stclient
+from labkit.stclient import vaelab
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -26,8 +26,10 @@ import json
 import os
 import tempfile
 
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import numpy as np
-from appserver import app_server, chromium
+
+from labkit.appserver import app_server, chromium
 
 OBSERVE = """() => { window.__t = []; window.__down = 0; window.__ap = [];
   const hook = () => document.querySelectorAll("[data-testid='stMain'] .js-plotly-plot").forEach(gd => {

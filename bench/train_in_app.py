@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import loadkit
-from stclient import vaelab
+
+from labkit.stclient import vaelab
 
 
 def samples_per_sec(run_dir: Path) -> tuple[float, int]:

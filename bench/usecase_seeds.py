@@ -14,7 +14,7 @@ Prints one JSON object: "probe", "compress" and "rd" in the shape each command p
 seeds with its standard deviation beside it (``latent_accuracy`` and ``latent_accuracy_sd``, ...), and every seed's
 row.
 
-    python bench/usecase_seeds.py --data-dir ../shared/data > bench/results/usecase_seeds.json
+    python bench/usecase_seeds.py --data-dir ../shared/data > assets/results/usecase_seeds.json
 """
 from __future__ import annotations
 

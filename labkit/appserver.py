@@ -2,8 +2,8 @@
 
 Used by bench/app_timing.py, bench/screenshots.py, bench/slider_bench.py and tests/browser/conftest.py::
 
-    from appserver import app_server, chromium          # a bench script (bench/ is its sys.path[0])
-    from bench.appserver import app_server, free_port   # a test (the repo root is on pytest's pythonpath)
+    from labkit.appserver import app_server, chromium          # a bench script (bench/ is its sys.path[0])
+    from labkit.appserver import app_server, free_port   # a test (the repo root is on pytest's pythonpath)
 
     with app_server() as url, chromium() as browser:    # app.py; or app_server(script, env={...})
         browser.new_page().goto(f"{url}/train")

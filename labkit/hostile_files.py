@@ -1,5 +1,5 @@
 """Bad and hostile inputs, one per case the data loader must refuse; shared by ``bench/bad_inputs_cli.py``
-(``from hostile_files import cases``) and the CLI and upload tests (``from bench.hostile_files import cases``).
+(``from hostile_files import cases``) and the CLI and upload tests (``from labkit.hostile_files import cases``).
 Each builder writes into ``folder`` and returns (path, extra CLI args)."""
 from __future__ import annotations
 

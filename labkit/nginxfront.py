@@ -1,11 +1,11 @@
-"""deploy/nginx.conf made runnable for a benchmark or a test, as bench/appserver.py does for the app.
+"""deploy/nginx.conf made runnable for a benchmark or a test, as labkit/appserver.py does for the app.
 
 The shipped configuration is rendered into a folder of the caller's with free 127.0.0.1 ports, a throwaway
 self-signed certificate (deploy/make-cert.sh) and a login (deploy/add-user.sh), and served by deploy/nginx.sh,
-in front of app servers started by bench/appserver.py with deploy/serve.env's settings::
+in front of app servers started by labkit/appserver.py with deploy/serve.env's settings::
 
-    import nginxfront as nf                          # a bench script; a test: from bench import nginxfront
-    from appserver import app_server
+    from labkit import nginxfront as nf                          # a bench script; a test: from labkit import nginxfront
+    from labkit.appserver import app_server
 
     with app_server(env=nf.serve_env()) as app:
         front = nf.render(folder, [app.port])        # folder: a fresh one of the caller's
@@ -31,10 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from bench.appserver import ROOT, free_port  # a test (the repo root is on pytest's pythonpath)
-except ImportError:
-    from appserver import ROOT, free_port  # a bench script (bench/ is its sys.path[0])
+from .appserver import ROOT, free_port
 
 DEPLOY = ROOT / "deploy"
 USER, PASSWORD = "class", "a class password"

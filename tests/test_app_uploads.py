@@ -78,7 +78,7 @@ def _hostile():
     import tempfile
     from pathlib import Path
 
-    from bench.hostile_files import cases
+    from labkit.hostile_files import cases
     folder = Path(tempfile.mkdtemp(prefix="vae-hostile-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return [(name, path, word) for name, (path, args, word) in cases(folder).items()

@@ -30,8 +30,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from bench.appserver import ROOT, app_server, free_port
-from bench.nginxfront import (
+from labkit.appserver import ROOT, app_server, free_port
+from labkit.nginxfront import (
     DEPLOY,
     PASSWORD,
     USER,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 500
-FOLDERS = ("vae", "ui", "app_pages", "bench", "tests")
+FOLDERS = ("vae", "ui", "app_pages", "bench", "labkit", "tests")
 SOURCES = [p for d in FOLDERS for p in (ROOT / d).rglob("*.py")] + [ROOT / "app.py"]
 
 

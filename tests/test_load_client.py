@@ -8,8 +8,8 @@ import concurrent.futures
 import random
 
 from bench import stclient
-from bench.appserver import app_server
 from bench.stclient import vaelab
+from labkit.appserver import app_server
 
 
 def ok(r: stclient.RunResult) -> stclient.RunResult:

@@ -219,7 +219,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_npz, trained):
 
 def test_every_bad_data_input_through_the_cli(tmp_path, capsys):
     """Each bad input the issue lists, through the command line's main(): exit 2, one line, nothing written."""
-    from bench.hostile_files import cases
+    from labkit.hostile_files import cases
     from vae.cli import main
     out = tmp_path / "work" / "run"
     (tmp_path / "work").mkdir()

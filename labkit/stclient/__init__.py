@@ -7,8 +7,7 @@ so a rerun carries the same ``WidgetStates`` a browser would send. Nothing is re
 JavaScript runs, so one process can hold dozens of sessions: a load benchmark without Chromium.
 
     import asyncio
-    import stclient                     # a bench script (bench/ is its sys.path[0])
-    # from bench import stclient        # a test (the repo root is on pytest's pythonpath)
+    from labkit import stclient
 
     async def main():
         async with stclient.Session("http://127.0.0.1:8501", page="generate") as s:

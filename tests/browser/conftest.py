@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, app_server, free_port
+from labkit.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, app_server, free_port
 
 __all__ = ["ROOT", "app_server", "expand", "free_port", "go", "new_page", "settle"]
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, describe, expand, go, new_page, settle
 from upload_cases import data_cases, run_cases
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 from vae import jobs
 
 APP = ROOT / "app.py"

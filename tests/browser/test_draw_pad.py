@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import ROOT, go, new_page, settle
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 from vae import load_run
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import load_dataset

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import ROOT, expand, new_page, settle
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 from vae import jobs
 
 APP = ROOT / "app.py"

@@ -16,7 +16,7 @@ import torch
 from apps.model_factory import make_model  # tests/browser/apps/, this folder being on sys.path
 from conftest import new_page
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 
 APP = Path(__file__).parent / "apps" / "latent_panel_app.py"
 IMG = "[data-testid='vae-live-image']"

@@ -9,8 +9,8 @@ import os
 import pytest
 from conftest import ROOT, new_page, settle
 
-from bench.appserver import app_server, free_port
-from bench.nginxfront import PASSWORD, USER, missing, render, serve, serve_env
+from labkit.appserver import app_server, free_port
+from labkit.nginxfront import PASSWORD, USER, missing, render, serve, serve_env
 from vae import jobs
 from vae.runs import list_runs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import new_page, settle
 
-from bench.appserver import app_server
+from labkit.appserver import app_server
 
 APP = Path(__file__).resolve().parent / "apps" / "usecases_app.py"
 EXC = "[data-testid='stException']"
