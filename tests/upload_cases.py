@@ -52,11 +52,14 @@ def data_cases() -> list[tuple[str, str, bytes, str]]:
          "not a readable image"),
         ("zip-huge-image", "huge.zip", _zip({"a/huge.png": _png(5000), **digit_pngs()}), "pixels"),
         ("wrong-type", "data.csv", b"1,2,3\n", "unsupported file type"),
+        # every image within the per-image cap, together over the app's 256 M pixels: refused from the headers
+        ("zip-many-pixels", "many.zip", _zip({f"a/{i}.png": _png(4000) for i in range(20)}, zipfile.ZIP_STORED),
+         "max_total_pixels"),
     ]
 
 
-def _config(latent: int = 2) -> bytes:
-    return json.dumps({"model": {"arch": "mlp", "image_size": 8, "latent_dim": latent, "hidden": [4]},
+def _config(latent: int = 2, hidden: list[int] = [4]) -> bytes:  # noqa: B006 (read only)
+    return json.dumps({"model": {"arch": "mlp", "image_size": 8, "latent_dim": latent, "hidden": hidden},
                        "train": {}, "data": {"name": "digits8"}}).encode()
 
 
@@ -83,4 +86,9 @@ def run_cases() -> list[tuple[str, list[tuple[str, bytes]], str]]:
          "unknown keys"),
         ("config-not-json", [("model.safetensors", b"x"), ("config.json", b"\x89PNG not json")], "config.json"),
         ("missing-config", [("model.safetensors", b"x")], "missing config.json"),
+        # nine hidden layers: over the app's budget (VAE_LAB_MAX_LAYERS 8), refused before anything is built
+        ("over-budget", [("model.safetensors", b"x"), ("config.json", _config(hidden=[16] * 9))], "over the budget"),
+        ("tracked-run", [("model.safetensors", b"x"), ("config.json", json.dumps(
+            {"kind": "tracked", "model": {"arch": "foreign", "image_size": 8, "latent_dim": 2}, "train": {},
+             "data": {"name": "digits8"}}).encode())], "not accepted as an upload"),
     ]

@@ -119,7 +119,7 @@ def summary(entry: RunEntry) -> RunSummary:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def _load(path: str, mtime: float) -> Run:
-    return load_run(path)
+    return load_run(path, budget=settings.budget())
 
 
 def active_entry() -> RunEntry | None:

@@ -13,6 +13,8 @@ from vae.config import DataConfig
 from vae.data import DataError, DataSplit, ImageData, list_datasets, load_dataset
 from vae.runs import Run
 
+from . import settings
+
 
 @dataclass(frozen=True)
 class DataKey:
@@ -34,10 +36,12 @@ class DataKey:
 
 @st.cache_resource(show_spinner="Loading the data set…", max_entries=6)
 def load(key: DataKey, download: bool = False) -> DataSplit:
-    """Raises ``DataError`` (one line) for a missing or bad data set. ``download`` lets the
-    IDX data sets (mnist, fashion-mnist, kmnist) fetch their files when missing."""
+    """Raises ``DataError`` (one line) for a missing or bad data set, or a path outside ``settings.data_roots()``
+    (a run's config is a file a student may have written). ``download`` lets the IDX data sets (mnist,
+    fashion-mnist, kmnist) fetch their files when missing."""
     return load_dataset(key.name, image_size=key.image_size, color=key.color, test_fraction=key.test_fraction,
-                        seed=key.split_seed, max_train=key.max_train, max_test=key.max_test, download=download)
+                        seed=key.split_seed, max_train=key.max_train, max_test=key.max_test, download=download,
+                        roots=settings.data_roots())
 
 
 @st.cache_data(show_spinner=False, ttl=60)

@@ -87,3 +87,23 @@ def torch_threads() -> int:
     except ValueError:
         n = 0
     return n if n > 0 else max(1, (os.cpu_count() or 2) // 2)
+
+
+def data_roots() -> tuple[Path, ...]:
+    """The only folders a data set may be read from by path (built-in names are always accepted): the uploads
+    folder, and the folders in ``VAE_LAB_DATA_ROOTS`` (``os.pathsep``-separated), which a teacher sets for a
+    class's own data and ``python -m vae app --run PATH`` sets for the run it opens. Anything a run's config
+    names elsewhere (``/etc/...``, another user's home) is "not available here"."""
+    extra = [Path(p).expanduser() for p in os.environ.get("VAE_LAB_DATA_ROOTS", "").split(os.pathsep) if p.strip()]
+    return (uploads_dir(), *extra)
+
+
+def budget():
+    """The largest model the app builds, from an upload, a saved run or the Train form: ``VAE_LAB_MAX_PARAMS``
+    (default 16 M parameters, 64 MB of weights), ``VAE_LAB_MAX_LAYERS`` (8), ``VAE_LAB_MAX_WIDTH`` (4096),
+    ``VAE_LAB_MAX_LATENT`` (128). A class server holds many models at once; the command line keeps the core's
+    larger default."""
+    from vae.budget import Budget
+    return Budget(max_params=_int("VAE_LAB_MAX_PARAMS", 16_000_000, 1), max_layers=_int("VAE_LAB_MAX_LAYERS", 8, 1),
+                  max_width=_int("VAE_LAB_MAX_WIDTH", 4096, 1), max_latent=_int("VAE_LAB_MAX_LATENT", 128, 1),
+                  max_prior_components=1000, setting="VAE_LAB_MAX")

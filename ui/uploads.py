@@ -35,6 +35,7 @@ from vae.runs import (
     METRICS,
     WEIGHTS,
     RunError,
+    config_from_bytes,
     load_run,
     new_folder,
     save_run,
@@ -49,8 +50,11 @@ RUN_FILES = {WEIGHTS: MAX_WEIGHTS_BYTES, CONFIG: MAX_JSON_BYTES, METRICS: MAX_JS
 RUN_ACCEPTED = f"accepted: a .zip of a run folder, or {WEIGHTS} + {CONFIG} (+ {METRICS})"
 DATA_ACCEPTED = "accepted: an .npz with an array 'x' (and optional 'y') or a .zip of PNG/JPEG images"
 # The app's caps for uploaded data: a classroom laptop, not a cluster.
+# Decoding runs in the server beside every student's clicks: a zip of many small files that each decode to a large
+# image is refused from the headers (256 M pixels in all, e.g. 60,000 images of 64x64) before any is decoded.
 DATA_LIMITS = Limits(max_file_bytes=MAX_DATA_UPLOAD, max_files=100_000, max_uncompressed_bytes=1 << 30,
-                     max_ratio=MAX_RATIO, max_image_pixels=4096 * 4096, max_images=200_000)
+                     max_ratio=MAX_RATIO, max_image_pixels=4096 * 4096, max_total_pixels=1 << 28,
+                     max_images=200_000)
 
 
 class UploadError(ValueError):
@@ -179,11 +183,20 @@ def collect_run_files(files: list[tuple[str, bytes]]) -> dict[str, bytes]:
 def install_run(files: list[tuple[str, bytes]]) -> Path:
     """Validate an uploaded run and save it into the runs folder; returns its new folder."""
     got = collect_run_files(files)
+    try:
+        kind = config_from_bytes(got[CONFIG], CONFIG).kind
+    except RunError as e:
+        raise UploadError(str(e)) from None
+    if kind == "tracked":
+        # a tracked run's model is a stored program: code from its author, which a shared server does not run for
+        # whoever uploads it (one graph can ask for any amount of memory); its author opens it from its folder
+        raise UploadError("a tracked run (your own model, stored as programs) is not accepted as an upload: a "
+                          "program is code; open it from its folder with python -m vae app --run PATH")
     with tempfile.TemporaryDirectory(prefix="vae-lab-run-") as tmp:
         for base, blob in got.items():
             (Path(tmp) / base).write_bytes(blob)
         try:
-            run = load_run(tmp)
+            run = load_run(tmp, budget=settings.budget())
         except RunError as e:
             raise UploadError(str(e).replace(str(Path(tmp)) + "/", "").replace(str(Path(tmp)), "upload")) from None
     source = files[0][0]

@@ -39,7 +39,24 @@ def command(run: str | Path, port: int) -> tuple[list[str], dict[str, str], str]
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = {**os.environ, "VAE_LAB_RUNS_DIR": str(path.parent), "PYTHONPATH": str(ROOT)}
+    folder = _data_folder(path)
+    if folder:   # the app reads data files only from the folders it is told of: the one this run was trained on
+        env["VAE_LAB_DATA_ROOTS"] = os.pathsep.join(p for p in (env.get("VAE_LAB_DATA_ROOTS", ""), folder) if p)
     return cmd, env, f"http://127.0.0.1:{port}/?run={path.name}"
+
+
+def _data_folder(run: Path) -> str | None:
+    """The folder of the data file ``run`` was trained on, or None for a built-in data set (or an unreadable
+    config, which the app then explains)."""
+    from .data import DATASETS
+    from .runs import RunError, config_from_bytes
+    try:
+        name = config_from_bytes((run / "config.json").read_bytes(), "config.json").data.name
+    except (OSError, RunError):
+        return None
+    if name.strip().lower() in DATASETS:
+        return None
+    return str(Path(name).expanduser().resolve().parent)
 
 
 def show(run: str | Path, *, port: int | None = None, wait_s: float = 60.0) -> str:
