@@ -85,3 +85,17 @@ def test_settings_the_objectives_refuse():
         RunConfig(model=ModelConfig(prior="vamp"), train=TrainConfig(objective="factorvae"))
     with pytest.raises(ConfigError, match="tc_weight"):
         TrainConfig(objective="btcvae", tc_weight=-1)
+
+
+@pytest.mark.parametrize("objective", ["elbo", "btcvae"])
+def test_a_data_set_too_large_to_permute_at_once_trains_the_same(monkeypatch, tmp_path, objective):
+    """Training images over GATHER_ONCE_BYTES (full shapes) are gathered batch by batch instead of copied in epoch
+    order: the same images in the same order, so the same weights to the bit."""
+    import vae.objectives as objectives
+    cfg = RunConfig(model=ModelConfig(image_size=8, latent_dim=2, hidden=(16,)),
+                    train=TrainConfig(epochs=2, batch_size=32, seed=3, objective=objective, tc_weight=2.0))
+    data = tiny_split(n_train=96)
+    once = train_run(cfg, data, tmp_path / "once").model.state_dict()
+    monkeypatch.setattr(objectives, "GATHER_ONCE_BYTES", 0)
+    per_batch = train_run(cfg, data, tmp_path / "per-batch").model.state_dict()
+    assert all(torch.equal(once[k], per_batch[k]) for k in once)

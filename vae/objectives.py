@@ -27,6 +27,8 @@ from . import losses
 from .config import TrainConfig
 from .data import DataSplit, binarize, to_float
 
+GATHER_ONCE_BYTES = 512 << 20   # training images up to this size are permuted once per epoch, larger ones per batch
+
 
 @dataclass
 class StepLoss:
@@ -117,15 +119,26 @@ class Elbo(Objective):
         return len(data.train)
 
     def start_epoch(self, perm: torch.Tensor) -> None:
-        self.xs = self.x[perm]                                 # one gather per epoch; batches are then views
-        self.ys = self.y[perm] if self.y is not None else None
+        # one gather per epoch, batches then views; a data set too large to hold twice (full shapes: 2.7 GB) is
+        # gathered batch by batch instead, the same images in the same order
+        self.perm = perm
+        once = self.x.nbytes <= GATHER_ONCE_BYTES
+        self.xs = self.x[perm] if once else None
+        self.ys = self.y[perm] if self.y is not None and once else None
+
+    def rows(self, part: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.xs is not None:
+            return self.xs[part], None if self.ys is None else self.ys[part]
+        idx = self.perm[part]
+        return self.x[idx], None if self.y is None else self.y[idx]
 
     def batch(self, part: slice | torch.Tensor) -> Batch:
-        x = to_float(self.xs[part])
+        xs, ys = self.rows(part)
+        x = to_float(xs)
         if self.cfg.binarize:
             gen = self.trainer.bin_gen
             x = binarize(x.cpu(), gen).to(x.device) if x.is_cuda else binarize(x, gen)
-        return Batch(x, None if self.ys is None else self.ys[part])
+        return Batch(x, ys)
 
     def terms(self, net: torch.nn.Module, batch: Batch) -> tuple[Any, dict[str, torch.Tensor]]:
         """The forward pass and the per-image terms (``vae.losses.elbo_terms`` or ``iwae_terms``)."""
