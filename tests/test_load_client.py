@@ -1,4 +1,4 @@
-"""The load benchmark's protocol client (bench/stclient) against a real server of the app:
+"""The load benchmark's protocol client (labkit/stclient) against a real server of the app:
 two simulated tabs do each interaction bench/load.py sends, and the app answers as it would
 answer Chromium. Nothing here is timed."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ import asyncio
 import concurrent.futures
 import random
 
-from bench import stclient
-from bench.stclient import vaelab
+from labkit import stclient
+from labkit.stclient import vaelab
 from labkit.appserver import app_server
 
 
