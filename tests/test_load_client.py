@@ -8,8 +8,8 @@ import concurrent.futures
 import random
 
 from labkit import stclient
-from labkit.stclient import vaelab
 from labkit.appserver import app_server
+from labkit.stclient import vaelab
 
 
 def ok(r: stclient.RunResult) -> stclient.RunResult:
