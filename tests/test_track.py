@@ -12,7 +12,7 @@ import vae
 from vae import jobs
 from vae.data import load_dataset
 from vae.foreign import ENCODE, ForeignVAE, ProgramError, read_program
-from vae.tracking import TrackError
+from vae.tracking import TEST_IMAGES, TrackError, read_test_images
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,24 @@ def test_the_pytorch_examples_vae(tmp_path, digits):
     assert jobs.read_status(tmp_path / "ex")["state"] == "done"
     snap = jobs.read_snapshot(tmp_path / "ex" / "snapshots" / "epoch-0002.npz")
     assert snap.mu.shape == (200, 20) and snap.recons.shape == (8, 1, 28, 28) and snap.y.shape == (200,)
+    kept = read_test_images(tmp_path / "ex", 1, 28)              # the images the pages show for this run
+    assert torch.equal(kept.x, test.x) and torch.equal(kept.y, test.y.long())
+
+
+def test_stored_test_images_are_checked_from_the_header_before_they_are_read(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"x": torch.zeros(3, 1, 8, 8, dtype=torch.uint8)}, str(tmp_path / TEST_IMAGES))
+    assert read_test_images(tmp_path, 1, 8).x.shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"must hold x: uint8 \[N, 3, 8, 8\]"):
+        read_test_images(tmp_path, 3, 8)                             # another model's shape
+    # a header declaring 10^9 images is refused without reading (or allocating) them
+    header = json.dumps({"x": {"dtype": "U8", "shape": [10**9, 1, 8, 8], "data_offsets": [0, 64 * 10**9]}}).encode()
+    (tmp_path / TEST_IMAGES).write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ValueError, match="N = 1..10,000"):
+        read_test_images(tmp_path, 1, 8)
+    (tmp_path / TEST_IMAGES).write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="not a valid safetensors file"):
+        read_test_images(tmp_path, 1, 8)
 
 
 def test_a_conv_rgb_vae_adapted_with_encode_and_decode(tmp_path):

@@ -49,7 +49,7 @@ def run_zip(run_dir: str | Path) -> bytes:
         raise RunError(f"{run_dir}: missing {' and '.join(missing)}; a run folder holds {WEIGHTS} + {CONFIG}")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in (WEIGHTS, CONFIG, METRICS):
+        for name in (WEIGHTS, CONFIG, METRICS, "encode.onnx", "decode.onnx", "test_images.safetensors"):
             if (run_dir / name).is_file():
                 zf.write(run_dir / name, f"{run_dir.name}/{name}")
     return buf.getvalue()

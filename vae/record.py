@@ -34,6 +34,8 @@ FILES: dict[str, str] = {
     "encode.onnx": "a tracked run (vae.track, a model in its user's own code): its encoder as an ONNX program without "
                    "weights (they are in model.safetensors), run with onnxruntime",
     "decode.onnx": "a tracked run: its decoder, likewise",
+    "test_images.safetensors": "a tracked run: the held-out images (uint8 x [N, C, H, W], int64 y [N]) it is evaluated "
+                               "on and the pages show",
     "metrics.json": "the Metrics record: status, per-epoch and per-step history, the final held-out evaluation",
     "job.json": "a job's state (queued, running, done, stopped, failed, interrupted), process, progress, heartbeat",
     "events.jsonl": "append-only training events, one JSON object per line (start, step, epoch, end)",

@@ -45,6 +45,9 @@ from .record import DataInfo, EpochRecord, Final, History, Metrics, Snapshot, sn
 from .runs import CONFIG, save_run
 from .util import atomic_write_bytes
 
+TEST_IMAGES = "test_images.safetensors"   # the test images the run is evaluated on: uint8 "x" [N, C, H, W], int64 "y"
+MAX_TEST_IMAGES = 10_000                    # at most this many are kept in the folder (the pages show a few thousand)
+
 
 class TrackError(ValueError):
     """``vae.track`` was given something it cannot log; the message is one line and says what is accepted."""
@@ -251,6 +254,11 @@ class Tracker:
             raise TrackError(str(e)) from None
         self.weight_names = sorted(names)
         atomic_write_bytes(self.dir / CONFIG, (self.config.to_json() + "\n").encode())
+        from safetensors.torch import save as st_save
+        images = {"x": self.test.x[:MAX_TEST_IMAGES].contiguous()}
+        if self.test.y is not None:
+            images["y"] = self.test.y[:MAX_TEST_IMAGES].long().contiguous()
+        atomic_write_bytes(self.dir / TEST_IMAGES, st_save(images))     # what the app's pages show for this run
         jobs.write_status(self.dir, state="running", pid=os.getpid(), host=jobs.HOST, started=time.time(),
                           proc_start=jobs.process_start(os.getpid()), launched_by="vae.track", owner="vae.track",
                           message="training in its own loop", epoch=0, epochs=None)
@@ -333,3 +341,35 @@ def track(path: str | Path, model: nn.Module, test_images: Any, labels: Any = No
     """Log ``model`` from its own training loop into the run folder ``path`` (see the module docstring)."""
     return Tracker(path, model, test_images, labels, output=output, encode=encode, decode=decode, sigma=sigma,
                    eval_images=eval_images)
+
+
+def read_test_images(run_dir: str | Path, channels: int, size: int) -> ImageData:
+    """A tracked run's stored test images (``TEST_IMAGES``): uint8 ``x`` [N, C, S, S] and, when valid, int64 labels
+    ``y`` [N], checked from the file's header against the model's shape (``channels`` x ``size`` x ``size``) and
+    ``MAX_TEST_IMAGES`` before anything is read. Raises ``ValueError`` with one line (``FileNotFoundError`` when the
+    folder holds none)."""
+    from safetensors.torch import load_file
+
+    from .runs import RunError, safetensors_header
+    path = Path(run_dir) / TEST_IMAGES
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent.name} holds no {TEST_IMAGES}")
+    want = f"{TEST_IMAGES} must hold x: uint8 [N, {channels}, {size}, {size}] with N = " \
+           f"1..{MAX_TEST_IMAGES:,}, and optionally y: int64 [N]"
+    try:
+        header = safetensors_header(path)
+    except RunError:
+        raise ValueError(f"{TEST_IMAGES} is not a valid safetensors file") from None
+    x = header.get("x")
+    shape = (channels, size, size)
+    if set(header) - {"x", "y"} or x is None or x[0] != "U8" or x[1][1:] != shape or not 0 < x[1][0] <= MAX_TEST_IMAGES:
+        raise ValueError(want)
+    n = x[1][0]
+    if "y" in header and header["y"] != ("I64", (n,)):
+        raise ValueError(want)
+    t = load_file(path)
+    y = t.get("y")
+    if y is not None and int(y.min()) < 0:
+        y = None
+    return ImageData(x=t["x"].contiguous(), y=y)
+
