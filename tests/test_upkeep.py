@@ -105,3 +105,24 @@ def test_data_roots_read_only_inside_their_folders(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not available here" in err[0] and str(elsewhere) not in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_sizes_are_read_while_a_job_replaces_its_files(tmp_path, monkeypatch):
+    """A checkpoint folder replaced during the walk (a job writing) is skipped, never an error; links are not
+    followed; an uploaded run's owner is its upload mark."""
+    run = tmp_path / "r"
+    (run / "checkpoint.new").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoint.new" / "w.bin").write_bytes(b"x" * 100)
+    (run / "link").symlink_to("/etc/hostname")
+    real_walk = os.walk
+
+    def walk_while_a_job_renames(path, *a, **k):
+        for parent, dirs, files in real_walk(path, *a, **k):
+            if "checkpoint.new" in dirs:          # the job renames it just after the listing
+                os.rename(run / "checkpoint.new", run / "checkpoint")
+            yield parent, dirs, files
+    monkeypatch.setattr(upkeep.os, "walk", walk_while_a_job_renames)
+    assert upkeep.folder_bytes(run) == 2
+    (run / f"{upkeep.OWNER_MARK}p-{'a' * 24}").touch()
+    assert upkeep.info(run).owner == f"p-{'a' * 24}"

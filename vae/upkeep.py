@@ -6,7 +6,9 @@ run whose training process is alive is never deleted.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 from . import jobs
 from .record import snapshot_epochs, snapshot_path
 from .runs import CONFIG
+
+OWNER_MARK = ".owner-"     # an empty file named ".owner-<person>" in a folder: that person owns it
 
 
 @dataclass(frozen=True)
@@ -32,16 +36,39 @@ class RunInfo:
                 "snapshots": self.snapshots}
 
 
-def folder_bytes(path: Path) -> int:
-    """Bytes of the regular files under ``path`` (links are not followed)."""
+def folder_bytes(path: str | Path) -> int:
+    """Bytes of the regular files under ``path``, links not followed, while a job may be writing in it: a file or
+    folder that goes away during the walk (a checkpoint being replaced) is skipped, never an error."""
     total = 0
-    for p in path.rglob("*"):
-        try:
-            if p.is_file() and not p.is_symlink():
-                total += p.stat().st_size
-        except OSError:
-            continue
+    for parent, _, files in os.walk(path):          # os.walk skips folders it cannot list, or that went away
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
     return total
+
+
+def owners_marked(folder: str | Path) -> list[str]:
+    """The people marked as owners of ``folder`` (``OWNER_MARK`` + their id: the app marks a run or a data set
+    uploaded through it), sorted."""
+    try:
+        names = [p.name for p in Path(folder).iterdir()]
+    except OSError:
+        return []
+    return sorted(n[len(OWNER_MARK):] for n in names if n.startswith(OWNER_MARK) and len(n) > len(OWNER_MARK))
+
+
+def owner_of(path: str | Path, status: dict | None = None) -> str:
+    """A run's owner: its ``job.json``'s (a run trained as a job), else its upload mark; "" when nobody's (a damaged
+    ``job.json`` included)."""
+    if status is None:
+        status = jobs.read_status(path)
+    if status is not None:
+        return "" if status.get("state") == "damaged" else str(status.get("owner") or "")
+    found = owners_marked(path)
+    return found[0] if found else ""
 
 
 def is_run_folder(path: Path) -> bool:
@@ -54,8 +81,8 @@ def info(path: Path) -> RunInfo:
         modified = max(p.stat().st_mtime for p in path.iterdir())
     except (OSError, ValueError):
         modified = 0.0
-    return RunInfo(path, jobs.effective_state(status), str((status or {}).get("owner") or ""), folder_bytes(path),
-                   modified, len(snapshot_epochs(path)))
+    return RunInfo(path, jobs.effective_state(status), owner_of(path, status), folder_bytes(path), modified,
+                   len(snapshot_epochs(path)))
 
 
 def list_runs(root: str | Path) -> list[RunInfo]:

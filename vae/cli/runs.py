@@ -40,7 +40,7 @@ def register(sub) -> None:
 def cmd_ls(args) -> int:
     rows = [r.as_dict() for r in upkeep.list_runs(_root(args))]
     for r in rows:
-        print(f"{r['run']:<48} {str(r['state'] or '-'):<11} {r['owner'][:16]:<16} {r['mb']:>9.2f} MB  "
+        print(f"{r['run']:<48} {str(r['state'] or '-'):<11} {r['owner'][:26] or '-':<26} {r['mb']:>9.2f} MB  "
               f"{r['modified']}  {r['snapshots']} snapshots")
     print(json.dumps({"root": str(_root(args)), "runs": rows, "mb": round(sum(r["mb"] for r in rows), 2)}))
     return 0
