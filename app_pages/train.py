@@ -1,7 +1,9 @@
 """Train: choose data and a model, Start and Stop, watch it learn."""
+from pathlib import Path
+
 import streamlit as st
 
-from ui import datasets, queue, scenarios, train_form, train_panel, uploads
+from ui import datasets, identity, job_lists, queue, quotas, scenarios, train_form, train_panel, uploads
 from ui import state as S
 from vae.config import ConfigError, DataConfig
 from vae.data import DATASETS, DataError
@@ -17,14 +19,13 @@ if job is not None and job.running:
     train_panel.live()
 elif job is not None:
     train_panel.finished(job)
-train_panel.others_panel(exclude=None if job is None else str(job.run_dir))
-train_panel.interrupted_panel(exclude=None if job is None else str(job.run_dir))
+job_lists.lists(job)
 
 settings_box = st.container() if job is None else st.expander("Settings for a new run", expanded=not job.running,
                                                                 icon=":material/settings:")
 with settings_box:
     available = {d["name"]: d["available"] for d in datasets.builtins()}
-    names = list(DATASETS) + [S.UPLOAD_CHOICE]
+    names = [n for n in DATASETS if n not in train_form.NOT_IN_APP] + [S.UPLOAD_CHOICE]
 
     def data_label(name: str) -> str:
         if name == S.UPLOAD_CHOICE:
@@ -49,10 +50,12 @@ with settings_box:
                 tag = f"{up.file_id}:{image_size}"
                 if tag not in checked:
                     try:
+                        quotas.before_upload(identity.person(), up.size)
                         path, split = uploads.save_dataset_upload(up.name, up.getvalue(), image_size=image_size)
+                        quotas.keep_upload(Path(path).parent, identity.person())
                         checked[tag] = {"ok": True, "path": path,
                                         "message": f"{up.name}: {train_panel.data_summary(split)}"}
-                    except uploads.UploadError as e:
+                    except (uploads.UploadError, quotas.QuotaError) as e:
                         checked[tag] = {"ok": False, "path": None, "message": f"Upload refused: {e}"}
                 res = checked[tag]
                 if res["ok"]:
@@ -79,6 +82,12 @@ with settings_box:
                               help="Encoder and decoder also see the label, so Generate can draw each class.")
     if likelihood == "gaussian":
         train_form.number(st.columns(4)[0], S.TRAIN_SIGMA)
+    c1, c2, _, _ = st.columns(4)
+    objective = c1.selectbox("Objective", train_form.OBJECTIVES, key=S.TRAIN_OBJECTIVE,
+                             format_func=train_form.OBJECTIVE_NAMES.get,
+                             help=train_form.SETTINGS["train"]["objective"].help)
+    if objective in train_form.TC_OBJECTIVES:
+        train_form.number(c2, S.TRAIN_TC_WEIGHT)
     c1, c2, c3, c4 = st.columns(4)
     for col, key in zip((c1, c2, c3), (S.TRAIN_BETA, S.TRAIN_WARMUP, S.TRAIN_FREE_BITS)):
         train_form.number(col, key)
@@ -109,8 +118,10 @@ with settings_box:
         binarize = c4.checkbox("Binarise pixels each batch", key=S.TRAIN_BINARIZE,
                                help="Dynamic binarisation: the classic MNIST recipe; bernoulli likelihood only.")
 
-    shown = [f.key for f in train_form.FIELDS if f.key != S.TRAIN_SIGMA or likelihood == "gaussian"]
+    shown = [f.key for f in train_form.FIELDS if (f.key != S.TRAIN_SIGMA or likelihood == "gaussian")
+             and (f.key != S.TRAIN_TC_WEIGHT or objective in train_form.TC_OBJECTIVES)]
     numbers, wrong = train_form.values(shown)
+    wrong = wrong or train_form.objective_errors(objective, numbers)
     running = job is not None and job.running
     b1, b2, _ = st.columns([1, 2, 3])
     start = b1.button("Start", type="primary", key=S.TRAIN_START, disabled=running or not data_name or bool(wrong),
@@ -137,7 +148,7 @@ with settings_box:
                 split = datasets.load(datasets.DataKey.of(dcfg), download=data_name in DATASETS)
             values = dict(numbers, arch=arch.lower(), hidden=hidden, decoder_hidden=decoder_hidden,
                           activation=activation, likelihood=likelihood, conditional=conditional,
-                          batch_size=batch_size, binarize=binarize)
+                          batch_size=batch_size, binarize=binarize, objective=objective)
             config = train_panel.build_config(values, split, dcfg)
             queue.start(config, split)
         except (DataError, ConfigError, ValueError, RuntimeError) as e:

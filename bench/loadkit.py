@@ -65,9 +65,11 @@ def server_flags(args: argparse.Namespace) -> list[str]:
 
 @contextlib.contextmanager
 def server(args: argparse.Namespace, env: dict | None = None) -> Iterator[tuple[str, Path]]:
-    """(url with .pid, runs folder): a fresh server of the app with a fresh runs folder."""
+    """(url with .pid, runs folder): a fresh server of the app with a fresh runs folder. A class's limits on a run's
+    epochs and time budget are off (``env`` may set them): the training tab trains for the whole phase."""
     with tempfile.TemporaryDirectory(prefix="vae-lab-load-") as runs:
-        with app_server(env={"VAE_LAB_RUNS_DIR": runs, **(env or {})}, extra_args=server_flags(args),
+        base = {"VAE_LAB_RUNS_DIR": runs, "VAE_LAB_MAX_EPOCHS": "0", "VAE_LAB_MAX_TIME_BUDGET_S": "0"}
+        with app_server(env={**base, **(env or {})}, extra_args=server_flags(args),
                         timeout=args.startup_timeout, root=args.app_root) as url:
             yield url, Path(runs)
 

@@ -63,7 +63,7 @@ def test_one_epoch_on_mnist5k_saves_a_run_that_becomes_active(monkeypatch, tmp_p
 
 
 def test_uploaded_npz_trains_and_stop_keeps_what_was_learned(monkeypatch, tmp_path):
-    runs = make_env(monkeypatch, tmp_path)
+    runs = make_env(monkeypatch, tmp_path, VAE_LAB_MAX_EPOCHS=0)   # it trains until stopped
     at = open_app(PAGE)
     at.selectbox(key="train.data").set_value("upload").run()
     at.file_uploader(key="train.upload").set_value(("bars.npz", tiny_npz(), "application/octet-stream")).run()
@@ -90,7 +90,7 @@ def test_uploaded_npz_trains_and_stop_keeps_what_was_learned(monkeypatch, tmp_pa
 
 
 def test_a_session_that_stops_polling_stops_its_training(monkeypatch, tmp_path):
-    runs = make_env(monkeypatch, tmp_path, VAE_LAB_HEARTBEAT_S=1)
+    runs = make_env(monkeypatch, tmp_path, VAE_LAB_HEARTBEAT_S=1, VAE_LAB_MAX_EPOCHS=0)
     at = open_app(PAGE)
     at.text_input(key="train.epochs").set_value("500")
     at.text_input(key="train.hidden").set_value("32")
@@ -131,7 +131,8 @@ def test_fields_in_error_keep_start_disabled_and_say_which_and_what_they_accept(
     assert at.button(key="train.start").proto.disabled
     [line] = texts(at.error)
     for said in (f"Latent dimensions takes a whole number (1 to {MAX_LATENT}); got '500'",
-                 "Epochs takes a whole number (1 to 100,000); got '0'", "β (KL weight) takes a number (0 to 1000)",
+                 "Epochs takes a whole number (1 to 200: this server's limit); got '0'",
+                 "β (KL weight) takes a number (0 to 1000)",
                  "Learning rate takes a number (above 0, up to 10); got '100'", "Seed takes a whole number"):
         assert said in line, (said, line)
     assert not saved_runs(runs) and not (runs.is_dir() and any(runs.iterdir()))
@@ -169,7 +170,7 @@ def test_a_run_ended_by_its_time_budget_shows_a_full_bar_that_says_so():
 
 
 def test_moving_to_another_page_keeps_the_run_going(monkeypatch, tmp_path):
-    runs = make_env(monkeypatch, tmp_path)
+    runs = make_env(monkeypatch, tmp_path, VAE_LAB_MAX_EPOCHS=0)   # it trains until stopped
     at = open_app(PAGE)
     at.text_input(key="train.epochs").set_value("500")
     at.text_input(key="train.hidden").set_value("32")

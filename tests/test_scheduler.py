@@ -58,8 +58,8 @@ def test_the_queue_holds_jobs_beyond_the_limit_and_reports_their_place(sched):
     # A trains long enough (4,000 images an epoch) that it is still training when B's place is checked
     a = sched.submit("A", config(epochs=2, max_train=4000), "mnist5k")
     b = sched.submit("B", config(epochs=1), "mnist5k")
-    with pytest.raises(RuntimeError, match="already has a run"):
-        sched.submit("B", config(), "mnist5k")                 # one session, one job
+    with pytest.raises(RuntimeError, match="already have a run"):
+        sched.submit("B", config(), "mnist5k")                 # one person, one job
     wait(lambda: state(a) == "training", what="A training")
     assert state(b) == "queued" and sched.queue_position(b) == 1 and len(sched.running()) == 1
     wait(lambda: state(a) == "done", what="A done")

@@ -9,14 +9,31 @@
 - ``VAE_LAB_THREADS``: torch CPU threads of the web server (inference); default half the cores, at
   least 1.
 - ``VAE_LAB_MAX_JOBS``: training runs that train at once, each in its own process, per app server
-  (replica); more wait in a queue. Default: one per core. Measured on 2 cores with 15 sessions clicking:
-  p95 176 ms beside one job, 160 ms beside two (the jobs run at nice 10, the server keeps its core's
+  (replica); more wait in a queue. Default: one per core; ``deploy/replicas.sh N`` sets it to the cores divided
+  among the N replicas, so the machine as a whole trains one job per core. Measured on 2 cores with 15 sessions
+  clicking: p95 176 ms beside one job, 160 ms beside two (the jobs run at nice 10, the server keeps its core's
   share; README, "Serving a class").
 - ``VAE_LAB_JOB_THREADS``: torch threads of each training process; default 1.
 - ``VAE_LAB_JOB_NICE``: how much lower a training process's priority is than the server's; default 10.
 - ``VAE_LAB_TRAIN_LAUNCHER``: the command prefix that runs ``-m vae train ...`` for a job: empty (default)
   runs this Python; ``torchrun --standalone --nproc-per-node 2`` or ``srun -p gpu torchrun ...`` hand the
   job to those engines (the runs folder must then be shared storage).
+
+A class on one server (README, "Serving a class", the quotas table says why each default; 0 turns a limit
+off, except the first, which is at least 1):
+
+- ``VAE_LAB_JOBS_PER_PERSON``: runs one person may have queued or training at once, counted from the runs
+  folder's ``job.json`` owners (all their tabs, every replica); default 1, at least 1.
+- ``VAE_LAB_MAX_EPOCHS``: epochs of a run started in the app; default 200.
+- ``VAE_LAB_MAX_TIME_BUDGET_S``: the time budget of a run started in the app, seconds; a run started with the
+  budget off (0) gets this budget; default 300.
+- ``VAE_LAB_DISK_PER_PERSON_MB``: what one person's runs and uploads may hold; default 500.
+- ``VAE_LAB_SNAPSHOTS_KEPT``: epoch snapshots a run keeps (evenly spaced, first and last included) once its job
+  ends; default 20.
+- ``VAE_LAB_MIN_FREE_MB``: below this much free space on the runs folder's disk, new runs and uploads are
+  refused; default 2048.
+- ``VAE_LAB_TEACHER_PASSWORD``: unlocks teacher mode in the sidebar (stop, resume and delete any run; see who
+  owns what); unset or empty = no teacher mode.
 
 Read on every call (cheap), so a test can set them before starting the app.
 """
@@ -107,3 +124,39 @@ def budget():
     return Budget(max_params=_int("VAE_LAB_MAX_PARAMS", 16_000_000, 1), max_layers=_int("VAE_LAB_MAX_LAYERS", 8, 1),
                   max_width=_int("VAE_LAB_MAX_WIDTH", 4096, 1), max_latent=_int("VAE_LAB_MAX_LATENT", 128, 1),
                   max_prior_components=1000, setting="VAE_LAB_MAX")
+
+
+# ---------------------------------------------------------------------------------------------- a class's quotas
+
+def jobs_per_person() -> int:
+    return _int("VAE_LAB_JOBS_PER_PERSON", 1, 1)
+
+
+def max_epochs() -> int:
+    """0: only the core's own range."""
+    return _int("VAE_LAB_MAX_EPOCHS", 200, 0)
+
+
+def max_time_budget() -> float:
+    """Seconds; 0: no limit (a run may also have its budget off)."""
+    return _float("VAE_LAB_MAX_TIME_BUDGET_S", 300.0, 0.0)
+
+
+def disk_per_person() -> int:
+    """Bytes; 0: no limit."""
+    return int(_float("VAE_LAB_DISK_PER_PERSON_MB", 500.0, 0.0) * 2**20)
+
+
+def snapshots_kept() -> int:
+    """0: keep every snapshot."""
+    return _int("VAE_LAB_SNAPSHOTS_KEPT", 20, 0)
+
+
+def min_free_bytes() -> int:
+    """Bytes; 0: no floor."""
+    return int(_float("VAE_LAB_MIN_FREE_MB", 2048.0, 0.0) * 2**20)
+
+
+def teacher_password() -> str:
+    """The teacher's password ("" = no teacher mode)."""
+    return os.environ.get("VAE_LAB_TEACHER_PASSWORD", "")

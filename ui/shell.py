@@ -1,5 +1,5 @@
 """The parts every page shares: the server's one-time start-up, the sidebar (run picker, run upload,
-training status)."""
+training status, who you are and the teacher's lock)."""
 from __future__ import annotations
 
 import functools
@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from . import catalogue, compute, links, queue, settings, state, uploads
+from . import catalogue, compute, identity, links, queue, quotas, settings, state, uploads
 
 PAGE_TITLE = "VAE Lab"
 
@@ -82,6 +82,7 @@ def sidebar() -> None:
         _run_picker()
         _training_status()
         _run_upload()
+        identity.sidebar()
 
 
 def _run_picker() -> None:
@@ -108,7 +109,8 @@ def _run_picker() -> None:
                    f"{saved[0].name}.")
     s = catalogue.summary(active)
     if s.ok:
-        bits = [f"{s.latent_dim}-D latent", s.source or s.arch.upper(), f"data {s.data}"]
+        model = f"{s.source} (your code, vae.track)" if s.kind == "tracked" else s.arch.upper()
+        bits = [f"{s.latent_dim}-D latent", model] + ([] if s.kind == "tracked" else [f"data {s.data}"])
         if s.prior == "vamp":
             bits.insert(1, "VampPrior")
         if s.objective in ("btcvae", "factorvae"):
@@ -169,8 +171,11 @@ def _run_upload() -> None:
             accept_multiple_files=True, key=f"{state.APP_RUN_UPLOAD}.{n}")
         if files and st.button("Add this run", key=f"{state.APP_RUN_UPLOAD}.add.{n}", type="primary"):
             try:
+                uploads.check_run_size(sum(f.size for f in files))
+                quotas.before_upload(identity.person(), sum(f.size for f in files))
                 path = uploads.install_run([(f.name, f.getvalue()) for f in files])
-            except uploads.UploadError as e:
+                quotas.keep_upload(path, identity.person())
+            except (uploads.UploadError, quotas.QuotaError) as e:
                 st.session_state[state.APP_RUN_UPLOAD_RESULT] = ("error", f"Upload refused: {e}")
             else:
                 st.session_state[state.APP_RUN_UPLOAD_RESULT] = ("success", f"Added {path.name}; it is now active.")

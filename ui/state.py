@@ -21,6 +21,15 @@ LINK_TAKEN = "app.link_taken"                # URL parameters already applied th
 LINK_IGNORED = "app.link_ignored"            # [(page, line)] URL values that did not fit, shown on that page
 LINK_NOTICE = "app.link_notice"              # (container, page) of this script run, where those lines go
 
+# ---- app-wide: who is asking (ui/identity.py)
+WHO_TOKEN = "app.who_token"                  # this session's person token (from the browser's cookie, or made here)
+WHO_FROM_COOKIE = "app.who_from_cookie"      # the browser already keeps the token: no component needed
+WHO_COOKIE = "app.who_cookie"                # the component that stores the token in the browser
+WHO_PASSWORD = "app.teacher_password"        # the password box (emptied after each attempt)
+WHO_UNLOCK = "app.teacher_unlock"            # buttons
+WHO_LEAVE = "app.teacher_leave"
+WHO_MESSAGE = "app.teacher_message"          # ("ok" | "error", one line) after an attempt
+
 # ---- shared between pages
 SHARED_SAVED = "shared.saved_points"         # {run_key: [{"name", "z", "label"}]} saved on the Sliders page
 SHARED_ENDS = "shared.interp_ends"           # {run_key: {"A": {"z", "label"}, "B": {...}}} for the Latent map
@@ -29,6 +38,7 @@ SHARED_ENDS = "shared.interp_ends"           # {run_key: {"A": {"z", "label"}, "
 SCENARIO = "home.scenario"                   # the guided experiment set up (ui/scenarios.py)
 SCENARIO_AUTOSTART = "home.scenario_autostart"  # start it on the Train page's next run
 SCENARIO_BUTTON = "home.scenario_button"     # buttons: f"{SCENARIO_BUTTON}.{key}"
+SCENARIO_DONE = "home.scenario_done"         # run folders a two-run experiment has finished so far, in order
 
 # ---- Train
 TRAIN_DATA = "train.data"                    # built-in data set name, or UPLOAD_CHOICE
@@ -44,6 +54,8 @@ TRAIN_ACTIVATION = "train.activation"
 TRAIN_LIKELIHOOD = "train.likelihood"
 TRAIN_SIGMA = "train.gaussian_sigma"        # the Gaussian likelihood's fixed sigma
 TRAIN_BETA = "train.beta"
+TRAIN_OBJECTIVE = "train.objective"          # elbo | iwae | btcvae | factorvae (vae.config.TrainConfig.objective)
+TRAIN_TC_WEIGHT = "train.tc_weight"          # the total correlation's weight (btcvae, factorvae)
 TRAIN_WARMUP = "train.warmup"
 TRAIN_FREE_BITS = "train.free_bits"
 TRAIN_CONDITIONAL = "train.conditional"
@@ -62,6 +74,13 @@ TRAIN_RESUME = "train.resume"                # button (prefix, + run folder name
 TRAIN_WATCH = "train.watch"                  # button (prefix, + run folder name in the in-progress list)
 TRAIN_ERROR = "train.error"                  # one line from a refused Start
 TRAIN_SEEN_JOB = "train.seen_job"            # the run folder whose ending this session has already handled
+TRAIN_FOLLOWED = "train.followed_job"        # the run folder of this person's job this session last showed
+TRAIN_WATCHING = "train.watching"            # another person's run followed here, read-only
+TRAIN_UNWATCH = "train.unwatch"              # button: stop following it
+TRAIN_STOP_ANY = "train.stop_any"            # teacher's Stop buttons (prefix, + run folder name)
+TRAIN_DELETE = "train.delete"                # Delete popovers' confirm buttons (prefix, + run folder name)
+TRAIN_DROP_UPLOAD = "train.drop_upload"      # Delete buttons of data uploads (prefix, + upload folder name)
+TRAIN_NOTICE = "train.notice"                # ("success" | "error", one line) after a list's button
 
 # ---- Reconstructions
 RECON_SORT = "recon.sort"
@@ -155,6 +174,13 @@ SLIDERS_SAVE = "sliders.save"
 SLIDERS_TO_A = "sliders.to_a"
 SLIDERS_TO_B = "sliders.to_b"
 SLIDERS_CLEAR = "sliders.clear_saved"
+LIVE_SERVER = "live.server"                  # {panel key: {"frame"/"strip": (data id, payload) not yet sent, ...}}
+
+# ---- Dimensions
+DIMS_OTHER = "dims.other"                    # selectbox: the run shown beside the active one ("" = none)
+DIMS_LABEL = "dims.label"                    # a conditional run's class for the traversal strips
+DIMS_STRIPS = "dims.strips"                  # strip components: f"{DIMS_STRIPS}.{column}"
+DIMS_HEAT = "dims.heat"                      # heat maps: f"{DIMS_HEAT}.{column}"
 
 # ---- Generate
 GEN_N = "gen.n"
@@ -176,7 +202,8 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          MAP_LAYERS, MAP_DIR_TARGET, MAP_DIR_STRENGTH,
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
          INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
-         CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN, STEP_LOCK, DOC_HISTORY_ONLY, UC_TOP_N)
+         CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN, STEP_LOCK, DOC_HISTORY_ONLY, UC_TOP_N,
+         TRAIN_OBJECTIVE, TRAIN_TC_WEIGHT, DIMS_OTHER, DIMS_LABEL)
 
 
 def keep_widget_values() -> None:

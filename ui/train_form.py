@@ -6,10 +6,11 @@ on the screen. Here every number is a text box: Python sees exactly what was typ
 ``vae.config``'s dataclasses (the same checks a saved ``config.json`` goes through) and, while any field is
 wrong, Start stays disabled and one line names each wrong field and what it accepts.
 
-Defaults are the dataclasses' own (``TrainConfig().epochs`` ...). Accepted ranges are read from the
-dataclasses too: ``rule(field)`` builds the dataclass with a value no range allows and keeps the
-"must be ..." part of its one-line ``ConfigError``, so a range changed in ``vae/config.py`` shows here
-unchanged. Seed and the two image caps have no range in the core; their ranges here are the page's.
+Defaults, accepted ranges and help are the dataclasses' own, read as data from ``vae.config.settings_of``
+(``Setting.default``, ``lo``/``hi``, ``range_text()``, ``help``), so a range changed in ``vae/config.py`` shows
+here unchanged. Seed and the two image caps have no range in the core; their ranges here are the page's. The
+objective (ELBO, IWAE, beta-TCVAE, FactorVAE) is a choice from the core's own list; the settings that only some
+objectives take are checked together by the core (``objective_errors``), so Start stays disabled while they clash.
 """
 from __future__ import annotations
 
@@ -21,16 +22,25 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, TrainConfig
+from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, TrainConfig, settings_of
 
+from . import quotas
 from . import state as S
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+SETTINGS = {name: settings_of(cls) for name, cls in SECTIONS.items()}
 ARCHS = tuple(a for a in typing.get_args(Arch) if a != "foreign")   # foreign: a model logged with vae.track
 ACTIVATIONS = list(typing.get_args(Activation))
 LIKELIHOODS = list(typing.get_args(Likelihood))
 BATCH_SIZES = sorted({32, 64, 128, 256, 512, TrainConfig().batch_size})
 SEED_MAX = 2**31 - 1          # the core takes any int; the training loop derives others from it (seed * 1e6 ...)
+OBJECTIVES = list(SETTINGS["train"]["objective"].choices)
+OBJECTIVE_NAMES = {"elbo": "ELBO (a β-VAE when β ≠ 1)", "iwae": "IWAE", "btcvae": "β-TCVAE", "factorvae": "FactorVAE"}
+TC_OBJECTIVES = ("btcvae", "factorvae")            # the objectives that weigh a total correlation (tc_weight)
+# Built-in data sets the app does not train: the full dSprites grid is 737,280 images (about 3 GB in the web
+# server's memory while a page shows it); the command line trains it, and shapes32 is the same grid at 32 x 32.
+NOT_IN_APP = {"shapes": "the full shapes grid (737,280 images, about 3 GB in the server's memory) is trained from "
+                        "the command line (python -m vae train --data shapes); shapes32 is the same grid at 32×32"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ FIELDS = (
           "blurry."),
     Field(S.TRAIN_BETA, "β (KL weight)", "train", "beta", False,
           "1 is the ELBO; above 1 trades sharpness for a smoother latent space."),
+    Field(S.TRAIN_TC_WEIGHT, "TC weight", "train", "tc_weight", False),
     Field(S.TRAIN_WARMUP, "KL warm-up, epochs", "train", "warmup_epochs", False,
           "β ramps up from 0 over this many epochs."),
     Field(S.TRAIN_FREE_BITS, "Free bits, nats per dim", "train", "free_bits", False,
@@ -74,7 +85,12 @@ _DEFAULTS = {"seed": TrainConfig().seed, "max_train": 0, "max_test": 0}
 
 def default(f: Field) -> int | float:
     """The field's default: the core dataclass's own (the image caps: 0, all images)."""
-    return getattr(SECTIONS[f.section](), f.name) if f.section else _DEFAULTS[f.name]
+    return SETTINGS[f.section][f.name].default if f.section else _DEFAULTS[f.name]
+
+
+def help_of(f: Field) -> str:
+    """The field's help: the page's own words, else the core's (``Setting.help``)."""
+    return f.help or (SETTINGS[f.section][f.name].help if f.section else "")
 
 
 def fmt(value) -> str:
@@ -90,27 +106,23 @@ def _number(text: str) -> str:
 
 @functools.cache
 def rule(f: Field) -> str:
-    """What the field accepts, in words, e.g. "1 to 128" (read from the core's own check, see the module doc)."""
+    """What the field accepts, in words, e.g. "1 to 128" (the core's declared range, ``Setting.range_text``)."""
     if not f.section:
         return f.own_text
-    for probe in (-1, 10**12):
-        try:
-            SECTIONS[f.section](**{f.name: probe})
-        except ConfigError as e:
-            m = re.search(r"must be (.+?), got", str(e))
-            if m:
-                return _words(m.group(1))
-    return "any number"
+    return _words(SETTINGS[f.section][f.name].range_text()) or "any number"
 
 
 def _words(core: str) -> str:
     """The core's "1..128", "in (0, 10]", ">= 0", "0..604800 s" as "1 to 128", "above 0, up to 10", ..."""
     if m := re.fullmatch(r"(-?[\d.e+-]+)\.\.(-?[\d.e+-]+)( \w+)?", core):
         return f"{_number(m.group(1))} to {_number(m.group(2))}{m.group(3) or ''}"
-    if m := re.fullmatch(r"in \((-?[\d.e+-]+), (-?[\d.e+-]+)\]", core):
-        return f"above {m.group(1)}, up to {_number(m.group(2))}"
-    if m := re.fullmatch(r">= (-?[\d.e+-]+)", core):
-        return f"{m.group(1)} or more"
+    if m := re.fullmatch(r"in ([(\[])(-?[\d.e+-]+), (-?[\d.e+-]+)([)\]])( \w+)?", core):
+        lo = f"above {m.group(2)}" if m.group(1) == "(" else f"from {m.group(2)}"
+        hi = f"up to {_number(m.group(3))}" if m.group(4) == "]" else f"below {_number(m.group(3))}"
+        return f"{lo}, {hi}{m.group(5) or ''}"
+    if m := re.fullmatch(r"(>=|>|<=) (-?[\d.e+-]+)( \w+)?", core):
+        op, v, unit = m.group(1), _number(m.group(2)), m.group(3) or ""
+        return {">=": f"{v} or more", ">": f"above {v}", "<=": f"{v} or less"}[op] + unit
     return core
 
 
@@ -119,8 +131,8 @@ def parse(f: Field, text) -> int | float:
     and what it accepts."""
     raw = str(text if text is not None else "").strip()
     kind = "a whole number" if f.whole else "a number"
-    wrong = ValueError(f"{f.label} takes {kind} ({rule(f)}); got {raw!r}" if raw else
-                       f"{f.label} is empty; it takes {kind} ({rule(f)})")
+    wrong = ValueError(f"{f.label} takes {kind} ({accepted(f)}); got {raw!r}" if raw else
+                       f"{f.label} is empty; it takes {kind} ({accepted(f)})")
     try:
         value = float(raw.replace(",", "").replace("_", ""))
     except ValueError:
@@ -128,23 +140,48 @@ def parse(f: Field, text) -> int | float:
     if not math.isfinite(value) or (f.whole and not value.is_integer()):
         raise wrong
     value = int(value) if f.whole else value
-    if f.section:
-        try:
-            SECTIONS[f.section](**{f.name: value})
-        except ConfigError:
-            raise wrong from None
-    elif not f.own[0] <= value <= f.own[1]:
+    if not (SETTINGS[f.section][f.name].accepts(value) if f.section else f.own[0] <= value <= f.own[1]):
+        raise wrong
+    if value > (_server_limit(f) or math.inf):
         raise wrong
     return value
+
+
+def _server_limit(f: Field) -> float | None:
+    """This server's limit on a run's epochs or time budget (``ui.quotas``; settings read on every call)."""
+    return {"epochs": quotas.epochs_limit, "time_budget": quotas.time_limit}.get(f.name, lambda: None)()
+
+
+def accepted(f: Field) -> str:
+    """What the field accepts here: the core's range (``rule``), narrowed by the server's limits."""
+    cap = _server_limit(f) if f.section == "train" else None
+    if cap is None:
+        return rule(f)
+    if f.name == "time_budget":
+        return f"0 to {cap:g} s, this server's limit; 0 means {cap:g} s here"
+    return f"{SETTINGS['train'][f.name].lo:g} to {cap:,g}: this server's limit"
+
+
+def objective_errors(objective: str, numbers: dict) -> list[str]:
+    """What the core says about the objective with the other training numbers typed (IWAE takes no β, warm-up or
+    free bits; β-TCVAE and FactorVAE take no free bits): one line, or nothing when they go together."""
+    keys = ("beta", "warmup_epochs", "free_bits", "tc_weight")
+    try:
+        TrainConfig(objective=objective, **{k: numbers[k] for k in keys if k in numbers})
+    except ConfigError as e:
+        return [str(e)]
+    return []
 
 
 def init_state() -> None:
     """Each field starts at the core's default (once per session)."""
     for f in FIELDS:
         st.session_state.setdefault(f.key, fmt(default(f)))
+    if st.session_state.get(S.TRAIN_DATA) in NOT_IN_APP:      # set by a link or a button, not by the list
+        st.session_state[S.TRAIN_ERROR] = NOT_IN_APP[st.session_state.pop(S.TRAIN_DATA)]
     model, train = ModelConfig(), TrainConfig()
     for key, value in ((S.TRAIN_BATCH, train.batch_size), (S.TRAIN_ACTIVATION, model.activation),
-                       (S.TRAIN_LIKELIHOOD, model.likelihood)):
+                       (S.TRAIN_LIKELIHOOD, model.likelihood), (S.TRAIN_OBJECTIVE, train.objective)):
         st.session_state.setdefault(key, value)
 
 
@@ -157,12 +194,12 @@ def number(where, key: str) -> str:
     """Draw the text box of field ``key`` in ``where`` with what it accepts under it, in red when the typed text
     is not accepted. Returns the text."""
     f = BY_KEY[key]
-    text = where.text_input(f.label, key=f.key, help=f.help or None)
+    text = where.text_input(f.label, key=f.key, help=help_of(f) or None)
     try:
         parse(f, text)
-        where.caption(rule(f))
+        where.caption(accepted(f))
     except ValueError:
-        where.caption(f":red[{rule(f)}]")
+        where.caption(f":red[{accepted(f)}]")
     return text
 
 

@@ -27,6 +27,7 @@ def quick_settings() -> dict:
     30 epochs within ``QUICK_SECONDS`` (the guided experiments change a few of these)."""
     out = {f.key: train_form.default(f) for f in train_form.FIELDS}
     out.update({state.TRAIN_DATA: "mnist5k", state.TRAIN_ARCH: "MLP", state.TRAIN_LATENT: 2, state.TRAIN_EPOCHS: 30,
+                state.TRAIN_OBJECTIVE: DEFAULT_TRAIN.objective,
                 state.TRAIN_BUDGET: QUICK_SECONDS, state.TRAIN_HIDDEN: "", state.TRAIN_DECODER: "",
                 state.TRAIN_BATCH: DEFAULT_TRAIN.batch_size, state.TRAIN_CONDITIONAL: False,
                 state.TRAIN_LIKELIHOOD: ModelConfig().likelihood, state.TRAIN_ACTIVATION: ModelConfig().activation,
@@ -55,6 +56,8 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
     default) -> a validated RunConfig (raises ConfigError / ValueError with one line)."""
     arch = v["arch"]
     conditional = bool(v["conditional"])
+    if data_cfg.name in train_form.NOT_IN_APP:
+        raise ValueError(train_form.NOT_IN_APP[data_cfg.name])
     if conditional and not data.has_labels:
         raise ValueError("a conditional model needs labelled data; this data set has no labels")
     dm = ModelConfig()
@@ -72,6 +75,7 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
                         free_bits=float(v.get("free_bits", t.free_bits)), seed=int(v.get("seed", t.seed)),
                         binarize=bool(v.get("binarize", t.binarize)), threads=settings.torch_threads(),
                         time_budget=float(v.get("time_budget", t.time_budget)),
+                        objective=v.get("objective", t.objective), tc_weight=float(v.get("tc_weight", t.tc_weight)),
                         device="cpu", recon_every=max(5, min(50, steps_per_epoch // 3 or 1)))
     return RunConfig(model=model, train=train, data=data_cfg)
 
@@ -138,6 +142,13 @@ def dashboard(snap: dict) -> None:
     st.plotly_chart(charts.cached(("curves", key, last, len(snap["steps"]), len(epochs)),
                                  lambda: charts.curves(snap["steps"], epochs, spe)),
                     width="stretch", config=charts.NO_MODEBAR)
+    terms = charts.objective_terms(snap["steps"], epochs)
+    if terms:       # beta-TCVAE's KL split into MI, TC and dimension-wise KL; FactorVAE's TC and discriminator
+        name = train_form.OBJECTIVE_NAMES.get(cfg.train.objective, cfg.train.objective)
+        st.markdown(f"**The {name} objective's own terms**, each step and each epoch's mean")
+        st.plotly_chart(charts.cached(("terms", key, last, len(snap["steps"]), len(epochs), tuple(terms)),
+                                      lambda: charts.terms(snap["steps"], epochs, spe, terms)),
+                        width="stretch", config=charts.NO_MODEBAR)
     latest = epochs[-1] if epochs else None
     two_d = d == 2 and snap["latent"] is not None
     left, right = st.columns(2, gap="large")
@@ -189,11 +200,14 @@ def _kl(record: dict, key: str = "") -> None:
 def stop_job() -> None:
     job = queue.current_job()
     if job is not None:
-        job.stop()
+        try:
+            job.stop()
+        except OSError as e:          # not theirs (owners.NotYours), or the folder went away
+            st.session_state[state.TRAIN_ERROR] = str(e)
 
 
 def live() -> None:
-    """This session's running job: the Stop button, then the dashboard that polls the job.
+    """This person's running job: the Stop button, then the dashboard that polls the job.
 
     Stop is drawn by the page, not by the polling fragment, so it is not redrawn on every poll: inside the
     fragment, on a loaded machine, it once stayed unclickable for a minute in the browser test."""
@@ -249,48 +263,9 @@ def _sentence(text: str) -> str:
 
 
 def resume_job(run_dir: str) -> None:
+    """Resume's callback; a refusal (another tab resumed it first, a quota) is one line above the lists."""
     try:
         queue.resume(run_dir)
     except (RuntimeError, OSError) as e:
-        st.session_state[state.TRAIN_ERROR] = str(e)
+        st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {e}")
 
-
-def watch_job(run_dir: str) -> None:
-    queue.watch(run_dir)
-
-
-def others_panel(exclude: str | None = None) -> None:
-    """Other runs queued or training on this runs folder (other sessions', or ones a restarted server found):
-    compact, with Watch to follow one here (its dashboard and its Stop button)."""
-    runs = [(p, s) for p, s in queue.active_runs() if str(p) != exclude]
-    if not runs:
-        return
-    mine = queue.current_job()
-    busy = mine is not None and mine.running
-    with st.expander(f"Other runs in progress ({len(runs)})", icon=":material/groups:"):
-        for path, status in runs:
-            c1, c2 = st.columns([4, 1])
-            if status.get("state") == "running":
-                what = f"training, epoch {status.get('epoch_running') or status.get('epoch') or 1} of " \
-                       f"{status.get('epochs', '?')}"
-            else:
-                what = "waiting in the queue"
-            c1.markdown(f"**{path.name}** · {what}")
-            c2.button("Watch", key=f"{state.TRAIN_WATCH}.{path.name}", on_click=watch_job, args=(str(path),),
-                      icon=":material/visibility:", disabled=busy,
-                      help="Follow this run here, with its live charts and its Stop button.")
-
-
-def interrupted_panel(exclude: str | None = None) -> None:
-    """Runs whose training process ended before they did (a crash, a killed process, a server restart):
-    each with what was kept and a Resume button."""
-    runs = [(p, s) for p, s in queue.interrupted_runs() if str(p) != exclude]
-    if not runs:
-        return
-    with st.expander(f"Interrupted runs ({len(runs)})", icon=":material/pause_circle:", expanded=True):
-        for path, status in runs[:10]:
-            c1, c2 = st.columns([4, 1])
-            c1.markdown(f"**{path.name}** · {status.get('message') or 'interrupted'}")
-            c2.button("Resume", key=f"{state.TRAIN_RESUME}.{path.name}", on_click=resume_job, args=(str(path),),
-                      icon=":material/play_arrow:", disabled=queue.current_job() is not None
-                      and queue.current_job().running)

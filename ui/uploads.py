@@ -151,13 +151,17 @@ def _from_zip(name: str, blob: bytes) -> dict[str, bytes]:
     return out
 
 
+def check_run_size(total: int) -> None:
+    """Refuse a run upload of ``total`` bytes over the limit, before its files are read."""
+    if total > MAX_RUN_UPLOAD:
+        raise UploadError(f"{total:,} bytes uploaded, over the {MAX_RUN_UPLOAD >> 20} MB limit for a run")
+
+
 def collect_run_files(files: list[tuple[str, bytes]]) -> dict[str, bytes]:
     """Uploaded (name, bytes) pairs -> {model.safetensors, config.json[, metrics.json]: bytes}."""
     if not files:
         raise UploadError(f"no file; {RUN_ACCEPTED}")
-    total = sum(len(b) for _, b in files)
-    if total > MAX_RUN_UPLOAD:
-        raise UploadError(f"{total:,} bytes uploaded, over the {MAX_RUN_UPLOAD >> 20} MB limit for a run")
+    check_run_size(sum(len(b) for _, b in files))
     zips = [n for n, _ in files if n.lower().endswith(".zip")]
     if zips:
         if len(files) != 1:

@@ -36,7 +36,8 @@ def runs_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(browser, runs_dir):  # depends on browser so a missing Chromium skips before a server starts
-    env = {"VAE_LAB_RUNS_DIR": str(runs_dir), "VAE_LAB_HEARTBEAT_S": "2", "VAE_LAB_THREADS": "1"}
+    env = {"VAE_LAB_RUNS_DIR": str(runs_dir), "VAE_LAB_HEARTBEAT_S": "2", "VAE_LAB_THREADS": "1",
+           "VAE_LAB_MAX_EPOCHS": "0"}   # a run that trains until stopped needs more epochs than a class's limit
     with app_server(APP, env=env) as url:
         yield url
 

@@ -1,6 +1,7 @@
 """Training as queued jobs in Chromium: Start beyond the limit waits in the queue with its place, trains when
 a slot frees, Stop saves; and a server killed mid-training comes back to find its jobs (the live one still
-training, the dead one interrupted with a Resume button)."""
+training, the dead one interrupted with a Resume button for its owner). Each browser context is a person (its
+cookie); the servers run without a class's epoch limit, since these runs train until stopped."""
 from __future__ import annotations
 
 import os
@@ -22,6 +23,17 @@ MAIN_PROGRESS = "[data-testid='stMain'] [data-testid='stProgress']"
 def open_train(browser, url):
     page = new_page(browser, f"{url}/train", wait_for=PICKER)
     page.get_by_role("button", name="Start").wait_for()
+    settle(page)
+    return page
+
+
+def reopen_train(browser, url, person):
+    """The Train page in a new context holding ``person``'s cookies (``storage_state()`` of their old context)."""
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900}, storage_state=person)
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/train")
+    page.wait_for_selector(PICKER, state="attached")
     settle(page)
     return page
 
@@ -58,7 +70,7 @@ def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> None:
 
 def test_start_beyond_the_limit_queues_with_its_place_then_trains_and_stop_saves(browser, tmp_path):
     runs = tmp_path / "runs"
-    env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_MAX_JOBS": "1", "VAE_LAB_THREADS": "1"}
+    env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_MAX_JOBS": "1", "VAE_LAB_THREADS": "1", "VAE_LAB_MAX_EPOCHS": "0"}
     with app_server(APP, env=env) as url:
         a, b = open_train(browser, url), open_train(browser, url)
         start_long_run(a)
@@ -81,7 +93,7 @@ def test_start_beyond_the_limit_queues_with_its_place_then_trains_and_stop_saves
 
 def test_a_server_killed_mid_training_comes_back_to_its_jobs(browser, tmp_path):
     runs = tmp_path / "runs"
-    env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_MAX_JOBS": "2", "VAE_LAB_THREADS": "1"}
+    env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_MAX_JOBS": "2", "VAE_LAB_THREADS": "1", "VAE_LAB_MAX_EPOCHS": "0"}
     with app_server(APP, env=env) as url:
         pages = [open_train(browser, url), open_train(browser, url)]
         for page in pages:
@@ -92,12 +104,13 @@ def test_a_server_killed_mid_training_comes_back_to_its_jobs(browser, tmp_path):
         wait_for_epoch(dead, 1)
         os.kill(url.pid, signal.SIGKILL)                               # the server dies; its jobs do not
         os.kill(jobs.read_status(dead)["pid"], signal.SIGKILL)         # ... but one of them dies too
+        people = [page.context.storage_state() for page in pages]      # their browsers keep who they are
         for page in pages:
             page.context.close()
     time.sleep(0.5)
     assert jobs.is_alive(jobs.read_status(live))
     with app_server(APP, env=env) as url:
-        page = open_train(browser, url)
+        page = reopen_train(browser, url, people[1])                  # the dead job's owner comes back
         # the live job is listed as in progress; the dead one as interrupted, kept up to its last epoch
         expand(page, "Other runs in progress (1)")
         wait_text(page, "[data-testid='stMain']", live.name)
@@ -113,10 +126,10 @@ def test_a_server_killed_mid_training_comes_back_to_its_jobs(browser, tmp_path):
         page.get_by_role("button", name="Stop").click()
         wait_text(page, "[data-testid='stAlert']", "Stopped by request")
         assert jobs.read_status(dead)["state"] == "stopped"
-        # Watch follows the job the old server left running, and stops it
-        settle(page)
-        expand(page, "Other runs in progress (1)")
-        page.get_by_role("button", name="Watch").click()
+        assert page.locator(EXC).count() == 0
+        page.context.close()
+        # the live job's owner comes back to the job the old server left running, with its Stop button
+        page = reopen_train(browser, url, people[0])
         page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
         page.get_by_role("button", name="Stop").click()
         wait_text(page, "[data-testid='stAlert']", "Stopped by request")
