@@ -28,15 +28,23 @@ if not found:
     st.success("No problems found: KL per dimension, loss, gradients and reconstructions look healthy.")
     st.stop()
 commands = {f["code"]: U.command_text(f["command"]) for f in found if f.get("command")}
-st.caption(f"Each finding's command trains the suggested run from the command line; **{U.RUNS_DIR}** stands for the "
-           "app's runs folder (the server's `VAE_LAB_RUNS_DIR`, or `runs/` in its checkout), where the app lists it. "
-           "Start this run does the same here."
-           + (f" {U.DATA_DIR_MEANS}." if any(U.DATA_DIR in c for c in commands.values()) else ""))
+tracked = catalogue.is_tracked(run)
+if tracked:
+    st.caption(U.TRACKED_NO_START.format(name=run.config.tracked.source or "This model"))
+else:
+    st.caption(f"Each finding's command trains the suggested run from the command line; **{U.RUNS_DIR}** stands "
+               "for the app's runs folder (the server's `VAE_LAB_RUNS_DIR`, or `runs/` in its checkout), where the app "
+               "lists it. Start this run does the same here."
+               + (f" {U.DATA_DIR_MEANS}." if any(U.DATA_DIR in c for c in commands.values()) else ""))
 for f in found:
     icon = ":material/error:" if f["severity"] == "error" else ":material/warning:"
     with st.expander(f"{f['title']}", expanded=True, icon=icon):
         st.markdown(f"**{U.SEVERITY_WORDS.get(f['severity'], 'Note')}.** {f['advice']}")
         st.plotly_chart(U.evidence_figure(f), key=f"{S.DOC_CHART}.{f['code']}", width="stretch")
+        if tracked:
+            if f["in_your_loop"]:
+                st.markdown("**In your own loop, try:** " + "; ".join(f["in_your_loop"]) + ".")
+            continue
         st.markdown("**Change to try:** " + ", ".join(f"`{sec}.{k} = {v}`" for sec, ch in
                                                       f["suggested_changes"].items() for k, v in ch.items()))
         if f["code"] in commands:

@@ -16,6 +16,9 @@ if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
+if catalogue.is_tracked(run):
+    st.caption(f"{run.config.tracked.source or 'This model'} was logged with vae.track: its code holds no prior of "
+               "its own for VAE Lab to read, so z is drawn from N(0, I), the prior a VAE's KL term compares with.")
 names = catalogue.class_names(run)
 c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
 cls = None

@@ -47,7 +47,10 @@ if source == inside_view.TEST:
 elif source == inside_view.DRAW:
     if m.conditional:
         label = condition_on(c2)
-    if not draw_pad.supported(run.model, entry.key):
+    if catalogue.is_tracked(run):
+        st.info("Drawing encodes your strokes in the browser, and a model logged with vae.track encodes on the "
+                "server only: follow a test image or upload a picture.")
+    elif not draw_pad.supported(run.model, entry.key):
         st.warning("This run's encoder or decoder uses a layer the browser cannot run; upload a picture instead.")
     else:
         drawn = draw_pad.draw_pad(run.model, key=S.INSIDE_PAD, run_key=entry.key, label=label, class_names=names,
@@ -94,7 +97,7 @@ else:
     if source == inside_view.DRAW:
         st.button("Send this point to the Sliders", icon=":material/tune:", key=S.INSIDE_SEND,
                   on_click=inside_view.send_to_sliders, args=(entry.key, p.mu.tolist(), label))
-    st.html(inside_view.diagram(p, m, order))
+    st.html(inside_view.diagram(p, m, order, inside_view.parts(run)))
     st.caption(f"Following {what} with ε draw #{seed}. Dimensions are listed by their KL for this input, "
                f"most first ({min(len(order), inside_view.SHOWN_DIMS)} of {m.latent_dim} shown).")
 
@@ -103,7 +106,8 @@ else:
     for line in inside_view.formulas(p, m, order[0], float(run.model.sigma().mean())):
         st.latex(line)
     st.caption("The reconstruction term is a one-sample estimate at this z (as in training): resample ε and it "
-               "changes; the KL is exact, from μ and σ alone.")
+               "changes; the KL is exact, from μ and σ alone."
+               + (inside_view.tracked_terms(run.config.tracked.output, m) if catalogue.is_tracked(run) else ""))
 
     # ---- how unsure is the encoder
     enc = None if test is None else compute.encode(run.model, test, entry.key, str(dkey))

@@ -16,6 +16,10 @@ active = catalogue.active_run()
 if active is None:
     st.stop()
 entry, run = active
+if catalogue.is_tracked(run):
+    st.info(f"This page steps VAE Lab's own trainer; {run.config.tracked.source or 'this model'} was logged from "
+            "its own training loop with vae.track, which VAE Lab runs but does not train: pick a run VAE Lab trained.")
+    st.stop()
 got = stepper_view.data_for(run)
 if got is None:
     st.warning("This run's data set is not available here, so there is nothing to step on.")

@@ -40,7 +40,7 @@ def test_latent_map_interpolates_with_the_requested_number_of_frames(monkeypatch
     assert "Spherical: 7 frames from #3 (left) to #42 (right)" in caps
     assert [b.proto.label for b in at.get("download_button")] == [
         "GIF (linear)", "GIF (spherical)", "Run (.zip)", "Latent means (.csv)", "Map (.png)",
-        "Embedding Projector (.zip)"]
+        "Embedding Projector (.zip)", "Decoder for the browser (.json)"]
     assert any("python -m vae export" in t for t in texts(at.caption))
     # the 2-D demo also has the latent pad (a browser component: AppTest sees it, cannot run it)
     assert any(getattr(e, "key", None) == "map.pad" for e in at.main)

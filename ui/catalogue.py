@@ -19,7 +19,7 @@ from vae.safejson import load_json
 
 from . import settings, state
 
-DEMO_ORDER = ("mnist-2d", "mnist-16d", "mnist-cvae-2d")
+DEMO_ORDER = ("mnist-2d", "mnist-16d", "mnist-cvae-2d", "shapes32-tcvae-10d", "shapes32-vae-10d")
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,20 @@ def order_by_kl(run: Run) -> list[int]:
 
 def kl_per_dim(run: Run) -> list[float] | None:
     return run.metrics.kl_per_dim(run.config.model.latent_dim)
+
+
+def model_name(run: Run) -> str:
+    """What the run's model is, in a few words: "MLP VAE", "conv conditional VAE", or for a model logged with
+    ``vae.track`` its user's class ("ExamplesVAE, your code logged with vae.track")."""
+    m = run.config.model
+    if run.config.kind == "tracked":
+        return f"{run.config.tracked.source or 'a model'}, your code logged with vae.track"
+    return f"{m.arch.upper()} {'conditional ' if m.conditional else ''}VAE"
+
+
+def is_tracked(run: Run) -> bool:
+    """A model logged from its user's own training loop (``vae.track``): VAE Lab runs it, never trains it."""
+    return run.config.kind == "tracked"
 
 
 def class_names(run: Run) -> list[str] | None:

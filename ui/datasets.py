@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from vae import tracking
 from vae.config import DataConfig
 from vae.data import DataError, DataSplit, ImageData, list_datasets, load_dataset
 from vae.runs import Run
@@ -57,6 +58,8 @@ def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
     are None when nothing fits; the note says why.
     """
     m = run.config.model
+    if run.config.kind == "tracked":
+        return _tracked(run)
     key = DataKey.of(run.config.data)
     note = None
     try:
@@ -80,6 +83,32 @@ def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
     if m.conditional and (test.y is None or int(test.y.max()) >= m.num_classes):
         return None, None, "This conditional run needs labelled test images with its classes."
     return test, key, note
+
+
+def _tracked(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
+    """A tracked run (``vae.track``) was tested on its user's own images: those, read from its folder when it holds
+    them; else, for a 28x28 grey model, the built-in MNIST digits, said so; else none, said so."""
+    m = run.config.model
+    path = None if run.path is None else run.path / tracking.TEST_IMAGES
+    if path is not None and path.is_file():
+        try:
+            return (_read_tracked(str(run.path), path.stat().st_mtime, m.channels, m.image_size),
+                    DataKey(f"tracked:{run.path.name}"), None)
+        except (ValueError, OSError) as e:
+            return None, None, f"This run's test images cannot be read ({e})."
+    why = "This run was logged with vae.track and its folder holds no test images"
+    if (m.channels, m.image_size) == (1, 28):
+        try:
+            return load(DataKey("mnist5k")).test, DataKey("mnist5k"), f"{why}: showing the built-in MNIST test " \
+                "digits instead, not the images it was logged with."
+        except DataError:
+            pass
+    return None, None, f"{why}, and no built-in data set has its {m.channels}x{m.image_size}px images."
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _read_tracked(run_dir: str, mtime: float, channels: int, size: int) -> ImageData:
+    return tracking.read_test_images(run_dir, channels, size)
 
 
 def noted_test_images(run: Run) -> tuple[ImageData | None, DataKey | None]:

@@ -65,6 +65,55 @@ def resample() -> None:
     st.session_state[S.INSIDE_SEED] = int(st.session_state.get(S.INSIDE_SEED, 0)) + 1
 
 
+#: Operators that only move or reshape values: left out when a stored program's layers are named.
+PLUMBING = frozenset({"Reshape", "Flatten", "Shape", "Gather", "Constant", "ConstantOfShape", "Cast", "CastLike",
+                      "Unsqueeze", "Squeeze", "Concat", "Identity", "Split", "SplitToSequence", "SequenceAt", "Slice",
+                      "Range", "Expand", "Transpose", "Dropout"})
+#: What a tracked run's x-hat is, by what its decoder returns (``tracked.output``).
+XHAT = {"logits": "sigmoid of decode(z)", "probs": "decode(z): probabilities", "mean": "decode(z): the Gaussian mean"}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _program_layers(path: str, mtime: float) -> str:
+    """The computing operators of a stored ONNX program, most used first ("Gemm ×3, Relu ×2")."""
+    from collections import Counter
+
+    import onnx
+    with open(path, "rb") as f:
+        graph = onnx.load_model_from_string(f.read()).graph           # protobuf only: nothing is run
+    ops = Counter(n.op_type for n in graph.node if n.op_type not in PLUMBING)
+    return ", ".join(f"{op} ×{k}" if k > 1 else op for op, k in ops.most_common(4)) or "no layers"
+
+
+def parts(run) -> tuple[str, str, str]:
+    """(encoder line, decoder line, what x-hat is) for the diagram. A model logged with ``vae.track`` is named by
+    its class and the layers its stored programs compute, not by sizes VAE Lab does not know."""
+    m = run.config.model
+    if run.config.kind != "tracked":
+        return (*architecture(m), "decoded at z")
+    from pathlib import Path
+
+    from vae.foreign import DECODE, ENCODE
+    name, folder = run.config.tracked.source or "your model", Path(run.model.folder)
+    layers = []
+    for part in (ENCODE, DECODE):
+        try:
+            layers.append(_program_layers(str(folder / part), (folder / part).stat().st_mtime))
+        except (OSError, ValueError):
+            layers.append("a stored program")
+    return (f"{name}'s encode, stored as ONNX: {layers[0]}", f"{name}'s decode, stored as ONNX: {layers[1]}",
+            XHAT[run.config.tracked.output])
+
+
+def tracked_terms(output: str, m: ModelConfig) -> str:
+    """One sentence on how a tracked run's two loss terms follow from what its decoder returns."""
+    if output == "mean":
+        return (f" This model's decode returns a Gaussian mean, so x̂ is that mean and the reconstruction term is the "
+                f"Gaussian −log p(x | z) with the σ = {m.gaussian_sigma:g} it was logged with (vae.track's sigma=).")
+    what = "probabilities" if output == "probs" else "Bernoulli logits (x̂ is their sigmoid)"
+    return f" This model's decode returns {what}, so the reconstruction term is the Bernoulli −log p(x | z)."
+
+
 def architecture(m: ModelConfig) -> tuple[str, str]:
     """One line each for the encoder and the decoder, e.g. 'MLP 784 → 512 → 2×2'."""
     pixels = m.channels * m.image_size ** 2
@@ -89,12 +138,13 @@ def prior_name(m: ModelConfig) -> str:
     return "N(0, I)" if m.prior == "normal" else f"VampPrior, {m.prior_components} components"
 
 
-def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
+def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int],
+            described: tuple[str, str, str] | None = None) -> str:
     """The forward pass as one row of boxes with this input's numbers, and the two loss terms under it. The row is
     sized to fit the page's main column at 1,400 px with the sidebar open; narrower, it scrolls sideways rather than
-    wrapping its second half under the first."""
+    wrapping its second half under the first. ``described``: ``parts(run)`` (default: from ``m``)."""
     dims = order[:SHOWN_DIMS]
-    enc, dec = architecture(m)
+    enc, dec, xhat = described or (*architecture(m), "decoded at z")
     x_img = images.png_b64(images.one(p.x, target=112))
     xh_img = images.png_b64(images.one(p.x_hat, target=112))
     arrow = "<div class='arrow'>→</div>"
@@ -109,7 +159,7 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int]) -> str:
         _vector("z = μ + σ·ε", p.z, dims, "vae-inside-z"),
         f"<div class='box net'><b>decoder</b><div class='sub'>{html.escape(dec)}</div></div>",
         f"<div class='box img' data-testid='vae-inside-xhat'><b>x̂</b><img src='data:image/png;base64,{xh_img}'/>"
-        f"<div class='sub'>decoded at z</div></div>",
+        f"<div class='sub'>{html.escape(xhat)}</div></div>",
     ]
     losses = (
         f"<div class='loss' data-testid='vae-inside-recon'><b>reconstruction</b> −log p(x | z) = "

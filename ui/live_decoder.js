@@ -8,6 +8,18 @@
 //   state "value" = {z, label, data_id, browser, have}  (set when a drag / change ends;
 //   browser: false = cannot decode here, decode on the server; have: the spec id compiled)
 //
+// The server path (data.server: the decoder does not run in the browser; `spec` then holds
+// only the shapes): every move asks Python for a frame with the trigger "frame" = {z, label,
+// seq, nonce, data_id}; the answer comes back as data.frame = {z, label, px (base64 uint8
+// [S, S(, 3)]), seq, nonce} and is painted. One request is in flight at a time and at most
+// data.max_fps a second: a move while one is out only marks the panel dirty, and the newest z
+// goes when the answer lands, so stale positions are dropped, never queued. A frame with seq -1
+// (a full run's picture of the committed z) is painted only if it shows the z on the sliders.
+// A request made while slider d moves also asks for d's strip (strip_dim): when the decoder is
+// cheap, Python sends with the answer every position that slider can take (-range..range in its
+// own steps) with the other dimensions as they are, and until one of them changes the slider's
+// pictures are painted from the strip at once, with no round trip.
+//
 // Streamlit calls the default export again whenever `data` (compared as its JSON text) or
 // the theme changes, on the same parentElement (a ShadowRoot); it does NOT call it on a
 // rerun with identical data. So the mount is idempotent: it reuses the panel it built
@@ -121,7 +133,7 @@ function buildPanel(parentElement, data, cb) {
       const inp = el("input", { type: "range", min: -R, max: R, step, "data-dim": d, "aria-label": `z${d}` }, lab);
       inp.value = z[d];
       const out = el("span", { class: "vae-val", text: fmt(z[d]) }, lab);
-      inp.addEventListener("input", () => { z[d] = +inp.value; out.textContent = fmt(z[d]); schedule(P); });
+      inp.addEventListener("input", () => { z[d] = +inp.value; out.textContent = fmt(z[d]); P.moved = d; schedule(P); });
       inp.addEventListener("change", () => { z[d] = +inp.value; commit(P); });
       sliders.push({ d, inp, out });
     }
@@ -137,10 +149,104 @@ function buildPanel(parentElement, data, cb) {
 
   parentElement.appendChild(root);
 
-  const missing = data.force_fallback ? "forced for testing" : missingFeature();
-  if (missing) fallback(P, `this browser lacks ${missing}`); else compile(P);
+  if (data.server) startServer(P);
+  else {
+    const missing = data.force_fallback ? "forced for testing" : missingFeature();
+    if (missing) fallback(P, `this browser lacks ${missing}`); else compile(P);
+  }
   if (P.net) paint(P); else if (P.pad) drawPad(P);
   return P;
+}
+
+// ---------------------------------------------------------------------------------------
+// The server path
+
+function startServer(P) {
+  Object.assign(P, { server: true, nonce: Math.random().toString(36).slice(2, 12), seq: 0, painted: -1,
+                     out: new Map(), sentAt: -1e9, dirty: false, timer: null, requests: 0, rtt: [],
+                     strip: null, moved: null, fromStrip: 0 });
+  P.notice.hidden = false;
+  P.notice.textContent = P.data.notice;
+  P.canvas.hidden = false;
+  receive(P, P.data.frame);
+}
+
+// Ask for the picture of the z on the sliders now, unless data.in_flight requests are out or the last went less
+// than 1 / data.max_fps ago: then remember that the sliders moved (dirty) and ask when an answer lands or the gap
+// has passed. An answer cancels every older request still out (their pictures would be stale).
+function request(P) {
+  const now = performance.now();
+  if (P.out.size >= (P.data.in_flight || 1)) { P.dirty = true; return; }
+  const wait = 1000 / (P.data.max_fps || 30) - (now - P.sentAt);
+  if (wait > 0) {
+    P.dirty = true;
+    if (!P.timer) P.timer = setTimeout(() => { P.timer = null; if (P.dirty) request(P); }, wait);
+    return;
+  }
+  P.dirty = false;
+  const seq = (P.seq += 1);
+  P.sentAt = now; P.requests += 1;
+  // an answer that never comes (a lost trigger) frees its place after data.timeout_ms
+  const watch = setTimeout(() => { if (P.out.delete(seq)) request(P); }, P.data.timeout_ms || 2000);
+  P.out.set(seq, { at: now, watch });
+  P.cb.setTriggerValue("frame", { z: Array.from(P.z), label: P.label ?? null, seq, nonce: P.nonce,
+                                  data_id: P.data.data_id, strip_dim: P.pad ? null : (P.moved ?? null) });
+}
+
+// The picture of the z on the sliders from the strip of the slider that moved, if the strip holds it: the same
+// other dimensions and label, and a value on the strip's grid (a range input only takes those). True if painted.
+function fromStrip(P) {
+  const t = P.strip, d = P.moved;
+  if (!t || d !== t.dim || (P.label ?? null) !== t.label) return false;
+  for (let i = 0; i < P.z.length; i++) if (i !== d && P.z[i] !== t.base[i]) return false;
+  const k = Math.round((P.z[d] - t.lo) / t.step);
+  if (k < 0 || k >= t.n || Math.abs(t.lo + k * t.step - P.z[d]) > 1e-6 * t.step) return false;
+  paintBytes(P, t.px, k * P.S * P.S * P.C);
+  P.fromStrip += 1;
+  return true;
+}
+
+function takeStrip(P, t) {
+  if (!t || typeof t.px !== "string") return;
+  const bin = atob(t.px), px = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) px[i] = bin.charCodeAt(i);
+  P.strip = { dim: t.dim, label: t.label ?? null, base: t.base, lo: t.lo, step: t.step, n: t.n, px };
+}                                   // (painted by receive(), with the answer it came with)
+
+function paintBytes(P, px, offset) {
+  const d = P.img.data, C = P.C, n = P.S * P.S;
+  for (let p = 0; p < n; p++) {
+    const r = px[offset + p * C];
+    d[4 * p] = r;
+    d[4 * p + 1] = C === 3 ? px[offset + p * C + 1] : r;
+    d[4 * p + 2] = C === 3 ? px[offset + p * C + 2] : r;
+    d[4 * p + 3] = 255;
+  }
+  blit(P);
+}
+
+const sameZ = (f, P) => Array.isArray(f.z) && f.z.length === P.z.length
+  && f.z.every((v, i) => Math.abs(v - P.z[i]) < 1e-9) && (f.label ?? null) === (P.label ?? null);
+
+function receive(P, f) {
+  if (!f || typeof f.px !== "string") return;
+  const answer = f.seq >= 0 && f.nonce === P.nonce;
+  if (answer) {
+    if (f.seq <= P.painted) return;
+    const mine = P.out.get(f.seq);
+    if (mine) { P.rtt.push(performance.now() - mine.at); if (P.rtt.length > 500) P.rtt.shift(); }
+    for (const [seq, r] of P.out) if (seq <= f.seq) { clearTimeout(r.watch); P.out.delete(seq); }
+  } else if (!sameZ(f, P)) { // a full run's picture of another z: ask for the one on the sliders
+    request(P);
+    return;
+  }
+  const bin = atob(f.px), px = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) px[i] = bin.charCodeAt(i);
+  if (answer) P.painted = f.seq;
+  const stripped = fromStrip(P); // a strip that arrived with this answer may hold the sliders' newest z
+  if (!stripped) paintBytes(P, px, 0);
+  if (P.dirty && !stripped) request(P); // the sliders moved on while this frame was out
+  else P.dirty = false;
 }
 
 // Python sends the weights until a committed value says this page holds them ("have"),
@@ -180,6 +286,7 @@ function syncSliders(P) {
 }
 
 function schedule(P) {
+  if (P.server) { if (!fromStrip(P)) request(P); if (P.pad) drawPad(P); return; }
   if (!P.net) { if (P.pad) drawPad(P); return; }
   if (P.pending) return;
   P.pending = true;
@@ -195,6 +302,10 @@ function paint(P) {
     d[4 * p + 2] = C === 3 ? px[p * C + 2] * 255 : r;
     d[4 * p + 3] = 255;
   }
+  blit(P);
+}
+
+function blit(P) { // the S x S picture in P.img onto the visible canvas, scaled nearest-neighbour
   P.sctx.putImageData(P.img, 0, 0);
   P.ctx.imageSmoothingEnabled = false;
   P.ctx.drawImage(P.small, 0, 0, P.canvas.width, P.canvas.height);
@@ -240,18 +351,23 @@ function hook(P) {
   return {
     frames: () => P.frames,
     live: () => !!P.net,
+    server: () => !!P.server,
+    requests: () => P.requests || 0,
+    fromStrip: () => P.fromStrip || 0, // pictures painted from a slider's strip (no round trip)
+    roundTrips: () => (P.rtt || []).slice(), // ms from each answered request to its picture arriving
     z: () => Array.from(P.z),
     label: () => P.label ?? null,
     decode(zs, label) {
       for (let i = 0; i < P.z.length; i++) P.z[i] = zs[i];
       if (label !== undefined && label !== null && P.select) { P.label = label; P.select.value = String(label); }
       syncSliders(P);
+      if (P.server) { schedule(P); return null; } // the answer is painted when it comes back
       if (!P.net) return null;
       paint(P);
       return this.read();
     },
     read() {
-      if (!P.net) return null;
+      if (!P.net && !P.server) return null;
       const S = P.S, k = P.scale, all = P.ctx.getImageData(0, 0, S * k, S * k).data, rgba = new Array(S * S * 4);
       const c = k >> 1;
       for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
@@ -269,13 +385,14 @@ function hook(P) {
 }
 
 const sameLayout = (a, b) => {
-  const strip = d => JSON.stringify({ ...d, spec: d.spec && d.spec.id, z0: null, label0: null, data_id: null });
+  const strip = d => JSON.stringify({ ...d, spec: d.spec && (d.spec.id ?? d.spec), z0: null, label0: null,
+                                       data_id: null, frame: null });
   return strip(a) === strip(b);
 };
 
 export default function (args) {
-  const { data, parentElement, setStateValue } = args;
-  const cb = { setStateValue };
+  const { data, parentElement, setStateValue, setTriggerValue } = args;
+  const cb = { setStateValue, setTriggerValue };
   let P = PANELS.get(parentElement);
   if (P && P.root.isConnected && sameLayout(P.data, data)) {
     // theme change or new z0 for the same decoder and layout: keep the DOM
@@ -284,13 +401,14 @@ export default function (args) {
     const z0Changed = JSON.stringify(P.data.z0) !== JSON.stringify(data.z0) || P.data.label0 !== data.label0;
     P.data = data;
     const hadNet = !!P.net;
-    if (!P.net && !P.failed) compile(P);
+    if (!P.net && !P.failed && !P.server) compile(P);
     if (z0Changed) {
       P.z0 = Float64Array.from(data.z0); P.z.set(P.z0); P.path.length = 0;
       if (P.select) { P.select.value = String(data.label0 ?? 0); P.label = +P.select.value; }
       syncSliders(P);
     }
     // the weights -> header switch after a commit changes nothing visible: no repaint
+    if (P.server) receive(P, data.frame);
     if (z0Changed || (P.net && !hadNet)) schedule(P); else if (P.pad) drawPad(P);
   } else {
     if (P) P.root.remove();
@@ -301,6 +419,10 @@ export default function (args) {
   window.__vaeLab = window.__vaeLab || { panel: k => (BY_KEY.has(k) ? hook(BY_KEY.get(k)) : null) };
   window.__vaeLab.panel = k => (BY_KEY.has(k) ? hook(BY_KEY.get(k)) : null);
   window.__vaeLab.keys = () => [...BY_KEY.keys()];
+  window.__vaeLab.deliver = (key, f, strip) => {
+    const Q = BY_KEY.get(key);
+    if (Q && Q.server) { if (strip && strip.nonce === Q.nonce) takeStrip(Q, strip); if (f) receive(Q, f); }
+  };
   window.__vaeDecode = (zs, label, key) => hook(BY_KEY.get(key ?? [...BY_KEY.keys()].pop())).decode(zs, label);
   return () => { if (BY_KEY.get(data.key) === P) BY_KEY.delete(data.key); PANELS.delete(parentElement); };
 }

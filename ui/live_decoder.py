@@ -22,24 +22,53 @@ with the 32-D conv decoder: 4.5 MB of spec):
   again (a commit with ``have: null``) if it gets a header it cannot resolve.
 - Changing ``z0``/``order``/... changes ``data``: the panel restarts from ``z0``.
 
-When the decoder cannot run in the browser, there are two fallbacks, each announced in
-one line: Python refuses the model before sending it (``UnsupportedForBrowser``) and
-renders a stock ``st.slider`` per dimension and a server-decoded ``st.image``; or the
-browser lacks something (Canvas, Float32Array) or refuses the spec, and the panel keeps
-its sliders but the image is decoded here after each release.
+A tracked run's decoder (``vae.foreign.ForeignVAE``, a stored ONNX program) goes to the
+browser the same way when ``vae.onnx_spec`` translates it into the spec.
+
+When the decoder cannot run in the browser (``UnsupportedForBrowser``: a conv decoder with
+normalisation or upsampling, say), the same panel decodes on the server WHILE dragging, said
+in one line with the reason. A stock widget would wait for the release; instead the panel
+runs inside ``st.fragment`` and, on every move, sends the latest z as a trigger value
+(``setTriggerValue("frame", ...)``): a trigger reruns only the fragment, whose callback
+decodes that z and hands the pixels back as raw bytes (base64; no media file to fetch) in the
+data of a second, tiny component, and the browser paints them. The browser keeps one request in flight and at most
+``SERVER_MAX_FPS`` a second, sending only the newest z when an answer arrives, so a slow
+round trip drops stale positions instead of queueing them; a request unanswered after
+``SERVER_TIMEOUT_MS`` is given up. Releasing commits the value; the fragment notices it and
+reruns the whole page (``st.rerun(scope="app")``), as the in-browser panel's commit does. Measured in Chromium against
+the app as ``./run.sh app`` serves it: README, "Debug your own VAE" (bench/server_slider.py).
+
+Dragging one slider, the other dimensions stay put, and a range input only takes the values of its grid (range / 300
+apart). So the first request of a drag also asks for that slider's strip: every position it can take, decoded in
+one batch and sent once with the answer; the browser then paints each position from the strip with no round trip
+until another dimension (or the class) changes. A strip is sent only when it pays: its pictures within
+``STRIP_MAX_BYTES`` and its decode, timed once per run, within ``STRIP_MAX_MS`` (the 28x28 MLPs: 471 KB, 33-72 ms
+on a loaded 2-core machine); otherwise, and on the pad, every picture is a round trip.
+
+If the browser itself lacks something (Canvas, Float32Array) or refuses the spec, the
+panel keeps its sliders and the image is decoded here after each release.
+
+``VAE_LAB_SERVER_DECODE=1`` in the server's environment sends every panel down the server
+path, ``=frames`` also without slider strips (testing and benchmarking aids: the paths side by
+side on one model).
 """
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import streamlit as st
 
-from vae.export import UnsupportedForBrowser, decoder_spec, numpy_decode
+from vae.export import decoder_spec, numpy_decode
+
+from . import state
 
 _JS = "\n".join((Path(__file__).with_name(name)).read_text(encoding="utf-8") for name in ("nn.js", "live_decoder.js"))
 
@@ -73,28 +102,70 @@ _CSS = """
 """
 
 _COMPONENT = st.components.v2.component("vae_lab_latent_panel", js=_JS, css=_CSS)
+# The server path's answers travel in a second, tiny component: an element's message carries the component's JS
+# (30 KB here), so a frame inside the panel's own data would resend all of it with every picture; the panel's
+# message then stays identical from frame to frame and Streamlit's message cache sends a reference to it.
+_FRAME_JS = """export default function ({ data }) {
+  const lab = window.__vaeLab;
+  if (data && (data.frame || data.strip) && lab && lab.deliver) lab.deliver(data.key, data.frame, data.strip);
+}"""
+_FRAMES = st.components.v2.component("vae_lab_server_frame", js=_FRAME_JS)
+
+
+SERVER_MAX_FPS = 30        # the browser asks for at most this many pictures a second: a drag then costs the server
+                           # at most 30 fragment runs a second (README, "Debug your own VAE": the measured cost)
+SERVER_TIMEOUT_MS = 2000   # a frame request unanswered this long is given up and the newest z asked for again
+SERVER_IN_FLIGHT = 1       # requests out at once: with two, each new trigger preempted the fragment run in progress
+                           # (Streamlit coalesces reruns) and fewer pictures arrived (bench/server_slider.py)
+SLIDER_STEPS = 300         # a slider's step is range / 300 (live_decoder.js): 601 positions from -range to range
+STRIP_MAX_MS = 100.0       # a slider's strip (all its positions, decoded at once) is sent when it decodes within this:
+                           # less than the round trips of a one-second drag cost the server (README: measured)
+STRIP_MAX_BYTES = 1 << 20  # ... and its pictures take at most this many bytes (601 x 28 x 28 grey: 471 KB)
+
+
+def browser_spec(model) -> dict:
+    """The in-browser spec of a model's decoder: VAE Lab's own (``vae.export``) or a tracked run's stored ONNX
+    decoder translated (``vae.onnx_spec``); ``UnsupportedForBrowser`` (one line) when the browser cannot run it."""
+    if getattr(getattr(model, "cfg", None), "arch", None) == "foreign":
+        from vae.onnx_spec import foreign_decoder_spec
+        return foreign_decoder_spec(model)
+    return decoder_spec(model)
+
+
+def _try_spec(model) -> tuple[dict | None, str | None]:
+    try:
+        return browser_spec(model), None
+    except ValueError as e:             # UnsupportedForBrowser, or a stored program that does not translate
+        return None, str(e)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _cached_spec(run_key: str, _model) -> tuple[dict | None, str | None]:
     """Build the spec once per run; the spec is shared, never mutated."""
-    try:
-        return decoder_spec(_model), None
-    except UnsupportedForBrowser as e:
-        return None, str(e)
+    return _try_spec(_model)
 
 
-def _spec_of(spec_or_model, run_key: str | None) -> tuple[dict | None, str | None]:
+def cached_spec(run_key: str, model) -> tuple[dict | None, str | None]:
+    """(the run's browser spec, None) or (None, why it has none), built once per run."""
+    return _cached_spec(run_key, model)
+
+
+def spec_of(spec_or_model, run_key: str | None) -> tuple[dict | None, str | None]:
+    """(the in-browser decoder's spec, None) for a spec or a model (cached per run key), or (None, why the browser
+    cannot decode it): the Sliders panel and the Dimensions page's strips share it."""
     if isinstance(spec_or_model, dict):
         if spec_or_model.get("version") != 1:
             return None, f"spec version {spec_or_model.get('version')!r} is not 1"
         return spec_or_model, None
     if run_key is not None:
         return _cached_spec(run_key, spec_or_model)
-    try:
-        return decoder_spec(spec_or_model), None
-    except UnsupportedForBrowser as e:
-        return None, str(e)
+    return _try_spec(spec_or_model)
+
+
+def _forced_server() -> str | None:
+    """``VAE_LAB_SERVER_DECODE``: "1" sends every panel down the server path, "frames" too without slider strips."""
+    v = os.environ.get("VAE_LAB_SERVER_DECODE", "").strip().lower()
+    return "frames" if v == "frames" else ("strips" if v in ("1", "true", "yes") else None)
 
 
 def _latent_dim(spec_or_model) -> int:
@@ -154,11 +225,13 @@ def latent_panel(spec_or_model, *, key: str, mode: Literal["sliders", "pad"] = "
                  order: list[int] | None = None, z0: list[float] | None = None, label: int | None = None,
                  class_names: list[str] | None = None, pad_background: dict | None = None,
                  slider_range: float = 3.0, image_px: int = 224, height: int | Literal["content"] = "content",
-                 run_key: str | None = None, force_fallback: Literal["server", "browser"] | None = None):
+                 run_key: str | None = None, force_fallback: Literal["server", "browser"] | None = None,
+                 strips: bool = True):
     """Latent controls whose decoded image follows every slider / pad move.
 
-    spec_or_model: a ``vae.models.VAE`` (its decoder is exported once per ``run_key``) or a
-        spec from ``vae.export.decoder_spec``.
+    spec_or_model: a ``vae.models.VAE`` or a tracked run's ``vae.foreign.ForeignVAE`` (its decoder is
+        exported once per ``run_key``, or decoded on the server when it cannot be), or a spec from
+        ``vae.export.decoder_spec``.
     key: widget key (also names the panel for the test hook ``window.__vaeLab.panel(key)``).
     mode: "sliders" (one slider per dim, in ``order``) or "pad" (drag a point over a 2-D
         area controlling dims ``order[0]`` (across) and ``order[1]`` (up)).
@@ -171,6 +244,8 @@ def latent_panel(spec_or_model, *, key: str, mode: Literal["sliders", "pad"] = "
         spec is rebuilt on every rerun (about 100 ms for the 4.5 MB 32-D conv decoder).
     force_fallback: testing aid: "server" acts as if the model were unsupported, "browser"
         as if the browser could not decode.
+    strips: on the server path, send a moving slider's strip when it is cheap (module docstring); False: one
+        picture per round trip (testing aid).
 
     Returns the latest committed z: ``list[float]`` (D values), or for a conditional model
     ``{"z": [...], "label": int}``. Before the first release it is ``z0`` (and ``label``).
@@ -190,12 +265,18 @@ def latent_panel(spec_or_model, *, key: str, mode: Literal["sliders", "pad"] = "
     if class_names is not None and conditional:
         class_names = [str(c) for c in class_names][:k]
 
-    spec, reason = _spec_of(spec_or_model, run_key)
-    if force_fallback == "server":
-        spec, reason = None, "fallback forced for testing"
+    spec, reason = spec_of(spec_or_model, run_key)
+    forced = _forced_server() if spec is not None else None
+    if force_fallback == "server" or forced:
+        spec, reason = None, "the server path forced for testing"
+        strips = strips and forced != "frames"
     if spec is None:
-        return _server_panel(spec_or_model, reason or "unsupported", key=key, mode=mode, order=order, z0=z0,
-                             label0=label0, class_names=class_names, slider_range=slider_range, image_px=image_px)
+        layout = {"key": key, "mode": mode, "order": order, "z0": z0, "label0": label0, "class_names": class_names,
+                  "range": float(slider_range), "image_px": int(image_px), "pad_background": pad_background,
+                  "server": True, "max_fps": SERVER_MAX_FPS, "timeout_ms": SERVER_TIMEOUT_MS,
+                  "in_flight": SERVER_IN_FLIGHT, "strips": bool(strips),
+                  "notice": server_notice(reason or "unsupported"), "spec": _shape_header(spec_or_model, d, k)}
+        return _server_live(spec_or_model, layout, run_key or "", height)
 
     layout = {"key": key, "mode": mode, "order": order, "z0": z0, "label0": label0, "class_names": class_names,
               "range": float(slider_range), "image_px": int(image_px), "pad_background": pad_background,
@@ -233,40 +314,152 @@ def _noop() -> None:
     """State changes rerun the script; nothing else to do."""
 
 
-def _server_panel(spec_or_model, reason: str, *, key: str, mode: str, order: list[int], z0: list[float],
-                  label0: int | None, class_names, slider_range: float, image_px: int):
-    """Stock widgets + server decoding, for decoders the browser cannot run."""
-    st.caption(f"Live decoding is off ({reason}): the image is decoded on the server when you release a slider.")
-    dims = order[:2] if mode == "pad" else order
-    conditional = label0 is not None
-    z0_id = f"{key}:start"
-    fingerprint = json.dumps([z0, label0])
-    slider_keys = {dim: f"{key}:z{dim}" for dim in dims}
-    if st.session_state.get(z0_id) != fingerprint:  # new start point: forget the old slider values
-        for sk in slider_keys.values():
-            st.session_state.pop(sk, None)
-        st.session_state.pop(f"{key}:label", None)
-        st.session_state[z0_id] = fingerprint
+def server_notice(reason: str) -> str:
+    """The one line a panel decoded on the server shows: that it is, and why the browser cannot."""
+    return f"Decoded on the server while you drag: this decoder does not run in the browser ({reason})."
 
-    def reset() -> None:
-        for dim, sk in slider_keys.items():
-            st.session_state[sk] = z0[dim]
-        if conditional:
-            st.session_state[f"{key}:label"] = label0
 
-    left, right = st.columns([3, 2])
-    with left:
-        lab = label0
-        if conditional:
-            k = _num_classes(spec_or_model)
-            names = class_names or [str(i) for i in range(k)]
-            lab = st.selectbox("class", list(range(k)), index=label0, format_func=lambda i: names[i],
-                               key=f"{key}:label")
-        z = list(z0)
-        r = float(slider_range)
-        for dim, sk in slider_keys.items():
-            z[dim] = st.slider(f"z{dim}", -r, r, float(min(max(z0[dim], -r), r)), step=r / 300, key=sk)
-        st.button("Reset", key=f"{key}:reset", on_click=reset)
-    with right:
-        st.image(_upscale(server_decode(spec_or_model, z, lab), image_px), clamp=True)
+def _shape_header(spec_or_model, d: int, k: int) -> dict:
+    """What the browser needs to lay out the panel and paint server frames: no weights."""
+    if isinstance(spec_or_model, dict):
+        c, s = spec_or_model["channels"], spec_or_model["image_size"]
+    else:
+        c, s = spec_or_model.cfg.channels, spec_or_model.cfg.image_size
+    return {"id": None, "latent_dim": d, "channels": int(c), "image_size": int(s), "conditional": k > 0,
+            "num_classes": k}
+
+
+def frame(spec_or_model, z: list[float], label: int | None) -> dict:
+    """One z decoded here for the browser to paint: {"z", "label", "px": base64 of uint8 [S, S(, 3)]}."""
+    x = np.clip(np.round(server_decode(spec_or_model, z, label) * 255), 0, 255).astype(np.uint8)
+    return {"z": [float(v) for v in z], "label": label, "px": base64.b64encode(x.tobytes()).decode("ascii")}
+
+
+def pictures(spec_or_model, zs: np.ndarray, label: int | None) -> np.ndarray:
+    """Latents [N, D] decoded here: uint8 [N, S, S] (grey) or [N, S, S, 3]."""
+    if isinstance(spec_or_model, dict):
+        x = numpy_decode(spec_or_model, np.asarray(zs, np.float64), None if label is None else
+                         np.full(len(zs), label))
+    else:
+        from vae.latent import decode
+        x = decode(spec_or_model, np.asarray(zs, np.float32), None if label is None else np.full(len(zs), label))
+    x = np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.uint8)
+    return x[:, 0] if x.shape[1] == 1 else np.transpose(x, (0, 2, 3, 1))
+
+
+def strip_grid(slider_range: float) -> tuple[float, float, int]:
+    """(lowest value, step, positions) of a slider of ``slider_range`` (live_decoder.js's range input)."""
+    return -slider_range, slider_range / SLIDER_STEPS, 2 * SLIDER_STEPS + 1
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _strips_pay(run_key: str, _spec_or_model, slider_range: float) -> bool:
+    """Whether a whole slider's strip is cheap enough to send (bytes, and a timed decode of 64 latents scaled to
+    the strip's positions), decided once per run and range."""
+    import time
+    d, n = _latent_dim(_spec_or_model), strip_grid(slider_range)[2]
+    header = _shape_header(_spec_or_model, d, _num_classes(_spec_or_model))
+    if n * header["channels"] * header["image_size"] ** 2 > STRIP_MAX_BYTES:
+        return False
+    zs = np.random.default_rng(0).normal(size=(64, d)).astype(np.float32)
+    label = 0 if _num_classes(_spec_or_model) else None
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        pictures(_spec_or_model, zs, label)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000 * n / 64 <= STRIP_MAX_MS
+
+
+def _strip(spec_or_model, z: list[float], dim: int, label: int | None, slider_range: float) -> dict:
+    """Every position slider ``dim`` can take, the other dimensions at ``z``: {"dim", "label", "base", "lo", "step",
+    "n", "px": base64 of uint8 [n, S, S(, 3)]}."""
+    lo, step, n = strip_grid(slider_range)
+    zs = np.repeat(np.asarray([z], np.float64), n, axis=0)
+    zs[:, dim] = lo + step * np.arange(n)
+    return {"dim": dim, "label": label, "base": [float(v) for v in z], "lo": lo, "step": step, "n": n,
+            "px": base64.b64encode(pictures(spec_or_model, zs, label).tobytes()).decode("ascii")}
+
+
+def _answer(key: str, spec_or_model, data_id: str, run_key: str = "", slider_range: float | None = None) -> None:
+    """Trigger callback (before the fragment reruns): decode the z the browser asked for, and the moving slider's
+    strip when the browser asks for it and strips pay for this decoder."""
+    asked = st.session_state.get(key)
+    req = asked.get("frame") if hasattr(asked, "get") else None
+    if not (isinstance(req, dict) and req.get("data_id") == data_id and isinstance(req.get("seq"), int)):
+        return
+    z, lab = req.get("z"), req.get("label")
+    d, k = _latent_dim(spec_or_model), _num_classes(spec_or_model)
+    if not (isinstance(z, list) and len(z) == d and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                        for v in z)):
+        return
+    lab = lab if (k and isinstance(lab, int) and 0 <= lab < k) else (0 if k else None)
+    z = [float(v) for v in z]
+    answered = frame(spec_or_model, z, lab)
+    nonce = str(req.get("nonce", ""))[:40]
+    answered.update(seq=req["seq"], nonce=nonce)
+    slot = _slot(key)
+    slot["frame"] = (data_id, answered)
+    dim = req.get("strip_dim")
+    if slider_range is None or not (isinstance(dim, int) and 0 <= dim < d):
+        return
+    import time
+    asked = (nonce, dim, lab, tuple(v for i, v in enumerate(z) if i != dim))
+    last = slot.get("strip_sent")
+    if last and last[0] == asked and time.monotonic() - last[1] < 1.0:     # on its way already
+        return
+    if _strips_pay(run_key or f"id:{id(spec_or_model)}", spec_or_model, float(slider_range)):
+        slot["strip"] = (data_id, {**_strip(spec_or_model, z, dim, lab, float(slider_range)), "nonce": nonce})
+        slot["strip_sent"] = (asked, time.monotonic())
+
+
+def _slot(key: str) -> dict:
+    return st.session_state.setdefault(state.LIVE_SERVER, {}).setdefault(key, {})
+
+
+@st.fragment
+def _server_live(spec_or_model, layout: dict, run_key: str, height):
+    """The panel on the server path (module docstring): the component alone in a fragment, so a frame request
+    reruns this function only."""
+    key, d = layout["key"], layout["spec"]["latent_dim"]
+    conditional = layout["label0"] is not None
+    data_id = hashlib.blake2b(json.dumps([run_key, layout], sort_keys=True).encode(), digest_size=8).hexdigest()
+    prev = st.session_state.get(key)
+    prev = prev.get("value") if hasattr(prev, "get") else None
+    slot = _slot(key)
+    if prev != slot.get("seen"):
+        # a release reruns the page's fragment alone: the page must see the new value too (the value callback does
+        # not fire for a dict value in Streamlit 1.67, so the change is noticed here). A value gone (the widget's
+        # state is dropped while another page shows) is no release.
+        slot["seen"] = prev
+        if prev is not None:
+            st.rerun(scope="app")
+    z, lab = list(layout["z0"]), layout["label0"]
+    if isinstance(prev, dict) and prev.get("data_id") == data_id:
+        zs = prev.get("z")
+        if isinstance(zs, list) and len(zs) == d and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                         for v in zs):
+            z = [float(v) for v in zs]
+        if conditional and isinstance(prev.get("label"), int) and 0 <= prev["label"] < layout["spec"]["num_classes"]:
+            lab = prev["label"]
+    base = {**_base_frame(spec_or_model, run_key, tuple(z), lab), "seq": -1}     # the committed z's picture
+    _COMPONENT(key=key, data={**layout, "data_id": data_id, "frame": base}, default={"value": None}, height=height,
+               on_value_change=_noop, on_frame_change=functools.partial(
+                   _answer, key, spec_or_model, data_id, run_key, layout["range"] if layout["mode"] == "sliders"
+                   and layout["strips"] else None))
+    held, strip = slot.pop("frame", None), slot.pop("strip", None)     # this run's answer, sent once
+    _FRAMES(key=f"{key}.frame", data={"key": key, "frame": held[1] if held and held[0] == data_id else None,
+                                      "strip": strip[1] if strip and strip[0] == data_id else None}, height=0)
     return _result(z, lab, conditional)
+
+
+def _base_frame(spec_or_model, run_key: str, z: tuple[float, ...], label: int | None) -> dict:
+    """The frame of the committed z (shown on a full run), cached so that identical reruns send identical data."""
+    if not run_key:
+        return frame(spec_or_model, list(z), label)
+    return _cached_frame(run_key, spec_or_model, z, label)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_frame(run_key: str, _spec_or_model, z: tuple[float, ...], label: int | None) -> dict:
+    return frame(_spec_or_model, list(z), label)

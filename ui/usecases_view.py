@@ -20,6 +20,7 @@ from vae.cli.analyse import diagnose_run
 from vae.config import RunConfig
 from vae.evaluate import UNUSED_KL_NATS
 from vae.runs import Run
+from vae.usecases import doctor
 from vae.usecases.doctor import apply_changes
 from vae.usecases.plots import seed_sd
 
@@ -140,7 +141,72 @@ def figure(name: str) -> str | None:
 @st.cache_data(show_spinner="Examining the run…", max_entries=32)
 def findings(_run: Run, run_key: str, _test, data_key: str) -> list[dict]:
     """``vae.usecases.doctor.diagnose`` on the run's history (and its reconstructions of ``_test`` when given)."""
+    if _run.config.kind == "tracked":
+        return tracked_findings(_run, _test)
     return diagnose_run(_run, _test, f"{RUNS_DIR}/{_run.name}")
+
+
+def tracked_findings(run: Run, test) -> list[dict]:
+    """The Doctor on a model logged with ``vae.track``, from what its loop logged and what VAE Lab measured at each
+    log: collapse, KL blow-up and blur as for any run; NaNs from the figures its loop logged as NaN or Inf (there are
+    no step records); an error its loop stopped on. Each finding's changes are said in words for the user's own
+    loop (``in_your_loop``): VAE Lab's settings (its config's train section) are not what trained this model."""
+    epochs = run.metrics.history.epochs
+    found = [f for f in doctor.diagnose(run.metrics, run.config, model=None if test is None else run.model, test=test)
+             if f["code"] not in ("non_finite", "lr_too_high")]
+    x = [e.epoch for e in epochs]
+    bad = [e for e in epochs if e.nonfinite]
+    if bad:
+        names = sorted({n for e in bad for n in e.nonfinite})
+        found.insert(0, {
+            "code": "non_finite", "severity": "error", "title": f"The loop logged NaN or Inf: {', '.join(names)}",
+            "evidence": {"kind": "line", "x": x, "x_label": "epoch",
+                         "series": {n: [e.train.get(n) for e in epochs] for n in names},
+                         "facts": {"epochs": [e.epoch for e in bad], "figures": names}},
+            "advice": f"From epoch {bad[0].epoch} on, {', '.join(names)} came in as NaN or infinite (the gaps in "
+                      "the chart). Lower the learning rate and clip the gradients; check the log-variance is not "
+                      "exponentiated unbounded.",
+            "suggested_changes": {"train": {"lr": run.config.train.lr / 10, "grad_clip": 5.0}}})
+    elif run.metrics.status == "failed":
+        found.insert(0, {"code": "loop_failed", "severity": "warning", "title": "Its own training loop stopped on an "
+                         "error", "evidence": {"kind": "line", "x": x, "x_label": "epoch", "series": _test_series(
+                             epochs), "facts": {"message": run.metrics.message}},
+                         "advice": f"{run.metrics.message or 'The loop raised an exception'}; the run keeps what was "
+                                   "logged before it.", "suggested_changes": {}})
+    for f in found:
+        if f["code"] == "kl_explosion":          # the core's evidence is per step; this run has epochs only
+            f["evidence"] = {**f["evidence"], "x": x, "x_label": "epoch", "series": _test_series(epochs)}
+        f["command"] = None
+        f["in_your_loop"] = in_your_loop(f["suggested_changes"], run.config)
+    return found
+
+
+def _test_series(epochs) -> dict[str, list]:
+    return {"test_kl": [e.test.get("kl") for e in epochs], "test_recon": [e.test.get("recon") for e in epochs]}
+
+
+def in_your_loop(changes: dict[str, dict[str, Any]], config: RunConfig) -> list[str]:
+    """A finding's suggested changes as things to do in one's own training loop."""
+    t = changes.get("train", {})
+    m = changes.get("model", {})
+    words = []
+    if "beta" in t:
+        words.append(f"weigh the KL term by β = {t['beta']:g}")
+    if "warmup_epochs" in t:
+        words.append(f"a KL warm-up: its weight rising from 0 over the first {t['warmup_epochs']:g} epochs")
+    if t.get("free_bits"):
+        words.append(f"free bits: no KL cost for the first {t['free_bits']:g} nats of each latent dimension")
+    if "lr" in t and config.train.lr > 0:
+        words.append(f"a learning rate {config.train.lr / t['lr']:.0f}× lower")
+    if "grad_clip" in t:
+        words.append(f"clip the gradients' norm at {t['grad_clip']:g}")
+    if m.get("likelihood") == "bernoulli":
+        words.append("a Bernoulli likelihood (binary cross-entropy on pixels in [0, 1])")
+    if m.get("learn_sigma"):
+        words.append("learn the Gaussian's σ rather than fixing it")
+    if m.get("arch") == "conv":
+        words.append("a convolutional decoder")
+    return words
 
 
 SERIES_NAMES = {"kl_per_dim": "KL per dimension, nats", "test_recon": "reconstruction (test), nats",
@@ -175,6 +241,8 @@ def evidence_figure(f: dict) -> go.Figure:
     return fig
 
 
+TRACKED_NO_START = ("{name} trains in its own loop (logged with vae.track), so VAE Lab cannot start the suggested "
+                    "run: make the change in your code and log again.")
 SEVERITY_WORDS = {"error": "A problem", "warning": "Worth a look", "info": "Note"}
 
 
@@ -183,6 +251,8 @@ def start_fix(run: Run, f: dict) -> tuple[str, str]:
     from vae.data import DataError
 
     from . import datasets, queue
+    if run.config.kind == "tracked":
+        return "error", TRACKED_NO_START.format(name=run.config.tracked.source or "This model")
     job = queue.current_job()
     if job is not None and job.running:
         return "error", "A training run is already going in this session; stop it first (Train page)."

@@ -250,21 +250,49 @@ def test_pad_background_extent_and_order(browser, app_url):
     page.context.close()
 
 
-def test_server_fallback_shows_notice_and_stock_sliders(browser, app_url):
-    page = open_panel(browser, app_url, MLP_GREY, 0, fallback="server", wait_for="[data-testid='stSlider']")
-    notice = page.get_by_text("Live decoding is off")
+@pytest.mark.parametrize("strips", ["0", "1"], ids=["a-round-trip-a-picture", "strips-when-cheap"])
+def test_server_path_paints_while_dragging_and_commits(browser, app_url, strips):
+    """A decoder the browser cannot run: the same panel, said in one line, and the pictures come from the server
+    while the slider moves (before any release), each the one torch decodes for the z on the sliders: one round
+    trip a picture, or from the moving slider's strip when the server sends one."""
+    page = open_panel(browser, app_url, MLP_GREY, 0, fallback="server", strips=strips)
+    notice = page.get_by_text("Decoded on the server while you drag")
     notice.wait_for()
     assert "\n" not in notice.first.text_content().strip()
-    assert page.locator("[data-testid='stSlider']").count() == MLP_GREY["latent_dim"]
-    assert page.locator(IMG).count() == 0
-    img = page.locator("[data-testid='stImage'] img")
-    src = img.first.get_attribute("src")
-    # move the first stock slider with the keyboard: the value and a new image come back
-    page.locator("[data-testid='stSlider'] input[type=range]").first.focus()
-    page.keyboard.press("ArrowRight")
+    assert page.locator(SLIDERS).count() == MLP_GREY["latent_dim"]
+    hook = "window.__vaeLab.panel('panel')"
+    assert page.evaluate(f"{hook}.server()") and not page.evaluate(f"{hook}.live()")
+    before = frames(page)
+    # a drag: input events every 30 ms until two pictures came back (at most 30 s), and no change event yet
+    during = page.locator(SLIDERS).first.evaluate("""async (inp) => {
+        const hook = window.__vaeLab.panel('panel'), f0 = hook.frames(), t0 = performance.now();
+        for (let i = 0; hook.frames() - f0 < 2 && performance.now() - t0 < 30000; i++) {
+            inp.value = (0.05 * i) % 2.5; inp.dispatchEvent(new Event('input', {bubbles: true}));
+            await new Promise(r => setTimeout(r, 30));
+        }
+        return hook.frames() - f0; }""")
+    assert during >= 2, "no picture came back while the slider moved"
+    # stop on a value: the picture the server sends for it is what torch decodes there
+    page.locator(SLIDERS).first.evaluate("inp => { inp.value = 1.7; inp.dispatchEvent(new Event('input', "
+                                         "{bubbles: true})); }")
+    z = page.evaluate(f"{hook}.z()")
+    want = torch_pixels(MLP_GREY, 0, z) * 255
+    deadline = time.monotonic() + 30
+    while True:
+        got = painted(page.evaluate(f"{hook}.read()"))
+        if np.abs(got - want).max() <= 1.0 or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(100)
+    assert np.abs(got - want).max() <= 1.0, "the server's picture is not torch's for the z on the sliders"
+    assert frames(page) > before
+    if strips == "0":
+        assert page.evaluate(f"{hook}.fromStrip()") == 0 and page.evaluate(f"{hook}.requests()") >= 2
+    # release: the value returns to Python (the page reruns, not only the panel)
+    page.locator(SLIDERS).first.evaluate("inp => inp.dispatchEvent(new Event('change', {bubbles: true}))")
     page.wait_for_function(f"(() => {{ const t = document.querySelector(\"{COMMITTED}\"); "
-                           f"return t && JSON.parse(t.textContent)[0] > 0; }})()")
-    page.wait_for_function("(src) => document.querySelector(\"[data-testid='stImage'] img\").src !== src", arg=src)
+                           f"return t && Math.abs(JSON.parse(t.textContent)[0] - 1.7) < 1e-9; }})()")
+    assert committed(page) == pytest.approx(z, abs=1e-9)
+    assert not page.errors, page.errors
     page.context.close()
 
 

@@ -3,7 +3,8 @@
 Settings come from environment variables, overridden by query parameters of the same
 name in lower case without the prefix (``?cfg=...&seed=1&mode=pad``):
 VAE_TEST_CFG (ModelConfig fields as JSON), VAE_TEST_SEED, VAE_TEST_SCALE, VAE_TEST_MODE
-("sliders" | "pad"), VAE_TEST_FALLBACK ("" | "server" | "browser"), VAE_TEST_ORDER (JSON list),
+("sliders" | "pad"), VAE_TEST_FALLBACK ("" | "server" | "browser"), VAE_TEST_STRIPS ("0": the server path sends
+no slider strips), VAE_TEST_ORDER (JSON list),
 VAE_TEST_BG (non-empty: a gradient image under the pad, extent [-2, 2, -1, 3]).
 The committed value is written to ``<pre data-testid="vae-committed">`` as JSON.
 """
@@ -26,6 +27,7 @@ seed = int(setting("seed", "0"))
 scale = float(setting("scale", "3"))
 mode = setting("mode", "sliders")
 fallback = setting("fallback", "") or None
+strips = setting("strips", "1") != "0"
 order = json.loads(setting("order", "null"))
 background = None
 if setting("bg", ""):  # a 64x64 gradient PNG under the pad, over extent [-2, 2, -1, 3]
@@ -52,7 +54,8 @@ st.session_state["runs"] = st.session_state.get("runs", 0) + 1
 names = [f"class {i}" for i in range(model.cfg.num_classes)] if model.cfg.conditional else None
 t0 = time.perf_counter()
 value = latent_panel(model, key="panel", mode=mode, order=order, class_names=names,
-                     pad_background=background, run_key=f"{cfg}|{seed}|{scale}", force_fallback=fallback)
+                     pad_background=background, run_key=f"{cfg}|{seed}|{scale}", force_fallback=fallback,
+                     strips=strips)
 panel_ms = (time.perf_counter() - t0) * 1000
 st.html(f'<pre data-testid="vae-committed">{json.dumps(value)}</pre>'
         f'<pre data-testid="vae-runs">{st.session_state["runs"]}</pre>'
