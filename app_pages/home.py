@@ -18,13 +18,22 @@ st.markdown(
 st.subheader("Guided experiments", divider="gray")
 st.caption(f"One click sets up a short run ({train_panel.QUICK_SECONDS} s on MNIST digits) that shows a classic "
            "failure or its cure, and starts it on the Train page; the Doctor gives its verdict when it ends.")
-for col, sc in zip(st.columns(len(scenarios.SCENARIOS)), scenarios.SCENARIOS):
+quick = [sc for sc in scenarios.SCENARIOS if sc.then is None]
+for col, sc in zip(st.columns(len(quick)), quick):
     with col:
         st.markdown(f"**{sc.title}**")
         st.caption(sc.look_for)
         if st.button("Set up and start", key=f"{S.SCENARIO_BUTTON}.{sc.key}", on_click=scenarios.set_up,
                      args=(sc.key,), icon=":material/play_circle:"):
             st.switch_page("app_pages/train.py")
+for sc in (sc for sc in scenarios.SCENARIOS if sc.then is not None):    # two runs, one after the other
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.markdown(f"**{sc.title}** · two runs of {scenarios.DIMS_SECONDS} s, one after the other, ending with their "
+                "heat maps side by side")
+    c1.caption(sc.look_for)
+    if c2.button("Set up and start", key=f"{S.SCENARIO_BUTTON}.{sc.key}", on_click=scenarios.set_up,
+                 args=(sc.key,), icon=":material/play_circle:"):
+        st.switch_page("app_pages/train.py")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -39,8 +48,7 @@ with right:
         entry, run = active
         m = run.config.model
         st.subheader("Active run")
-        st.markdown(f"**{entry.name}** · {m.latent_dim}-D latent · {m.arch.upper()} "
-                    f"{'conditional ' if m.conditional else ''}VAE")
+        st.markdown(f"**{entry.name}** · {m.latent_dim}-D latent · {catalogue.model_name(run)}")
         label = 0 if m.conditional else None
         if m.latent_dim >= 2:
             dims = (0, 1) if m.latent_dim == 2 else tuple(catalogue.order_by_kl(run)[:2])

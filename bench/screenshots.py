@@ -4,7 +4,10 @@
     python bench/screenshots.py --dark --out /tmp/shots
 
 Uses the demo runs (the 2-D demo is active at start); the Train page is shot after a short
-training run (quick demo settings) so its charts show. Runs go to a temporary folder.
+training run (quick demo settings) so its charts show; the Dimensions page shows the shapes32 beta-TCVAE demo with
+the plain VAE demo beside it, in a window tall enough for the whole page; foreign_map is the Latent map of the
+pytorch/examples VAE trained by its own loop and logged with vae.track (the README's "Debug your own VAE"). Runs go
+to a temporary folder.
 Prints one JSON object: {"files": [...]}.
 """
 from __future__ import annotations
@@ -18,9 +21,13 @@ import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 
 from labkit.appserver import ROOT, app_server, chromium
 
+FOREIGN = "pytorch-examples-vae"   # the run foreign_map shows: logged with vae.track from its own loop (log_foreign)
 PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructions", "reconstructions"),
          ("latent_map", "latent_map"), ("latent_layers", "latent_map"),
-         ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare"), ("loss_forces", "loss_forces")]
+         ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare"), ("loss_forces", "loss_forces"),
+         ("dimensions", "dimensions?run=shapes32-tcvae-10d&vs=shapes32-vae-10d"),
+         ("foreign_map", f"latent_map?run={FOREIGN}")]
+STRIPS = "keys => keys.every(k => window.__vaeStrips && window.__vaeStrips(k) && window.__vaeStrips(k).live())"
 
 
 READY = "[data-testid='stSidebar'] [data-testid='stSelectbox']"   # the run picker: app.py has run
@@ -33,6 +40,25 @@ def settle(page, extra_ms: int = 800) -> None:
     page.wait_for_timeout(300)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     page.wait_for_timeout(extra_ms)
+
+
+def log_foreign(runs: Path) -> None:
+    """The pytorch/examples MNIST VAE (bench/track_overhead.py's copy), trained 5 epochs by its own loop on the
+    built-in mnist5k digits and logged with vae.track into the runs folder: the README's foreign latent map."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from track_overhead import VAE, train_epoch
+
+    import vae
+    from vae.data import load_dataset
+    torch.manual_seed(1)
+    data = load_dataset("mnist5k")
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(data.train.x.float() / 255), batch_size=128, shuffle=True)
+    with vae.track(runs / FOREIGN, model, data.test.x, labels=data.test.y, output="probs") as lab:
+        for epoch in range(1, 6):
+            lab.log(epoch, **train_epoch(model, opt, loader))
 
 
 def main() -> None:
@@ -57,9 +83,14 @@ def main() -> None:
         ctx = browser.new_context(viewport={"width": args.width, "height": args.height},
                                   color_scheme="dark" if args.dark else "light", device_scale_factor=1)
         page = ctx.new_page()
+        if "foreign_map" in wanted:
+            log_foreign(Path(runs))
         for name, path in PAGES:
             if name not in wanted:
                 continue
+            # the Dimensions page is a long one: ten rows of strips per run, then the heat maps
+            tall = {"dimensions": 2100, "foreign_map": 1250}         # the whole map, below its caption and layers
+            page.set_viewport_size({"width": args.width, "height": tall.get(name, args.height)})
             page.goto(f"{url}/{path}")
             settle(page)
             if name == "train":
@@ -94,8 +125,11 @@ def main() -> None:
                 hole.nth(0).click(force=True)
                 page.get_by_text("Left: decoded at the hole").wait_for()
                 settle(page, 300)
-            if name in ("latent_map", "latent_layers", "sliders"):
+            if name in ("latent_map", "latent_layers", "sliders", "foreign_map"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
+            if name == "dimensions":      # both runs' strips decoded in the browser, then the page settled again
+                page.wait_for_function(STRIPS, arg=["dims.strips.0", "dims.strips.1"], timeout=60_000)
+                settle(page, 1500)
             f = out / f"{name}{'-dark' if args.dark else ''}.png"
             page.screenshot(path=str(f), full_page=args.full)
             files.append(str(f))

@@ -206,3 +206,63 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: l
     return _layout(fig, height, legend=dict(title=dict(text="label " if labels is not None else ""), orientation="h",
                                             y=1.02, yanchor="bottom", x=0, itemsizing="constant"),
                    dragmode="pan", clickmode="event+select")
+
+
+# The extra figures each objective reports per step (vae.objectives: ``Objective.reports`` beyond loss, recon, kl)
+# and what each is, for the Train page's second row of curves.
+TERM_TITLES = {
+    "mi": "Index-code MI I(x; z)",
+    "tc": "Total correlation TC(z)",
+    "dwkl": "Dimension-wise KL",
+    "disc_loss": "Discriminator loss (log 2 = guessing)",
+}
+
+
+def objective_terms(steps: list[dict], epochs: list[dict]) -> list[str]:
+    """The extra terms (``TERM_TITLES``) present in this run's step points or epoch records, in a fixed order."""
+    have = set().union(*(s.keys() for s in steps)) if steps else set()
+    for e in epochs:
+        have |= set(e.get("train") or {})
+    return [t for t in TERM_TITLES if t in have]
+
+
+def terms(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None, names: list[str]) -> go.Figure:
+    """One panel per objective term ``names`` (nats per image; the discriminator's loss in nats per code): train
+    every step, and the epoch means, on the same epoch axis as ``curves``."""
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[TERM_TITLES[n] for n in names],
+                        horizontal_spacing=0.07)
+    spe = steps_per_epoch or 1.0
+    for col, key in enumerate(names, start=1):
+        pts = [(s["step"] / spe, s[key]) for s in steps if key in s]
+        fig.add_trace(go.Scatter(x=[a for a, _ in pts], y=[b for _, b in pts], mode="lines", name=f"{key} (each step)",
+                                 showlegend=col == 1, legendgroup="train", line=dict(width=1.2, color=TRAIN_COLOR),
+                                 opacity=0.55, hovertemplate="epoch %{x:.2f}<br>%{y:.3f}<extra>" + key + "</extra>"),
+                      row=1, col=col)
+        ep = [(e["epoch"], e["train"][key]) for e in epochs if key in (e.get("train") or {})]
+        if ep:
+            fig.add_trace(go.Scatter(x=[a for a, _ in ep], y=[b for _, b in ep], mode="lines+markers",
+                                     name="epoch mean", legendgroup="train-epoch", showlegend=col == 1,
+                                     line=dict(width=2.5, color=TRAIN_COLOR), marker=dict(size=7),
+                                     hovertemplate="epoch %{x}<br>%{y:.3f}<extra>" + key + "</extra>"), row=1, col=col)
+        if key == "disc_loss":
+            fig.add_hline(y=math.log(2), line=dict(color=GUIDE, width=1, dash="dot"), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    return _layout(fig, 300, legend=dict(orientation="h", y=-0.3, x=0.5, xanchor="center"))
+
+
+def mi_heatmap(share: list[list[float]], nats: list[list[float]], dims: list[str], columns: list[str],
+               active: list[bool] | None = None, *, height: int | None = None) -> go.Figure:
+    """Mutual information of each latent dimension (rows, in the given order) with each factor (columns), as a share
+    of the factor's entropy (0..1, written in each cell); the hover adds the nats. Inactive dimensions' labels are
+    bracketed."""
+    labels = [d if active is None or active[i] else f"({d})" for i, d in enumerate(dims)]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=columns, y=labels, zmin=0, zmax=1, colorscale="Blues", customdata=nats,
+        text=[[f"{v:.2f}" for v in row] for row in share], texttemplate="%{text}",
+        colorbar=dict(title=dict(text="MI / H(factor)", side="right"), thickness=12),
+        hovertemplate="%{y} · %{x}<br>MI %{customdata:.3f} nats = %{z:.2f} of its entropy<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title_text="latent dimension (largest KL first)")
+    fig.update_xaxes(type="category", side="top")
+    _layout(fig, height or 90 + 26 * len(dims))
+    return fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))

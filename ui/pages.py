@@ -31,6 +31,9 @@ PAGES = (
              "Every test image as a point; click one, see the decoded manifold, interpolate between two points."),
     PageInfo("app_pages/sliders.py", "Sliders", ":material/tune:",
              "One slider per latent dimension; the image is decoded in your browser as you drag."),
+    PageInfo("app_pages/dimensions.py", "Dimensions", ":material/view_list:",
+             "What each latent dimension carries: its traversal, its KL, the factor (or class) it tells most about, "
+             "a heat map of mutual information, and a second run beside it."),
     PageInfo("app_pages/generate.py", "Generate", ":material/auto_awesome:",
              "New images from random points of the prior, as a grid to download."),
     PageInfo("app_pages/compare.py", "Compare", ":material/compare_arrows:",
