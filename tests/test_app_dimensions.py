@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from app_support import make_env, open_app, pick_run, plotly_values, poll, texts
+from app_support import ROOT, make_env, open_app, pick_run, plotly_values, poll, texts
 
 from ui import catalogue, scenarios, strips, train_form, train_panel
 from ui import dimensions_view as dv
@@ -168,6 +168,19 @@ def test_full_shapes_is_refused_with_its_reason(monkeypatch, tmp_path):
     assert not at.exception, at.exception
     assert any("737,280 images" in e.value and "shapes32" in e.value for e in at.error)
     assert at.selectbox(key="train.data").value != "shapes"
+
+
+def test_a_full_shapes_run_shows_a_part_of_its_test_images_and_the_whole_set_is_never_loaded(tmp_path):
+    from ui import datasets
+    from vae.data import DataError
+    run = load_run(ROOT / "assets" / "runs" / FACTOR_RUN)
+    run = dataclasses.replace(run, config=dataclasses.replace(
+        run.config, data=dataclasses.replace(run.config.data, name="shapes", image_size=32)))
+    test, key, note = datasets.for_run(run)        # a shapes run uploaded or trained from the command line
+    assert note is None and key.max_train == 1 and len(test) == datasets.PART
+    for whole in (datasets.DataKey("shapes"), datasets.DataKey("shapes", max_train=100_000, max_test=100)):
+        with pytest.raises(DataError, match="737,280 images"):
+            datasets.load(whole)
 
 
 def _start_small(at, objective: str, tc_weight: str) -> None:

@@ -5,7 +5,7 @@ the pages only read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -35,11 +35,33 @@ class DataKey:
         return repr(self)
 
 
-@st.cache_resource(show_spinner="Loading the data set…", max_entries=6)
+# Built-in sets too big to hold whole in the web server: the full dSprites grid is 737,280 images, about 3 GB. The
+# server renders at most PART of its images for one key (generated sets render only the images a key keeps: a page's
+# test images); the command line trains it.
+NOT_IN_APP = {"shapes": "the full shapes grid (737,280 images, about 3 GB in the server's memory) is trained from "
+                        "the command line (python -m vae train --data shapes); shapes32 is the same grid at 32×32"}
+PART = 10_000
+
+
+def in_part(key: DataKey) -> DataKey:
+    """``key`` as the server may load it: for a set in ``NOT_IN_APP``, one training image and at most ``PART`` test
+    images (the pages show test images only)."""
+    if key.name not in NOT_IN_APP:
+        return key
+    return replace(key, max_train=1, max_test=min(key.max_test or PART, PART))
+
+
 def load(key: DataKey, download: bool = False) -> DataSplit:
-    """Raises ``DataError`` (one line) for a missing or bad data set, or a path outside ``settings.data_roots()``
-    (a run's config is a file a student may have written). ``download`` lets the IDX data sets (mnist,
-    fashion-mnist, kmnist) fetch their files when missing."""
+    """Raises ``DataError`` (one line) for a missing or bad data set, a path outside ``settings.data_roots()``
+    (a run's config is a file a student may have written), or the whole of a set in ``NOT_IN_APP``. ``download``
+    lets the IDX data sets (mnist, fashion-mnist, kmnist) fetch their files when missing."""
+    if key.name in NOT_IN_APP and in_part(key) != key:
+        raise DataError(NOT_IN_APP[key.name])
+    return _load(key, download)
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=6)
+def _load(key: DataKey, download: bool) -> DataSplit:
     return load_dataset(key.name, image_size=key.image_size, color=key.color, test_fraction=key.test_fraction,
                         seed=key.split_seed, max_train=key.max_train, max_test=key.max_test, download=download,
                         roots=settings.data_roots())
@@ -60,7 +82,7 @@ def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
     m = run.config.model
     if run.config.kind == "tracked":
         return _tracked(run)
-    key = DataKey.of(run.config.data)
+    key = in_part(DataKey.of(run.config.data))
     note = None
     try:
         split = load(key)

@@ -24,7 +24,7 @@ import streamlit as st
 
 from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, TrainConfig, settings_of
 
-from . import quotas
+from . import datasets, quotas
 from . import state as S
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig}
@@ -37,10 +37,7 @@ SEED_MAX = 2**31 - 1          # the core takes any int; the training loop derive
 OBJECTIVES = list(SETTINGS["train"]["objective"].choices)
 OBJECTIVE_NAMES = {"elbo": "ELBO (a β-VAE when β ≠ 1)", "iwae": "IWAE", "btcvae": "β-TCVAE", "factorvae": "FactorVAE"}
 TC_OBJECTIVES = ("btcvae", "factorvae")            # the objectives that weigh a total correlation (tc_weight)
-# Built-in data sets the app does not train: the full dSprites grid is 737,280 images (about 3 GB in the web
-# server's memory while a page shows it); the command line trains it, and shapes32 is the same grid at 32 x 32.
-NOT_IN_APP = {"shapes": "the full shapes grid (737,280 images, about 3 GB in the server's memory) is trained from "
-                        "the command line (python -m vae train --data shapes); shapes32 is the same grid at 32×32"}
+NOT_IN_APP = datasets.NOT_IN_APP      # built-in sets the app does not train (the full shapes grid)
 
 
 @dataclass(frozen=True)
