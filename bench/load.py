@@ -1,18 +1,20 @@
-"""Load benchmark: K simulated browser tabs on one server of the app, over Streamlit's websocket
-protocol from this one light process (bench/stclient); prints one JSON object.
+"""Load benchmark: K simulated browser tabs on one server of the app (or on replicas behind the shipped nginx),
+over Streamlit's websocket protocol from this one light process (labkit/stclient); prints one JSON object.
 
     python bench/load.py --sessions 5                        # one K
     python bench/load.py --sessions 1,5,10,20,30             # a sweep: the largest K with p95 <= 300 ms
                                                              # (and no errors), overall and per page
     python bench/load.py --sessions 10 --training            # while another tab trains a model
     python bench/load.py --sessions 10 --watcher auto --post-gc true   # the server settings under test
+    python bench/load.py --sessions 30 --front nginx         # as a class reaches it: deploy/nginx.conf in front
+                                                             # of 2 replicas as deploy/replicas.sh 2 starts them
 
 For each K a fresh server is started (bench/loadkit.py: as ``./run.sh app`` starts it, with a
 fresh temporary runs folder), then:
 
 1. warm-up (not measured): one tab opens each chosen page and does one interaction there, so
-   the first tab does not pay for imports and model loads; then 2 s idle give the server's
-   background CPU (``server_idle_cpu_ms_per_s``).
+   the first tab does not pay for imports and model loads (on each replica, directly); then 2 s
+   idle give the server's background CPU (``server_idle_cpu_ms_per_s``).
 2. with ``--training``: one more tab opens Train, presses "Quick demo settings", sets the time
    budget to cover the phase (and epochs to 1000), presses Start, and keeps polling its progress
    fragment once per interval like the browser's timer (the job's heartbeat) until the end;
@@ -26,11 +28,24 @@ fresh temporary runs folder), then:
    picture fetched. Server CPU (the process itself, and its children separately) and this
    client's CPU are read before and after this phase only, and divided by the interactions.
 
-Interactions (bench/stclient/vaelab.py): generate = "New samples"; sliders = a latent
+Interactions (labkit/stclient/vaelab.py): generate = "New samples"; sliders = a latent
 slider's release (the components-v2 panel's committed value); map = a click on a point of the
 latent map (a plotly selection); recon = a change of order, count or test image.
 Errors: exception (shown by the script), timeout (``--timeout``), disconnect, media (a picture
-GET failed), client (the page lacked what the interaction needs).
+GET failed), client (the page lacked what the interaction needs); behind nginx also limited (an
+answer 429: over a limit of deploy/nginx.conf), refused (the websocket upgrade answered another
+status) and http (a preflight GET not 200).
+
+``--front nginx`` (bench/loadkit.py ``serving``): a fresh nginx with deploy/nginx.conf's limits for each K, in front
+of ``--replicas`` (2) app servers as deploy/replicas.sh starts them. Each tab connects to
+``https://127.0.0.1:PORT`` trusting the throwaway certificate (as a person accepts it), sends the login
+(Authorization: Basic) with every request and the websocket upgrade, and keeps nginx's sticky cookie; its
+User-Agent names it in nginx's access log. Server CPU and memory are summed over the replicas (each one's
+share in ``server_cpu_share_by_replica``); ``nginx`` reports nginx's own CPU (master and workers), its answers
+by status, the 429s and "limiting" lines of its error log, and the replica each tab reached
+(``sessions_by_replica``; a tab seen on two replicas would mean the cookie did not pin it). One client address
+(127.0.0.1) is what a class behind one NAT is to nginx's per-address limits. ``--media-connections`` caps a
+tab's picture GETs in flight (a browser opens 6 per host; default: no cap, 6 behind nginx).
 """
 from __future__ import annotations
 
@@ -42,11 +57,13 @@ import platform
 import random
 import sys
 import time
+from collections import Counter
 
 import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import loadkit
 import streamlit
 import websockets
+from websockets.exceptions import InvalidStatus
 
 import labkit.stclient as stclient
 from labkit.stclient import vaelab
@@ -70,7 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--p95-ms", type=float, default=300.0, help="the latency goal a sweep reports against")
     ap.add_argument("--stop-over", type=float, default=0.0,
                     help="stop a sweep after a K whose p95 exceeds this many ms (default: run every K)")
+    ap.add_argument("--media-connections", type=int, default=None,
+                    help="a tab's picture GETs in flight at most (default: no cap directly, 6 behind nginx)")
     loadkit.add_server_args(ap)
+    loadkit.add_front_args(ap)
     args = ap.parse_args(argv)
     args.k_list = [int(k) for k in args.sessions.split(",") if k.strip()]
     args.pages = [p.strip() for p in args.page.split(",") if p.strip()]
@@ -78,6 +98,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if bad or not args.pages or not args.k_list or min(args.k_list) < 1:
         ap.error(f"--page takes {','.join(vaelab.INTERACTIONS)}; --sessions positive integers")
     args.think_lo, args.think_hi = (float(x) for x in args.think.split(","))
+    if args.replicas < 0 or (args.media_connections or 0) < 0:
+        ap.error("--replicas and --media-connections take whole numbers (0: the default)")
+    args.replicas = loadkit.replica_count(args)
+    if args.media_connections is None:
+        args.media_connections = 6 if args.front == "nginx" else 0
     return args
 
 
@@ -98,13 +123,21 @@ class Tab:
             self.errors.append((kind, f"{what}: {r.status} {'; '.join(r.exceptions)[:300]}"))
         return kind
 
-    async def open(self, url: str, delay: float, timeout: float) -> None:
+    async def open(self, url: str, delay: float, timeout: float, **kw) -> None:
+        """``kw``: ``stclient.Session`` arguments (through nginx: TLS, the login, ...)."""
         await asyncio.sleep(delay)
         try:
-            self.session, runs = await vaelab.open_app(url, self.page, timeout=timeout)
+            self.session, runs = await vaelab.open_app(url, self.page, timeout=timeout, **kw)
+        except InvalidStatus as e:            # the upgrade was answered, but not with 101
+            code = e.response.status_code
+            self.errors.append(("limited" if code == 429 else "refused", f"open: websocket upgrade -> {code}"))
+            return
         except (OSError, websockets.WebSocketException) as e:
             self.errors.append(("disconnect", f"open: {type(e).__name__}: {e}"))
             return
+        for code in self.session.preflight_status:
+            if code != 200:
+                self.errors.append(("limited" if code == 429 else "http", f"open: preflight GET -> {code}"))
         bad = [self.note(r, "open") for r in runs]
         if len(runs) >= 2 and not any(bad):     # Home, the page, and the live decoder's first commit if any
             self.open_s = sum(r.seconds for r in runs)
@@ -136,17 +169,19 @@ class Tab:
                 return
 
 
-async def run_k(url, runs_dir, k: int, args) -> dict:
-    pid = url.pid
-    notes = await vaelab.warm_up(url, args.pages, args.timeout)
-    idle = loadkit.Meter(pid)
+async def run_k(target: loadkit.Target, k: int, args) -> dict:
+    pids, url, runs_dir = target.pids, target.url, target.runs
+    notes = []
+    for replica in target.replicas:
+        notes += await vaelab.warm_up(replica, args.pages, args.timeout)
+    idle = loadkit.Meter(pids)
     await asyncio.sleep(2.0)
     idle_cpu = idle.read()
     trainer = None
     if args.training:
         try:
-            trainer = await vaelab.start_training(url, args.train_seconds or args.duration + 90,
-                                                  timeout=args.timeout)
+            trainer = await vaelab.start_training(url, args.train_seconds or args.duration + 90, timeout=args.timeout,
+                                                  **target.session_kw(TRAINER))
             notes += trainer.notes
         except (KeyError, ValueError) as e:
             notes.append(f"training could not be started: {e}")
@@ -157,14 +192,18 @@ async def run_k(url, runs_dir, k: int, args) -> dict:
     stop_polls = asyncio.Event()
     if trainer is not None:
         trainer.start_polling(stop_polls)
-    mem0 = loadkit.memory(pid)
-    await asyncio.gather(*[t.open(url, rng.uniform(0, args.ramp), args.timeout) for t in tabs])
+    mem0 = loadkit.memory_total(pids)
+    await asyncio.gather(*[t.open(target.tab_url(t.idx), rng.uniform(0, args.ramp), args.timeout,
+                                  max_connections=args.media_connections or None, **target.session_kw(agent(t.idx)))
+                           for t in tabs])
 
-    meter = loadkit.Meter(pid)
+    meter = loadkit.Meter(pids)
+    nginx = loadkit.Meter(target.nginx.pid) if target.nginx else None
     t_end = time.perf_counter() + args.duration
     await asyncio.gather(*[t.run(t_end, args.interactions, (args.think_lo, args.think_hi)) for t in tabs])
     cpu = meter.read()
-    mem1 = loadkit.memory(pid)
+    front_cpu = nginx.read() if nginx else None
+    mem1 = loadkit.memory_total(pids)
     training = None
     if trainer is not None:
         stop_polls.set()
@@ -176,7 +215,49 @@ async def run_k(url, runs_dir, k: int, args) -> dict:
                          "a run folder): see 'training'")
         await trainer.finish()
     await asyncio.gather(*[t.session.close() for t in tabs if t.session is not None])
-    return summarize(k, tabs, cpu, idle_cpu, mem0, mem1, training, notes)
+    row = summarize(k, tabs, cpu, idle_cpu, mem0, mem1, training, notes)
+    more = placement(target, tabs, cpu, front_cpu)
+    if more.get("notes"):
+        more["notes"] = row.get("notes", []) + more["notes"]
+    row.update(more)
+    return row
+
+
+TRAINER = "vae-lab-load/trainer"
+
+
+def agent(i: int) -> str:
+    """The User-Agent of tab i: names it in nginx's access log."""
+    return f"vae-lab-load/tab-{i}"
+
+
+def placement(target: loadkit.Target, tabs: list[Tab], cpu: dict, front_cpu: dict | None) -> dict:
+    """Several replicas: each one's CPU share and the tabs on each; behind nginx, what nginx did and cost."""
+    if len(target.replicas) == 1 and target.front is None:
+        return {}
+    wall, n = cpu["wall_s"], sum(len(t.records) for t in tabs)
+    ports = {r.pid: f"127.0.0.1:{r.port}" for r in target.replicas}
+    out = {"server_cpu_share_by_replica": {ports[p]: round(s / wall, 3) for p, s in cpu["server_self_by_pid"].items()},
+           "replica_env": {k: v for k, v in target.env.items() if k != "VAE_LAB_RUNS_DIR"}}
+    if target.front is None:
+        out["sessions_by_replica"] = dict(sorted(Counter(target.replica_of(t.idx) for t in tabs).items()))
+        return out
+    opened = sum(1 for t in tabs if t.session is not None)
+    report = loadkit.front_report(target, {agent(t.idx): t.idx for t in tabs}, wait_for=opened)
+    out["sessions_by_replica"] = report.pop("sessions_by_replica")
+    nginx_s = front_cpu["server_self_s"] + front_cpu["server_children_s"]
+    out["nginx"] = {"cpu_share": round(nginx_s / front_cpu["wall_s"], 3),
+                    "cpu_ms_per_interaction": round(nginx_s * 1000 / n, 1) if n else None, **report}
+    if report["refused_429"] or report["limiting_log_lines"]:
+        out.setdefault("notes", []).append(
+            f"nginx refused {report['refused_429']} requests over its per-address limits "
+            f"({report['limiting_log_lines']} 'limiting' lines in its error log): every tab comes from 127.0.0.1, "
+            "as a class behind one NAT does")
+    if report["sessions_on_several_replicas"]:
+        out.setdefault("notes", []).append(
+            f"{report['sessions_on_several_replicas']} tabs reached more than one replica: the sticky cookie "
+            "did not pin them")
+    return out
 
 
 def summarize(k, tabs, cpu, idle_cpu, mem0, mem1, training, notes) -> dict:
@@ -263,10 +344,15 @@ def main() -> None:
     rows: list[dict] = []
     for k in args.k_list:
         print(f"K={k}: starting a server ...", file=sys.stderr)
-        with loadkit.server(args) as (url, runs_dir):
-            row = asyncio.run(run_k(url, runs_dir, k, args))
+        with loadkit.serving(args) as target:
+            row = asyncio.run(run_k(target, k, args))
         rows.append(row)
         print(table([row]).splitlines()[2], file=sys.stderr)
+        if "sessions_by_replica" in row:
+            ng = row.get("nginx", {})
+            print(f"K={k}: sessions by replica {row['sessions_by_replica']}"
+                  + (f"; nginx {ng['cpu_share'] * 100:.0f}% of a core, {ng['refused_429']} answers 429, "
+                     f"{ng['sessions_on_several_replicas']} tabs on several replicas" if ng else ""), file=sys.stderr)
         p95 = row["latency_ms"]["p95"]
         if args.stop_over and (p95 is None or p95 > args.stop_over) and k != args.k_list[-1]:
             print(f"K={k}: p95 {p95} ms over --stop-over {args.stop_over:g} ms: stopping the sweep", file=sys.stderr)
@@ -280,7 +366,8 @@ def main() -> None:
         "settings": {"sessions": args.k_list, "interactions": args.interactions, "duration_s": args.duration,
                      "think_s": [args.think_lo, args.think_hi], "pages": args.pages, "seed": args.seed,
                      "training": args.training, "timeout_s": args.timeout, "watcher": args.watcher,
-                     "post_gc": args.post_gc, "server_flags": loadkit.server_flags(args)},
+                     "post_gc": args.post_gc, "server_flags": loadkit.server_flags(args), "front": args.front,
+                     "replicas": args.replicas, "media_connections": args.media_connections or None},
         "streamlit": streamlit.__version__,
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

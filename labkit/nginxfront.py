@@ -13,13 +13,15 @@ in front of app servers started by labkit/appserver.py with deploy/serve.env's s
             nf.get(f"https://localhost:{front.https}/", context=front.tls_context())   # (status, headers, body)
             nf.stream_session(front.http)            # the websocket through nginx: the first run's message kinds
 
-Used by bench/proxy_bench.py, tests/test_deploy.py and tests/browser/test_replicas_browser.py.
+Used by bench/proxy_bench.py, bench/load.py (``--front nginx``), tests/test_deploy.py and
+tests/browser/test_replicas_browser.py.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -76,6 +78,19 @@ class Front:
     def log(self) -> str:
         path = self.dir / "var" / "access.log"
         return path.read_text() if path.exists() else ""
+
+    def error_log(self) -> str:
+        path = self.dir / "var" / "error.log"
+        return path.read_text() if path.exists() else ""
+
+    def requests(self) -> list[dict]:
+        """The access log's lines (deploy/nginx.conf's ``vaelab`` format) as dicts: addr, user, request, status,
+        bytes, seconds, upstream (the replicas tried, ``-`` for none: refused by nginx itself), agent."""
+        return [m.groupdict() for m in map(_LOG_LINE.match, self.log().splitlines()) if m]
+
+
+_LOG_LINE = re.compile(r'^(?P<addr>\S+) (?P<user>\S+) \[[^\]]+\] "(?P<request>[^"]*)" (?P<status>\d+) (?P<bytes>\d+) '
+                       r'(?P<seconds>\S+) (?P<upstream>.+?) "(?P<agent>[^"]*)"$')
 
 
 def _script_env(folder: Path) -> dict[str, str]:

@@ -10,6 +10,11 @@ Protocol notes (what the browser does, and what ``Session`` does):
   ``rerun_script`` (a ``ClientState``) with empty widget states, ``page_name`` taken from the URL
   path (``page_script_hash`` empty, since it does not know the hashes yet), the query string and
   ``context_info`` (timezone, locale, url, ...).
+- Behind a proxy (deploy/nginx.conf): ``ssl_context`` for ``https://`` (e.g. one trusting a
+  self-signed certificate), ``headers`` sent with every HTTP request and the websocket upgrade
+  (e.g. ``Authorization: Basic ...``; a ``User-Agent`` among them replaces the default), and the
+  cookies every answer sets (``cookies``: the proxy's sticky-replica cookie) sent back with every
+  later request, as a browser keeps them.
 - Each run starts with ``new_session`` (run id, the fragment ids of a fragment run, the page
   hash and the main script hash) and ends with ``script_finished``. A run interrupted by
   ``st.rerun()`` or a callback ends with FINISHED_EARLY_FOR_RERUN and the next run follows, so an
@@ -28,7 +33,8 @@ Protocol notes (what the browser does, and what ``Session`` does):
   ``run_fragment(fragment_id)`` sends one such rerun.
 - Media: the browser fetches every ``st.image`` URL (``/media/<id>.<ext>``) after the delta
   arrives. With ``fetch_media=True`` (default) each new image URL is fetched once per session,
-  concurrently, over a new HTTP/1.1 connection (a browser keeps its connections alive), and
+  concurrently, over a new HTTP/1.1 connection (a browser keeps its connections alive), at most
+  ``max_connections`` at once (default: no limit; a browser opens 6 per host), and
   ``media_seconds`` is send -> last image received. A download button's file is fetched when
   it is clicked.
 - Not emulated: the HTML/JS bundle load, ``/_stcore/host-config`` beyond one preflight GET,
@@ -39,6 +45,7 @@ Protocol notes (what the browser does, and what ``Session`` does):
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +55,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from .media import http_get
+from .media import cookie_header, http_get, set_cookies
 from .protocol import (
     FINISHED_NAMES,
     TERMINAL,
@@ -74,7 +81,8 @@ class Session:
 
     def __init__(self, base_url: str, page: str = "", query: str = "", *, fetch_media: bool = True,
                  use_msg_cache: bool = True, timeout: float = 120.0, preflight: bool = True,
-                 timezone: str = "UTC", locale: str = "en-US"):
+                 timezone: str = "UTC", locale: str = "en-US", ssl_context: ssl.SSLContext | None = None,
+                 headers: dict[str, str] | None = None, max_connections: int | None = None):
         u = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         self._origin = f"{u.scheme}://{u.netloc}"
         self.http_base = f"{self._origin}{u.path.rstrip('/')}"
@@ -86,6 +94,10 @@ class Session:
         self.fetch_media, self.use_msg_cache, self.timeout, self.preflight = (
             fetch_media, use_msg_cache, timeout, preflight)
         self.timezone, self.locale = timezone, locale
+        self.ssl_context, self.headers = ssl_context, dict(headers or {})
+        self.cookies: dict[str, str] = {}        # name -> value, from every answer's Set-Cookie
+        self.preflight_status: list[int] = []    # the preflight GETs' HTTP status (0: no answer)
+        self._connections = asyncio.Semaphore(max_connections) if max_connections else None
 
         self.session_id: str | None = None
         self.page_script_hash = ""
@@ -112,11 +124,16 @@ class Session:
         """Connect and do the first script run (what loading the page URL does)."""
         t0 = time.perf_counter()
         if self.preflight:  # the browser pings these before it opens the websocket
-            await self._http_get("/_stcore/health")
-            await self._http_get("/_stcore/host-config")
+            for path in ("/_stcore/health", "/_stcore/host-config"):
+                self.preflight_status.append((await self._http_get(path))[0])
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "user-agent"}
+        agent = {"user_agent_header": v for k, v in self.headers.items() if k.lower() == "user-agent"}
         self._ws = await websockets.connect(
             self.ws_url, subprotocols=["streamlit"], origin=self._origin, max_size=None, proxy=None,
-            ping_interval=None, open_timeout=self.timeout, compression="deflate")
+            ping_interval=None, open_timeout=self.timeout, compression="deflate",
+            additional_headers={**headers, **cookie_header(self.cookies)} or None,
+            **({"ssl": self.ssl_context} if self._tls and self.ssl_context else {}), **agent)
+        set_cookies(self.cookies, self._ws.response.headers.get_all("Set-Cookie"))
         self.connect_seconds = time.perf_counter() - t0
         self._reader = asyncio.create_task(self._read_loop())
         self.open_result = await self._rerun("open", page_script_hash="", page_name=self.page)
@@ -420,7 +437,7 @@ class Session:
         self._fetched.add(url)
         if url.startswith(("http://", "https://")):
             u = urlsplit(url)
-            if u.hostname != self._host or (u.port or 80) != self._port:
+            if u.hostname != self._host or (u.port or (443 if u.scheme == "https" else 80)) != self._port:
                 return  # an external URL: not this server's load
         path = local_path(url, self.http_base)
         op, t0 = self._op, self._op_t0
@@ -441,4 +458,11 @@ class Session:
     async def _http_get(self, path: str, absolute: bool = False) -> tuple[int, int]:
         if not absolute:
             path = f"{urlsplit(self.http_base).path}{path}"
-        return await http_get(self._host, self._port, self._tls, path)
+        if self._connections is None:
+            return await self._get(path)
+        async with self._connections:
+            return await self._get(path)
+
+    async def _get(self, path: str) -> tuple[int, int]:
+        return await http_get(self._host, self._port, self._tls, path, context=self.ssl_context,
+                              headers=self.headers, jar=self.cookies)

@@ -119,11 +119,11 @@ async def recon_change(s: Session, rng: random.Random) -> RunResult:
 INTERACTIONS = {"generate": generate, "sliders": slider_release, "map": map_click, "recon": recon_change}
 
 
-async def warm_up(url: str, pages: list[str], timeout: float = 180.0) -> list[str]:
+async def warm_up(url: str, pages: list[str], timeout: float = 180.0, **kw) -> list[str]:
     """Each page once, with one interaction, on one tab (imports, model loads, caches);
-    returns what went wrong, if anything."""
+    returns what went wrong, if anything. ``kw`` goes to the ``Session``."""
     problems, rng = [], random.Random(0)
-    s = Session(url, timeout=max(timeout, 180.0))
+    s = Session(url, timeout=max(timeout, 180.0), **kw)
     try:
         r = await s.open()
         for page in pages:
@@ -201,10 +201,10 @@ def _ms(sorted_seconds: list[float]) -> float | None:
     return round(sorted_seconds[len(sorted_seconds) // 2] * 1000, 1) if sorted_seconds else None
 
 
-async def start_training(url: str, seconds: float, timeout: float = 120.0) -> Trainer:
+async def start_training(url: str, seconds: float, timeout: float = 120.0, **kw) -> Trainer:
     """Open Train, press "Quick demo settings" (train.quick), make it last ``seconds`` (time budget
-    and enough epochs; 0 keeps the quick settings), press Start (train.start)."""
-    s, opened = await open_app(url, "train", timeout=timeout)
+    and enough epochs; 0 keeps the quick settings), press Start (train.start). ``kw`` goes to the ``Session``."""
+    s, opened = await open_app(url, "train", timeout=timeout, **kw)
     notes: list[str] = []
     r = opened[-1]
     if r.ok:
