@@ -272,9 +272,9 @@ def test_nginx_answers_429_over_its_limits(tmp_path, two_replicas):
     """The shipped limits with small numbers (a test cannot open a class's worth): the same zones, keys and
     locations, so what passes and what is refused shows the wiring; the numbers are argued in nginx.conf."""
     front = render(tmp_path / "deploy", two_replicas, replace={
-        "rate=300r/s;": "rate=1r/m;", "burst=8000 nodelay;": "burst=5 nodelay;",
-        "rate=10r/s;": "rate=1r/m;", "burst=200 nodelay;": "burst=3 nodelay;",
-        "limit_conn vaelab_conn 500;": "limit_conn vaelab_conn 2;"})
+        "rate=300r/s;": "rate=1r/m;", "burst=16000 nodelay;": "burst=5 nodelay;",
+        "rate=10r/s;": "rate=1r/m;", "burst=400 nodelay;": "burst=3 nodelay;",
+        "limit_conn vaelab_conn 1000;": "limit_conn vaelab_conn 2;"})
     http = f"http://127.0.0.1:{front.http}"
     from websockets.exceptions import InvalidStatus
     with serve(front):
@@ -294,7 +294,7 @@ def test_nginx_answers_429_over_its_limits(tmp_path, two_replicas):
 def test_nginx_limits_connections_in_progress(tmp_path, two_replicas):
     """Two websockets open hold the per-address connection limit of 2: a third request is refused until one closes."""
     front = render(tmp_path / "deploy", two_replicas,
-                   replace={"limit_conn vaelab_conn 500;": "limit_conn vaelab_conn 2;"})
+                   replace={"limit_conn vaelab_conn 1000;": "limit_conn vaelab_conn 2;"})
     with serve(front), open_stream(front.http), open_stream(front.http) as second:
         assert status(f"http://127.0.0.1:{front.http}/_stcore/health") == 429
         second.close()
