@@ -129,3 +129,37 @@ def test_compare_puts_a_tracked_run_beside_one_vae_lab_trained(monkeypatch, tmp_
     run = vae.load_run(logged / "examples")
     assert traces and [round(float(v), 3) for v in plotly_values(traces[0]["y"])] == [
         round(e.test["neg_elbo"], 3) for e in run.metrics.history.epochs]
+
+
+def test_a_tracked_run_uploads_only_where_the_operator_allows_it(monkeypatch, tmp_path, logged):
+    """A tracked run's model is two programs: refused as an upload by default (one line naming the switch); with
+    VAE_LAB_ALLOW_TRACKED_UPLOADS=1 its checked files are kept as they came and every page opens it."""
+    import zipfile
+
+    from ui import uploads
+    src = logged / "examples"
+    buf = tmp_path / "mine.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(src.iterdir()):
+            if f.is_file() and f.name in uploads.ACCEPTED_FILES:
+                zf.write(f, f"examples/{f.name}")
+    runs = make_env(monkeypatch, tmp_path)
+    monkeypatch.delenv("VAE_LAB_ALLOW_TRACKED_UPLOADS", raising=False)
+    with pytest.raises(uploads.UploadError, match="not accepted as an upload on this server.*"
+                                                   "VAE_LAB_ALLOW_TRACKED_UPLOADS"):
+        uploads.install_run([("mine.zip", buf.read_bytes())])
+    assert not runs.exists() or not any(runs.iterdir())
+    monkeypatch.setenv("VAE_LAB_ALLOW_TRACKED_UPLOADS", "1")
+    saved = uploads.install_run([("mine.zip", buf.read_bytes())])
+    for name in ("encode.onnx", "decode.onnx", "test_images.safetensors", "model.safetensors"):
+        assert (saved / name).read_bytes() == (src / name).read_bytes(), name
+    at = pick_run(open_app("app_pages/reconstructions.py"), saved.name)
+    assert not at.exception and not at.error, texts(at.error)
+    # a test-images file that does not fit the model is refused with what it must hold
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for f in ("model.safetensors", "config.json", "encode.onnx", "decode.onnx"):
+            zf.write(src / f, f)
+        zf.writestr("test_images.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(uploads.UploadError, match="test_images.safetensors"):
+        uploads.install_run([("bad.zip", bad.read_bytes())])

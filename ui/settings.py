@@ -32,6 +32,8 @@ off, except the first, which is at least 1):
   ends; default 20.
 - ``VAE_LAB_MIN_FREE_MB``: below this much free space on the runs folder's disk, new runs and uploads are
   refused; default 2048.
+- ``VAE_LAB_ALLOW_TRACKED_UPLOADS``: ``1`` lets people upload runs logged with vae.track (their models are
+  programs the server runs: trust the room first); default off.
 - ``VAE_LAB_TEACHER_PASSWORD``: unlocks teacher mode in the sidebar (stop, resume and delete any run; see who
   owns what); unset or empty = no teacher mode.
 
@@ -155,6 +157,12 @@ def snapshots_kept() -> int:
 def min_free_bytes() -> int:
     """Bytes; 0: no floor."""
     return int(_float("VAE_LAB_MIN_FREE_MB", 2048.0, 0.0) * 2**20)
+
+
+def allow_tracked_uploads() -> bool:
+    """Whether a run logged with vae.track (its model stored as ONNX programs, code from its author) may be uploaded
+    and opened here: off unless the operator sets ``VAE_LAB_ALLOW_TRACKED_UPLOADS=1``."""
+    return os.environ.get("VAE_LAB_ALLOW_TRACKED_UPLOADS", "").strip().lower() in ("1", "true", "yes")
 
 
 def teacher_password() -> str:

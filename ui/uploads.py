@@ -27,7 +27,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from vae import tracking
 from vae.data import DataError, DataSplit, Limits, load_dataset, zip_entry_problem
+from vae.foreign import DECODE, ENCODE, MAX_PROGRAM_BYTES
 from vae.runs import (
     CONFIG,
     MAX_JSON_BYTES,
@@ -40,6 +42,8 @@ from vae.runs import (
     new_folder,
     save_run,
 )
+from vae.tracking import TEST_IMAGES
+from vae.util import atomic_write_bytes
 
 from . import settings
 
@@ -47,6 +51,9 @@ MAX_DATA_UPLOAD = 200 << 20
 MAX_RUN_UPLOAD = 200 << 20
 MAX_RATIO = 200.0                     # declared uncompressed / compressed, per entry of 1 MiB or more
 RUN_FILES = {WEIGHTS: MAX_WEIGHTS_BYTES, CONFIG: MAX_JSON_BYTES, METRICS: MAX_JSON_BYTES}
+# a tracked run's own files (vae.track): its two programs and its test images, kept only where the operator allows
+TRACKED_FILES = {ENCODE: MAX_PROGRAM_BYTES, DECODE: MAX_PROGRAM_BYTES, TEST_IMAGES: MAX_RUN_UPLOAD}
+ACCEPTED_FILES = {**RUN_FILES, **TRACKED_FILES}
 RUN_ACCEPTED = f"accepted: a .zip of a run folder, or {WEIGHTS} + {CONFIG} (+ {METRICS})"
 DATA_ACCEPTED = "accepted: an .npz with an array 'x' (and optional 'y') or a .zip of PNG/JPEG images"
 # The app's caps for uploaded data: a classroom laptop, not a cluster.
@@ -110,7 +117,7 @@ def _from_zip(name: str, blob: bytes) -> dict[str, bytes]:
     with zf:
         infos = zf.infolist()
         if len(infos) > 32:
-            raise UploadError(f"{name}: {len(infos)} entries; a run archive holds at most 3 files")
+            raise UploadError(f"{name}: {len(infos)} entries; a run archive holds at most {len(ACCEPTED_FILES)} files")
         files: dict[str, zipfile.ZipInfo] = {}
         folders: set[str] = set()
         for info in infos:
@@ -125,11 +132,11 @@ def _from_zip(name: str, blob: bytes) -> dict[str, bytes]:
             if len(parts) == 2:
                 folders.add(parts[0])
             base = parts[-1]
-            if base not in RUN_FILES:
+            if base not in ACCEPTED_FILES:
                 raise UploadError(f"{name}: unexpected entry {info.filename!r}; {RUN_ACCEPTED}")
             if base in files:
                 raise UploadError(f"{name}: two entries named {base}; {RUN_ACCEPTED}")
-            cap = RUN_FILES[base]
+            cap = ACCEPTED_FILES[base]
             if info.file_size > cap:
                 raise UploadError(f"{name}: {base} declares {info.file_size:,} bytes, over the {cap:,}-byte limit")
             if info.file_size >= (1 << 20) and info.file_size > MAX_RATIO * max(1, info.compress_size):
@@ -171,12 +178,12 @@ def collect_run_files(files: list[tuple[str, bytes]]) -> dict[str, bytes]:
         got = {}
         for name, blob in files:
             base = Path(name).name
-            if base not in RUN_FILES:
+            if base not in ACCEPTED_FILES:
                 raise UploadError(f"{name}: unexpected file name; {RUN_ACCEPTED}")
             if base in got:
                 raise UploadError(f"{base} was uploaded twice; {RUN_ACCEPTED}")
-            if len(blob) > RUN_FILES[base]:
-                raise UploadError(f"{base}: {len(blob):,} bytes, over the {RUN_FILES[base]:,}-byte limit")
+            if len(blob) > ACCEPTED_FILES[base]:
+                raise UploadError(f"{base}: {len(blob):,} bytes, over the {ACCEPTED_FILES[base]:,}-byte limit")
             got[base] = blob
     missing = [n for n in (WEIGHTS, CONFIG) if n not in got]
     if missing:
@@ -191,11 +198,15 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
         kind = config_from_bytes(got[CONFIG], CONFIG).kind
     except RunError as e:
         raise UploadError(str(e)) from None
-    if kind == "tracked":
+    tracked = kind == "tracked"
+    if tracked and not settings.allow_tracked_uploads():
         # a tracked run's model is a stored program: code from its author, which a shared server does not run for
         # whoever uploads it (one graph can ask for any amount of memory); its author opens it from its folder
-        raise UploadError("a tracked run (your own model, stored as programs) is not accepted as an upload: a "
-                          "program is code; open it from its folder with python -m vae app --run PATH")
+        raise UploadError("a tracked run (your own model, stored as programs) is not accepted as an upload on this "
+                          "server: a program is code; open it from its folder with python -m vae app --run PATH, or "
+                          "ask the server's operator (VAE_LAB_ALLOW_TRACKED_UPLOADS)")
+    if not tracked:
+        got = {k: v for k, v in got.items() if k in RUN_FILES}
     with tempfile.TemporaryDirectory(prefix="vae-lab-run-") as tmp:
         for base, blob in got.items():
             (Path(tmp) / base).write_bytes(blob)
@@ -203,6 +214,8 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
             run = load_run(tmp, budget=settings.budget())
         except RunError as e:
             raise UploadError(str(e).replace(str(Path(tmp)) + "/", "").replace(str(Path(tmp)), "upload")) from None
+        if tracked and TEST_IMAGES in got:
+            _check_test_images(Path(tmp), run)
     source = files[0][0]
     stem = _safe_name(Path(source).stem if source.lower().endswith(".zip") else "run", "run")
     stem = stem if stem not in ("model", "config", "metrics") else "run"
@@ -210,4 +223,17 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
     # an exclusive mkdir: two replicas storing an upload in the same second never share a folder
     out = new_folder(settings.runs_dir(),
                      lambda: f"uploaded-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
+    if tracked:      # its programs hold the model: the checked files are kept as they came
+        for base, blob in got.items():
+            atomic_write_bytes(out / base, blob)
+        return out
     return save_run(out, run.model, run.config, metrics)
+
+
+def _check_test_images(folder: Path, run) -> None:
+    """A tracked run's stored test images, read as the pages will read them (header first, then the images)."""
+    m = run.config.model
+    try:
+        tracking.read_test_images(folder, m.channels, m.image_size)
+    except (ValueError, OSError) as e:
+        raise UploadError(f"{TEST_IMAGES}: {str(e).replace(str(folder) + '/', '')}") from None
