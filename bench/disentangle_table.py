@@ -4,6 +4,7 @@ seeds; prints one JSON object (every run, then the mean and spread per objective
     python bench/disentangle_table.py                                   # 3 objectives x 3 seeds, 900 s each
     python bench/disentangle_table.py --objectives btcvae --seeds 0,1,2 --parallel 2 --threads 1
     python bench/disentangle_table.py --budget 60 --data shapes32 --seeds 0    # a quick look
+    python bench/disentangle_table.py --runs btcvae:0,btcvae:1 --parallel 2 --threads 1   # chosen runs
 
 Each run is the command line a user types, in its own process:
 
@@ -100,13 +101,16 @@ def main() -> None:
     ap.add_argument("--data", default="shapes")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
     ap.add_argument("--parallel", type=int, default=1, help="runs at once")
+    ap.add_argument("--runs", default="", help="instead of objectives x seeds: an explicit list, e.g. btcvae:0,vae:0")
     ap.add_argument("--keep", default="", help="a folder to keep the runs in (default: a temporary one)")
     a = ap.parse_args()
     objectives = [o.strip() for o in a.objectives.split(",") if o.strip()]
-    unknown = [o for o in objectives if o not in OBJECTIVES]
+    jobs = [(o, int(s)) for s in a.seeds.split(",") for o in objectives]
+    if a.runs:
+        jobs = [(r.split(":")[0].strip(), int(r.split(":")[1])) for r in a.runs.split(",") if r.strip()]
+    unknown = [o for o, _ in jobs if o not in OBJECTIVES]
     if unknown:
         ap.error(f"unknown objective {unknown[0]!r}; accepted: {', '.join(OBJECTIVES)}")
-    jobs = [(o, int(s)) for s in a.seeds.split(",") for o in objectives]
     with tempfile.TemporaryDirectory(prefix="vae-lab-dis-") as tmp:
         folder = Path(a.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
