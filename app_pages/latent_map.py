@@ -101,7 +101,8 @@ with left:
         fig = map_view.figure(proj, None if y is None else y[proj.index], names, entry.key, str(dkey),
                               paths=paths, marked=marked)
         map_view.add_layers(fig, layer_data, shown)
-        st.plotly_chart(fig, key=S.MAP_CHART, on_select=functools.partial(map_view.on_select, entry.key),
+        st.plotly_chart(fig, key=S.MAP_CHART, on_select=functools.partial(map_view.on_select, entry.key, len(mu),
+                                                                     len((layer_data or {}).get("holes") or ())),
                         selection_mode="points", width="stretch")
         hint = "Click a point to see its image; click two to interpolate between them."
         if proj.params["method"] == "tsne":

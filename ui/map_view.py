@@ -130,8 +130,10 @@ def set_clicks(run_key: str, indices: list[int], n: int) -> None:
         st.session_state[state.MAP_ENDS_FROM] = CLICKED
 
 
-def on_select(run_key: str) -> None:
-    """Chart callback: remember the last two clicked test images; with two, use them as the ends."""
+def on_select(run_key: str, n_points: int, n_holes: int = 0) -> None:
+    """Chart callback: remember the last two clicked test images (0..n_points-1) or the clicked hole (-1 - k,
+    k < n_holes); with two images, use them as the ends. A point id that is none of these (a forged message) is
+    ignored."""
     sel = st.session_state.get(state.MAP_CHART)
     pts = (sel or {}).get("selection", {}).get("points", []) if isinstance(sel, dict) else \
         getattr(getattr(sel, "selection", None), "points", []) or []
@@ -142,7 +144,12 @@ def on_select(run_key: str) -> None:
             cd = cd[0] if cd else None
         if cd is None:
             continue
-        i = int(cd)
+        try:
+            i = int(cd)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if not -n_holes <= i < n_points:
+            continue
         if i < 0:                                             # a hole (charts.add_map_layers): -1 - k
             st.session_state.setdefault(state.MAP_HOLE, {})[run_key] = -1 - i
             continue
