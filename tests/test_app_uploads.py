@@ -46,6 +46,9 @@ def test_bad_run_upload_is_one_error_line(monkeypatch, tmp_path, case):
     assert not runs.exists() or not any(runs.iterdir()), "nothing is saved from a refused upload"
     assert at.sidebar.selectbox(key="app.run").value.endswith("mnist-2d")
     assert texts(at.title) == ["VAE Lab"]
+    # the refused files do not stay in the session (Streamlit copies a widget's files on every rerun)
+    assert [u.key for u in at.sidebar.get("file_uploader")] == ["app.run_upload.1"]
+    assert not at.sidebar.file_uploader(key="app.run_upload.1").value
 
 
 def test_good_run_uploads_as_zip_or_files_are_saved_and_become_active(monkeypatch, tmp_path):

@@ -180,8 +180,10 @@ def _run_upload() -> None:
             else:
                 st.session_state[state.APP_RUN_UPLOAD_RESULT] = ("success", f"Added {path.name}; it is now active.")
                 st.session_state[state.APP_RUN_PENDING] = str(path)
-                st.session_state[state.APP_RUN_UPLOAD_N] = n + 1   # a fresh, empty uploader
-                st.rerun()
+            # a fresh, empty uploader either way: Streamlit holds a widget's files in memory and copies them on
+            # every rerun of the session, so refused files must not stay in it
+            st.session_state[state.APP_RUN_UPLOAD_N] = n + 1
+            st.rerun()
         result = st.session_state.get(state.APP_RUN_UPLOAD_RESULT)
         if result:
             (st.error if result[0] == "error" else st.success)(result[1])
