@@ -29,7 +29,8 @@ setup() {  # $1: the extras to install (app | test)
 # The serving settings (no file watcher, no forced gc.collect(2) after each script run, beside the frozen
 # start-up heap of ui/shell.py) live in .streamlit/config.toml, chosen by measurement (README, "Serving a
 # class"), so every way of starting the app serves the same; dev turns the watcher back on.
-SERVE=(--browser.gatherUsageStats false)
+# No traceback or server path in the browser (the terminal keeps them); ./run.sh dev shows them to whoever edits.
+SERVE=(--browser.gatherUsageStats false --client.showErrorDetails none)
 # Where the server listens: this machine only (127.0.0.1) unless VAE_LAB_ADDRESS names another address, e.g.
 # VAE_LAB_ADDRESS=0.0.0.0 for every network interface (README, "Serving a class": a room gets nginx with TLS and a
 # login in front instead). A --server.address among ARGS comes later on the command line and wins.
@@ -46,7 +47,7 @@ case "$cmd" in
     setup app
     cd "$ROOT"
     exec "$PY" -m streamlit run app.py --server.fileWatcherType auto --server.runOnSave true \
-      --browser.gatherUsageStats false "${BIND[@]}" "$@" ;;
+      --browser.gatherUsageStats false --client.showErrorDetails full "${BIND[@]}" "$@" ;;
   test)
     setup test
     cd "$ROOT"
