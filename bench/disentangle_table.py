@@ -24,7 +24,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,17 +45,21 @@ SHARED = ["--latent-dim", "10", "--hidden", "256,128", "--batch-size", "128", "-
 
 
 def _vae(args: list[str], out: Path | None = None) -> tuple[dict, float]:
-    """Run ``python -m vae ARGS``; (its JSON answer, its CPU seconds)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-m", "vae", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``python -m vae ARGS``; (its JSON answer, its own CPU seconds: ``wait4``'s, so a run beside it in another
+    thread is not counted)."""
+    with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
+        proc = subprocess.Popen([sys.executable, "-m", "vae", *args], stdout=so, stderr=se, text=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        so.seek(0)
+        se.seek(0)
+        stdout, stderr = so.read(), se.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"python -m vae {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"python -m vae {' '.join(args)} failed: {stderr.strip().splitlines()[-1:]}")
     if out is not None:
-        out.write_text(proc.stderr)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return json.loads(proc.stdout.strip().splitlines()[-1]), cpu
+        out.write_text(stderr)
+    return json.loads(stdout.strip().splitlines()[-1]), usage.ru_utime + usage.ru_stime
 
 
 def one(objective: str, seed: int, a: argparse.Namespace, folder: Path) -> dict:
