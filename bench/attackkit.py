@@ -381,6 +381,9 @@ def serve_env() -> dict[str, str]:
     return dict(ln.strip().split("=", 1) for ln in lines if "=" in ln and not ln.lstrip().startswith("#"))
 
 
+RUN_SH_FLAGS = ("--client.showErrorDetails", "none")     # what ./run.sh app adds to Streamlit's defaults
+
+
 @contextlib.contextmanager
 def attack_server(report: dict, startup_timeout: float = 120.0,
                   extra_env: dict | None = None) -> Iterator[tuple[str, Path, Path]]:
@@ -395,7 +398,7 @@ def attack_server(report: dict, startup_timeout: float = 120.0,
         env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_TEACHER_PASSWORD": TEACHER_PASSWORD,
                "VAE_LAB_HEARTBEAT_S": f"{HEARTBEAT_S:g}", **(extra_env or {})}
         try:
-            with app_server(env=env, timeout=startup_timeout) as url:
+            with app_server(env=env, timeout=startup_timeout, extra_args=RUN_SH_FLAGS) as url:
                 yield url, runs, scratch
         finally:
             deadline = time.monotonic() + 15          # a stopped job saves its run, then exits by itself
