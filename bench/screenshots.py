@@ -43,13 +43,14 @@ def settle(page, extra_ms: int = 800) -> None:
 
 
 def log_foreign(runs: Path) -> None:
-    """The pytorch/examples MNIST VAE (bench/track_overhead.py's copy), trained 5 epochs by its own loop on the
+    """The pytorch/examples MNIST VAE (labkit/examples_vae.py), trained 5 epochs by its own loop on the
     built-in mnist5k digits and logged with vae.track into the runs folder: the README's foreign latent map."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
-    from track_overhead import VAE, train_epoch
+    from track_overhead import train_epoch
 
     import vae
+    from labkit.examples_vae import VAE
     from vae.data import load_dataset
     torch.manual_seed(1)
     data = load_dataset("mnist5k")

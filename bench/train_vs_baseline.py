@@ -24,10 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+import _root  # noqa: F401, I001  (the repository root on sys.path)
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from labkit.examples_vae import VAE as BaselineVAE  # the example's model and loss, as written there
+from labkit.examples_vae import loss_function
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import cache_dir, load_dataset
 from vae.train import fit
@@ -36,39 +37,8 @@ MNIST = DataConfig(name="mnist")  # recorded in each run's config: full MNIST fr
 RAW = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
-# ----------------------------------------------------------------------------- the baseline, as in the example
-class BaselineVAE(nn.Module):
-    def __init__(self, latent=20):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 400)
-        self.fc21 = nn.Linear(400, latent)
-        self.fc22 = nn.Linear(400, latent)
-        self.fc3 = nn.Linear(latent, 400)
-        self.fc4 = nn.Linear(400, 784)
-
-    def encode(self, x):
-        h1 = F.relu(self.fc1(x))
-        return self.fc21(h1), self.fc22(h1)
-
-    def reparameterize(self, mu, logvar):
-        std = torch.exp(0.5 * logvar)
-        eps = torch.randn_like(std)
-        return mu + eps * std
-
-    def decode(self, z):
-        h3 = F.relu(self.fc3(z))
-        return torch.sigmoid(self.fc4(h3))
-
-    def forward(self, x):
-        mu, logvar = self.encode(x.view(-1, 784))
-        z = self.reparameterize(mu, logvar)
-        return self.decode(z), mu, logvar
-
-
 def baseline_loss(recon_x, x, mu, logvar):
-    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
-    # Kingma & Welling 2014, Appendix B
-    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    bce, kld = loss_function(recon_x, x, mu, logvar)
     return bce + kld
 
 
@@ -93,7 +63,7 @@ def run_baseline(data_dir: Path, epochs: int, latent: int, seed: int) -> dict:
         datasets.MNIST(root, train=True, download=False, transform=transforms.ToTensor()), batch_size=128, shuffle=True)
     test_loader = torch.utils.data.DataLoader(
         datasets.MNIST(root, train=False, transform=transforms.ToTensor()), batch_size=128, shuffle=False)
-    model = BaselineVAE(latent)
+    model = BaselineVAE(latent=latent)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     curve, t_train = [], 0.0
     t0 = time.perf_counter()
