@@ -87,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--p95-ms", type=float, default=300.0, help="the latency goal a sweep reports against")
     ap.add_argument("--stop-over", type=float, default=0.0,
                     help="stop a sweep after a K whose p95 exceeds this many ms (default: run every K)")
+    ap.add_argument("--first-visit", action="store_true",
+                    help="tabs come without the app's person cookie, as a browser's very first page does (default: "
+                         "each tab brings one, as the browser has it from then on)")
     ap.add_argument("--media-connections", type=int, default=None,
                     help="a tab's picture GETs in flight at most (default: no cap directly, 6 behind nginx)")
     loadkit.add_server_args(ap)
@@ -194,7 +197,8 @@ async def run_k(target: loadkit.Target, k: int, args) -> dict:
         trainer.start_polling(stop_polls)
     mem0 = loadkit.memory_total(pids)
     await asyncio.gather(*[t.open(target.tab_url(t.idx), rng.uniform(0, args.ramp), args.timeout,
-                                  max_connections=args.media_connections or None, **target.session_kw(agent(t.idx)))
+                                  max_connections=args.media_connections or None, **target.session_kw(agent(t.idx)),
+                                  cookies=None if args.first_visit else vaelab.returning_browser(t.idx))
                            for t in tabs])
 
     meter = loadkit.Meter(pids)
@@ -367,7 +371,8 @@ def main() -> None:
                      "think_s": [args.think_lo, args.think_hi], "pages": args.pages, "seed": args.seed,
                      "training": args.training, "timeout_s": args.timeout, "watcher": args.watcher,
                      "post_gc": args.post_gc, "server_flags": loadkit.server_flags(args), "front": args.front,
-                     "replicas": args.replicas, "media_connections": args.media_connections or None},
+                     "replicas": args.replicas, "media_connections": args.media_connections or None,
+                     "person_cookie": not args.first_visit},
         "streamlit": streamlit.__version__,
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

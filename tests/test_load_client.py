@@ -7,6 +7,8 @@ import asyncio
 import concurrent.futures
 import random
 
+import pytest
+
 from labkit import stclient
 from labkit.appserver import app_server
 from labkit.stclient import vaelab
@@ -90,6 +92,22 @@ async def both(url: str) -> None:
     # can hit a half-imported pandas in plotly (reported; not what this test is about).
     assert await vaelab.warm_up(url, list(vaelab.PAGES)) == []
     await asyncio.gather(generate_and_map(url), sliders_and_recon(url))
+    await returning_and_first(url)
+
+
+async def returning_and_first(url: str) -> None:
+    """A tab with the person cookie is that person and gets no cookie component; a first visit gets one."""
+    back = stclient.Session(url, cookies=vaelab.returning_browser(7))
+    first = stclient.Session(url)
+    try:
+        ok(await back.open())
+        ok(await first.open())
+        with pytest.raises(KeyError):
+            back.element(vaelab.COOKIE_KEY, "bidi_component")
+        assert first.element(vaelab.COOKIE_KEY, "bidi_component") is not None
+    finally:
+        await back.close()
+        await first.close()
 
 
 def test_load_client_interactions_work_on_the_app(tmp_path):

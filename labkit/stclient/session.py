@@ -82,7 +82,8 @@ class Session:
     def __init__(self, base_url: str, page: str = "", query: str = "", *, fetch_media: bool = True,
                  use_msg_cache: bool = True, timeout: float = 120.0, preflight: bool = True,
                  timezone: str = "UTC", locale: str = "en-US", ssl_context: ssl.SSLContext | None = None,
-                 headers: dict[str, str] | None = None, max_connections: int | None = None):
+                 headers: dict[str, str] | None = None, max_connections: int | None = None,
+                 cookies: dict[str, str] | None = None):
         u = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         self._origin = f"{u.scheme}://{u.netloc}"
         self.http_base = f"{self._origin}{u.path.rstrip('/')}"
@@ -95,7 +96,7 @@ class Session:
             fetch_media, use_msg_cache, timeout, preflight)
         self.timezone, self.locale = timezone, locale
         self.ssl_context, self.headers = ssl_context, dict(headers or {})
-        self.cookies: dict[str, str] = {}        # name -> value, from every answer's Set-Cookie
+        self.cookies: dict[str, str] = dict(cookies or {})   # name -> value: given, and every answer's Set-Cookie
         self.preflight_status: list[int] = []    # the preflight GETs' HTTP status (0: no answer)
         self._connections = asyncio.Semaphore(max_connections) if max_connections else None
 

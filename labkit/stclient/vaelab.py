@@ -29,6 +29,14 @@ from .session import Session
 PAGES = {"generate": "generate", "sliders": "sliders", "map": "latent_map", "recon": "reconstructions"}
 KEYS = {"generate": "gen.redraw", "sliders": "sliders.panel", "map": "map.chart", "recon": "recon.sort"}
 PANELS = ("sliders.panel", "map.pad")      # the live-decoder components (ui/live_decoder.py)
+PERSON_COOKIE = "vaelab_person"            # ui/identity.py: a browser's person token, stored after its first page
+COOKIE_KEY = "app.who_cookie"              # ui/state.py WHO_COOKIE: the component that stores it
+
+
+def returning_browser(i: int) -> dict[str, str]:
+    """The cookies tab ``i`` brings once its browser has visited before: a person token of its own (43 characters,
+    as ``secrets.token_urlsafe(32)`` makes them)."""
+    return {PERSON_COOKIE: f"loadbench-tab-{i:06d}-".ljust(43, "x")}
 
 
 async def open_app(url: str, page: str, timeout: float = 60.0, **kw) -> tuple[Session, list[RunResult]]:
