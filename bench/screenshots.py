@@ -7,13 +7,15 @@ Uses the demo runs (the 2-D demo is active at start); the Train page is shot aft
 training run (quick demo settings) so its charts show; the Dimensions page shows the shapes32 beta-TCVAE demo with
 the plain VAE demo beside it, in a window tall enough for the whole page; foreign_map is the Latent map of the
 pytorch/examples VAE trained by its own loop and logged with vae.track (the README's "Debug your own VAE"). Runs go
-to a temporary folder.
+to a temporary folder. ``--pair A,B`` copies two run folders there (e.g. a β-TCVAE and a β-VAE kept by
+``bench/disentangle_table.py --keep``) and shoots the Dimensions page on A with B beside it: dimensions_pair.png.
 Prints one JSON object: {"files": [...]}.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -70,6 +72,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--full", action="store_true", help="whole page, not just the first screen")
     ap.add_argument("--pages", default=",".join(n for n, _ in PAGES))
+    ap.add_argument("--pair", default="", help="RUN_A,RUN_B: two run folders for dimensions_pair.png (A, B beside)")
     ap.add_argument("--launcher", default=None,
                     help="VAE_LAB_TRAIN_LAUNCHER for the server (e.g. 'torchrun --standalone --nproc-per-node 2'): "
                          "the Train page is then shot while its run trains under that launcher (train-launcher.png)")
@@ -86,11 +89,18 @@ def main() -> None:
         page = ctx.new_page()
         if "foreign_map" in wanted:
             log_foreign(Path(runs))
-        for name, path in PAGES:
+        pages = list(PAGES)
+        if args.pair:
+            a, b = (Path(p) for p in args.pair.split(","))
+            for src in (a, b):
+                shutil.copytree(src, Path(runs) / src.name)
+            pages.append(("dimensions_pair", f"dimensions?run={a.name}&vs={b.name}"))
+            wanted.add("dimensions_pair")
+        for name, path in pages:
             if name not in wanted:
                 continue
             # the Dimensions page is a long one: ten rows of strips per run, then the heat maps
-            tall = {"dimensions": 2100, "foreign_map": 1250}         # the whole map, below its caption and layers
+            tall = {"dimensions": 2100, "dimensions_pair": 2100, "foreign_map": 1250}   # foreign_map: the whole map
             page.set_viewport_size({"width": args.width, "height": tall.get(name, args.height)})
             page.goto(f"{url}/{path}")
             settle(page)
@@ -128,7 +138,7 @@ def main() -> None:
                 settle(page, 300)
             if name in ("latent_map", "latent_layers", "sliders", "foreign_map"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
-            if name == "dimensions":      # both runs' strips decoded in the browser, then the page settled again
+            if name.startswith("dimensions"):    # both runs' strips decoded in the browser, then the page settled again
                 page.wait_for_function(STRIPS, arg=["dims.strips.0", "dims.strips.1"], timeout=60_000)
                 settle(page, 1500)
             f = out / f"{name}{'-dark' if args.dark else ''}.png"
