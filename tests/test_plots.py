@@ -19,3 +19,28 @@ def test_from_spec_gives_the_same_figure_and_skips_validation():
     # a copy can take overlays without touching the spec it came from
     charts.add_overlays(again, [("path", np.zeros((3, 2)), "solid")], [("A", 0.0, 0.0)])
     assert len(again.data) == len(fig.data) + 2 and len(charts.from_spec(spec).data) == len(fig.data)
+
+
+def history(n_steps: int, n_epochs: int, test: bool = True) -> tuple[list[dict], list[dict]]:
+    rng = np.random.default_rng(n_steps + n_epochs)
+    terms = lambda: {k: float(v) for k, v in zip(charts.CURVE_TERMS, rng.normal(100, 5, 3))}  # noqa: E731
+    steps = [{"step": i + 1, **terms()} for i in range(n_steps)]
+    epochs = [{"epoch": e + 1, "train": terms(), **({"test": terms()} if test else {})} for e in range(n_epochs)]
+    return steps, epochs
+
+
+def test_live_curves_are_the_validated_figure_with_the_new_points():
+    """curves() fills a template built once per kind of history: the same figure as building it in full, for
+    every mix of traces, and a caller's changes to one copy do not reach the next."""
+    for n_steps, n_epochs, test in ((0, 0, True), (5, 0, True), (40, 3, True), (40, 3, False), (0, 2, True),
+                                    (7, 1, False)):
+        steps, epochs = history(n_steps, n_epochs, test)
+        kinds, series = charts._curve_series(steps, epochs, 12.5)
+        full = charts._curves_build(kinds, series, preview=not steps and not epochs).to_dict()
+        fast = charts.curves(steps, epochs, 12.5)
+        assert fast.to_dict() == full, (n_steps, n_epochs, test)
+        fast.add_annotation(text="mine", x=0, y=0)
+        assert charts.curves(steps, epochs, 12.5).to_dict() == full
+    steps, epochs = history(40, 3)
+    assert len(charts.curves(steps, epochs, 12.5).data) == 9 and charts.curves(steps, epochs, 12.5).data[0].x[-1] \
+        == 40 / 12.5

@@ -5,6 +5,8 @@ Building a plotly figure validates every property (tens of ms for a chart): ``ca
 figure once per key for all sessions and hands out copies without validating them again."""
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from typing import Callable
 
@@ -28,32 +30,72 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
+CURVE_TERMS = ("recon", "kl", "neg_elbo")
+
+
 def curves(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None) -> go.Figure:
-    """Reconstruction, KL and -ELBO (nats per image) on train (every step) and test (every epoch)."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("Reconstruction −log p(x|z)", "KL(q(z|x) ‖ p(z))",
-                                                        "−ELBO = reconstruction + KL"), horizontal_spacing=0.07)
+    """Reconstruction, KL and -ELBO (nats per image) on train (every step) and test (every epoch).
+
+    A live run redraws this every poll with new points: the figure of its kinds of traces is built and validated
+    once (``_curves_template``), and each call only puts the points into a copy of it, without validating again."""
+    kinds, series = _curve_series(steps, epochs, steps_per_epoch)
+    if not any(kinds):                  # nothing to draw yet (the preview before a run): built as it is
+        return _curves_build(kinds, series, preview=not steps and not epochs)
+    spec = copy.deepcopy(_curves_template(kinds))
+    for trace, (x, y) in zip(spec["data"], series, strict=True):
+        trace["x"], trace["y"] = x, y
+    return from_spec(spec)
+
+
+def _curve_series(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None):
+    """Which kinds of traces there are (each step, train epoch means, test epochs) and each trace's (x, y), in the
+    order ``_curves_build`` adds them."""
     spe = steps_per_epoch or 1.0
     xs = [s["step"] / spe for s in steps]
-    for col, key in enumerate(("recon", "kl", "neg_elbo"), start=1):
-        first = col == 1
+    tr = [e for e in epochs if "train" in e]
+    te = [e for e in epochs if e.get("test")]
+    kinds = (bool(steps), bool(tr), bool(te))
+    series = []
+    for key in CURVE_TERMS:
         if steps:
-            fig.add_trace(go.Scatter(x=xs, y=[s[key] for s in steps], mode="lines", name="train (each step)",
+            series.append((xs, [s[key] for s in steps]))
+        if tr:
+            series.append(([e["epoch"] for e in tr], [e["train"][key] for e in tr]))
+        if te:
+            series.append(([e["epoch"] for e in te], [e["test"][key] for e in te]))
+    return kinds, series
+
+
+@functools.lru_cache(maxsize=8)
+def _curves_template(kinds: tuple[bool, bool, bool]) -> dict:
+    return _curves_build(kinds, [([0.0], [0.0])] * (3 * sum(kinds))).to_dict()
+
+
+def _curves_build(kinds: tuple[bool, bool, bool], series: list[tuple[list, list]], preview: bool = False) -> go.Figure:
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Reconstruction −log p(x|z)", "KL(q(z|x) ‖ p(z))",
+                                                        "−ELBO = reconstruction + KL"), horizontal_spacing=0.07)
+    data = iter(series)
+    for col in range(1, 4):
+        first = col == 1
+        if kinds[0]:
+            x, y = next(data)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (each step)",
                                      legendgroup="train", showlegend=first, line=dict(width=1.2, color=TRAIN_COLOR),
                                      opacity=0.55, hovertemplate="epoch %{x:.2f}<br>%{y:.1f} nats<extra>train</extra>"),
                           row=1, col=col)
-        tr = [(e["epoch"], e["train"][key]) for e in epochs if "train" in e]
-        if tr:
-            fig.add_trace(go.Scatter(x=[a for a, _ in tr], y=[b for _, b in tr], mode="lines+markers",
+        if kinds[1]:
+            x, y = next(data)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers",
                                      name="train (epoch mean)", legendgroup="train-epoch", showlegend=first,
                                      line=dict(width=2.5, color=TRAIN_COLOR), marker=dict(size=7),
                                      hovertemplate="epoch %{x}<br>%{y:.2f} nats<extra>train</extra>"), row=1, col=col)
-        te = [(e["epoch"], e["test"][key]) for e in epochs if e.get("test")]
-        if te:
-            fig.add_trace(go.Scatter(x=[a for a, _ in te], y=[b for _, b in te], mode="lines+markers",
+        if kinds[2]:
+            x, y = next(data)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers",
                                      name="test (end of epoch)", legendgroup="test", showlegend=first,
                                      line=dict(width=2.5, color=TEST_COLOR), marker=dict(size=8, symbol="diamond"),
                                      hovertemplate="epoch %{x}<br>%{y:.2f} nats<extra>test</extra>"), row=1, col=col)
-        if not steps and not epochs:  # the preview before a run: empty axes in all three panels
+        if preview:  # the preview before a run: empty axes in all three panels
             fig.add_trace(go.Scatter(x=[0, 10], y=[0, 1], mode="markers", marker=dict(opacity=0), showlegend=False,
                                      hoverinfo="skip"), row=1, col=col)
             fig.update_yaxes(showticklabels=False, row=1, col=col)
