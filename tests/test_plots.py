@@ -1,4 +1,6 @@
 """Figures built once and handed out again: the copy is the same figure, made without validating it again."""
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -44,3 +46,21 @@ def test_live_curves_are_the_validated_figure_with_the_new_points():
     steps, epochs = history(40, 3)
     assert len(charts.curves(steps, epochs, 12.5).data) == 9 and charts.curves(steps, epochs, 12.5).data[0].x[-1] \
         == 40 / 12.5
+
+
+def test_latent_scatter_fills_a_validated_template_with_each_class_points():
+    """latent_scatter puts the points into a figure validated once per kind of map: plotly validates the result as
+    it is, each class's trace holds exactly that class's points and test indices, and copies stay apart."""
+    rng = np.random.default_rng(3)
+    for n, k, index in ((500, 10, None), (4000, 3, None), (300, 0, np.arange(300) * 3), (200, 12, None)):
+        pts = rng.normal(size=(n, 2)).astype(np.float32)
+        labels = np.arange(n) % k if k else None
+        fig = charts.latent_scatter(pts, labels, None, index=index, marked=[("A", 0.1, 0.2)])
+        assert json.loads(go.Figure(fig.to_dict()).to_json()) == json.loads(fig.to_json())   # valid as it stands
+        idx = np.arange(n) if index is None else index
+        for c, trace in zip(range(k) if k else [None], fig.data[:k or 1]):
+            m = np.ones(n, bool) if c is None else labels == c
+            assert np.array_equal(trace.x, pts[m, 0]) and np.array_equal(trace.y, pts[m, 1])
+            assert np.array_equal(trace.customdata, idx[m])
+            assert (trace.type == "scattergl") == (n > 3000)
+        assert fig.data[-1].name == "point A" and len(charts.latent_scatter(pts, labels, None).data) == max(k, 1)

@@ -218,23 +218,35 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: l
     ``prior_center``: draw the prior's 1σ and 2σ circles there (None: no circles).
     ``paths``: (name, [T, 2] points, dash) drawn as lines; ``marked``: (text, x, y) markers.
     """
-    fig = go.Figure()
     n = len(points)
-    scatter = go.Scattergl if n > 3000 else go.Scatter
-    size = 6 if n <= 1000 else 4
     idx = np.arange(n) if index is None else np.asarray(index)
-    if labels is None:
-        fig.add_trace(scatter(x=points[:, 0], y=points[:, 1], mode="markers", name="test images", customdata=idx,
+    classes = None if labels is None else tuple(int(c) for c in np.unique(labels))
+    masks = [slice(None)] if labels is None else [labels == c for c in classes]
+    spec = copy.deepcopy(_scatter_template(n > 3000, 6 if n <= 1000 else 4, classes, tuple(class_names or ()),
+                                           tuple(axis_names), None if prior_center is None else
+                                           (float(prior_center[0]), float(prior_center[1])), height))
+    for trace, m in zip(spec["data"], masks, strict=True):
+        trace["x"], trace["y"], trace["customdata"] = points[m, 0], points[m, 1], idx[m]
+    return add_overlays(from_spec(spec), paths, marked)
+
+
+@functools.lru_cache(maxsize=64)
+def _scatter_template(gl: bool, size: int, classes: tuple[int, ...] | None, class_names: tuple[str, ...],
+                      axis_names: tuple[str, str], prior_center: tuple[float, float] | None, height: int) -> dict:
+    """latent_scatter's figure without its points (one empty trace per class), built and validated once: a live run
+    redraws its map every epoch, and validating a figure costs tens of ms."""
+    fig = go.Figure()
+    scatter = go.Scattergl if gl else go.Scatter
+    if classes is None:
+        fig.add_trace(scatter(x=[], y=[], mode="markers", name="test images", customdata=[],
                               marker=dict(size=size, opacity=0.8),
                               hovertemplate="#%{customdata}<extra></extra>"))
-    else:
-        for c in np.unique(labels):
-            m = labels == c
-            name = class_names[int(c)] if class_names and int(c) < len(class_names) else str(int(c))
-            color = CLASS_COLORS[int(c) % len(CLASS_COLORS)] if len(np.unique(labels)) <= len(CLASS_COLORS) else None
-            fig.add_trace(scatter(x=points[m, 0], y=points[m, 1], mode="markers", name=name, customdata=idx[m],
-                                  marker=dict(size=size, opacity=0.85, color=color),
-                                  hovertemplate=f"#%{{customdata}} · label {name}<extra></extra>"))
+    for c in classes or ():
+        name = class_names[c] if class_names and c < len(class_names) else str(c)
+        color = CLASS_COLORS[c % len(CLASS_COLORS)] if len(classes) <= len(CLASS_COLORS) else None
+        fig.add_trace(scatter(x=[], y=[], mode="markers", name=name, customdata=[],
+                              marker=dict(size=size, opacity=0.85, color=color),
+                              hovertemplate=f"#%{{customdata}} · label {name}<extra></extra>"))
     if prior_center is not None:
         cx, cy = prior_center
         for r, dash in ((1, "dot"), (2, "dash")):
@@ -242,12 +254,11 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: l
                           dash=dash), layer="below")
             fig.add_annotation(x=cx + r * math.cos(math.pi / 4), y=cy + r * math.sin(math.pi / 4), text=f"{r}σ",
                                showarrow=False, font=dict(color=GUIDE, size=12), xshift=10, yshift=8)
-    add_overlays(fig, paths, marked)
     fig.update_xaxes(title_text=axis_names[0], zeroline=False)
     fig.update_yaxes(title_text=axis_names[1], zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain")
-    return _layout(fig, height, legend=dict(title=dict(text="label " if labels is not None else ""), orientation="h",
-                                            y=1.02, yanchor="bottom", x=0, itemsizing="constant"),
-                   dragmode="pan", clickmode="event+select")
+    return _layout(fig, height, legend=dict(title=dict(text="label " if classes is not None else ""),
+                                            orientation="h", y=1.02, yanchor="bottom", x=0, itemsizing="constant"),
+                   dragmode="pan", clickmode="event+select").to_dict()
 
 
 # The extra figures each objective reports per step (vae.objectives: ``Objective.reports`` beyond loss, recon, kl)
