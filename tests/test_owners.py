@@ -219,7 +219,8 @@ def test_a_damaged_queued_job_is_never_launched_and_only_the_teacher_may_delete_
     s = Scheduler(root, max_jobs=1, interval=0.2)
     try:
         # the queue is taken oldest first: once the later job is launched, the damaged one was passed over
-        wait(lambda: (later / jobs.CLAIM).exists(), what="the later job launched")
+        # (the claim is written before the process is started and recorded: wait for the record)
+        wait(lambda: later in s._procs, what="the later job launched")
         assert list(s._procs) == [later] and not (a / jobs.CLAIM).exists()
         s.stop(later)
         assert jobs.read_status(a)["state"] == "damaged" and owners.owner_of(a) == ""

@@ -128,7 +128,11 @@ def run(args, config: RunConfig, data: DataSplit, out: Path | None, *, resume: b
     precheck(config, data)
     d = from_env(pick_device(config.train.device))      # torchrun's process group, or one process
     try:
-        return _train(args, config, data, out, d, resume)
+        result = _train(args, config, data, out, d, resume)
+        # an orderly ending leaves together: a rank that tore its group down while rank 0 was still writing the
+        # run folder could abort in gloo's teardown (SIGABRT), which torchrun reports as a crash
+        d.barrier()
+        return result
     finally:
         d.close()
 
