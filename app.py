@@ -9,8 +9,11 @@ and its sidebar, for every session after it.
 """
 import streamlit as st
 
-from ui import links, shell
-from ui.pages import PAGES
+from ui import settings  # noqa: I001  (first of ui: before any module imports torch)
+
+settings.pin_native_threads()
+from ui import links, shell  # noqa: E402
+from ui.pages import PAGES  # noqa: E402
 
 st.set_page_config(page_title=shell.PAGE_TITLE, page_icon=shell.icon(), layout="wide")
 shell.setup()

@@ -18,16 +18,13 @@ from vae.models import VAE
 
 from . import settings
 
-_THREADS_SET = False
-
 
 def configure_torch() -> None:
-    """One thread count for the whole process (torch's setting is global): interactive decoding
-    is a few ms, and a second core stays free for the server or a training run."""
-    global _THREADS_SET
-    if not _THREADS_SET:
-        torch.set_num_threads(settings.torch_threads())
-        _THREADS_SET = True
+    """The server's torch thread count, in the calling thread (``settings.pin_native_threads`` says why it is per
+    thread); a few microseconds when it is already right."""
+    n = settings.torch_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 @st.cache_data(show_spinner="Encoding the test images…", max_entries=16)

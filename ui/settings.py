@@ -42,6 +42,7 @@ Read on every call (cheap), so a test can set them before starting the app.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +99,21 @@ def job_nice() -> int:
 
 def train_launcher() -> str:
     return os.environ.get("VAE_LAB_TRAIN_LAUNCHER", "").strip()
+
+
+def pin_native_threads() -> None:
+    """Give every thread of the server ``torch_threads()`` OpenMP threads, before torch is first imported.
+
+    Streamlit runs each rerun, and each fragment's rerun, in a thread of its own, and OpenMP keeps its thread
+    count per thread: a new thread starts at every core, whatever ``torch.set_num_threads`` said in another, so
+    its first torch op built a new OpenMP team. On 2 cores that was about 30 ms of CPU per click that decodes,
+    against 1 ms for the decode itself (bench/omp_threads.py). The environment variables are read once, when
+    torch (and its OpenMP) load; after that ``compute.configure_torch`` is the per-thread remedy."""
+    if "torch" in sys.modules:
+        return
+    n = str(torch_threads())
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = n
 
 
 def torch_threads() -> int:
