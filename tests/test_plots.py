@@ -1,4 +1,5 @@
 """Figures built once and handed out again: the copy is the same figure, made without validating it again."""
+import copy
 import json
 
 import numpy as np
@@ -18,9 +19,39 @@ def test_from_spec_gives_the_same_figure_and_skips_validation():
     again = charts.from_spec(spec)
     assert isinstance(again, go.Figure) and again.to_dict() == spec
     assert again._validate is False, "plotly's _validate switch is gone: from_spec now validates (slower)"
-    # a copy can take overlays without touching the spec it came from
-    charts.add_overlays(again, [("path", np.zeros((3, 2)), "solid")], [("A", 0.0, 0.0)])
-    assert len(again.data) == len(fig.data) + 2 and len(charts.from_spec(spec).data) == len(fig.data)
+    # overlays go onto a copy of the spec, not onto the spec it came from
+    more = charts.from_spec(charts.add_overlays(copy.deepcopy(spec), [("path", np.zeros((3, 2)), "solid")],
+                                                [("A", 0.0, 0.0)]))
+    assert len(more.data) == len(fig.data) + 2 and len(charts.from_spec(spec).data) == len(fig.data)
+
+
+def test_overlays_are_the_figure_plotly_validates_with_each_path_and_point():
+    """add_overlays fills templates validated once: the same figure as adding each path and point through plotly's
+    validating constructors, for either side of a label, and a filled copy never reaches the next."""
+    rng = np.random.default_rng(1)
+    paths = [("linear path", rng.normal(size=(10, 2)), "solid"), ("spherical path", rng.normal(size=(10, 2)), "dot"),
+             ("towards 7", rng.normal(size=(8, 2)), "dash")]
+    marked = [("A #3", 0.5, -0.25), ("B #31", -1.0, 2.0), ("C", 0.0, 0.0)]
+    spec = map_figure().to_dict()
+    expected = charts.from_spec(copy.deepcopy(spec))
+    for name, pts, dash in paths:
+        color = charts.PATH_COLORS.get(name, charts.PATH_COLOR)
+        expected.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
+                                      line=dict(width=3, dash=dash, color=color), marker=dict(size=5, color=color),
+                                      hoverinfo="skip"))
+    for k, (text, x, y) in enumerate(marked):
+        c = charts.MARK_COLOR
+        expected.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=f"point {text}", showlegend=False,
+                                      hovertemplate=f"{text}<extra></extra>", marker=dict(
+                                          size=16, symbol="circle-open", color=c, line=dict(width=3, color=c))))
+        expected.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1.5, arrowcolor=c,
+                                ax=36 if k % 2 == 0 else -36, ay=-30, standoff=9, font=dict(size=13, color=c),
+                                bgcolor="rgba(255,255,255,0.85)", bordercolor=c, borderwidth=1, borderpad=2)
+    fast = charts.from_spec(charts.add_overlays(copy.deepcopy(spec), paths, marked))
+    assert json.loads(fast.to_json()) == json.loads(expected.to_json())
+    assert json.loads(go.Figure(fast.to_dict()).to_json()) == json.loads(fast.to_json())   # valid as it stands
+    again = charts.add_overlays(copy.deepcopy(spec), paths[:1], marked[:1])
+    assert len(again["data"]) == len(spec["data"]) + 2 and again["layout"]["annotations"][-1]["text"] == "A #3"
 
 
 def history(n_steps: int, n_epochs: int, test: bool = True) -> tuple[list[dict], list[dict]]:

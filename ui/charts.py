@@ -128,24 +128,45 @@ HOLE_COLOR = "#d62728"
 DENSITY_GREY = "rgba(110,110,110,0.6)"
 
 
-def add_overlays(fig: go.Figure, paths: list[tuple[str, np.ndarray, str]] | None = None,
-                 marked: list[tuple[str, float, float]] | None = None) -> go.Figure:
-    """Paths (name, [T, 2] points, dash) as lines and marked points (text, x, y) on a latent map. A marked point's
-    label sits in a box beside it, joined by a short line, so it covers neither the point nor its neighbours."""
+def add_overlays(spec: dict, paths: list[tuple[str, np.ndarray, str]] | None = None,
+                 marked: list[tuple[str, float, float]] | None = None) -> dict:
+    """Paths (name, [T, 2] points, dash) as lines and marked points (text, x, y) added to a latent map's spec (a
+    ``fig.to_dict()``, changed in place and returned). A marked point's label sits in a box beside it, joined by a
+    short line, so it covers neither the point nor its neighbours. Each kind of trace is built and validated once
+    (``_path_template``, ``_mark_template``) and filled here: validating a map's four overlays on every click cost
+    more than drawing them."""
+    data, notes = spec.setdefault("data", []), spec.setdefault("layout", {}).setdefault("annotations", [])
     for name, pts, dash in paths or []:
-        color = PATH_COLORS.get(name, PATH_COLOR)
-        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="lines+markers", name=name,
-                                 line=dict(width=3, dash=dash, color=color), marker=dict(size=5, color=color),
-                                 hoverinfo="skip"))
+        trace = copy.deepcopy(_path_template(name, dash))
+        trace["x"], trace["y"] = np.asarray(pts)[:, 0], np.asarray(pts)[:, 1]
+        data.append(trace)
     for k, (text, x, y) in enumerate(marked or []):
-        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=f"point {text}", showlegend=False,
-                                 hovertemplate=f"{text}<extra></extra>",
-                                 marker=dict(size=16, symbol="circle-open", color=MARK_COLOR,
-                                             line=dict(width=3, color=MARK_COLOR))))
-        fig.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1.5, arrowcolor=MARK_COLOR,
-                           ax=36 if k % 2 == 0 else -36, ay=-30, standoff=9, font=dict(size=13, color=MARK_COLOR),
-                           bgcolor="rgba(255,255,255,0.85)", bordercolor=MARK_COLOR, borderwidth=1, borderpad=2)
-    return fig
+        trace, note = copy.deepcopy(_mark_template(k % 2))
+        trace.update(x=[x], y=[y], name=f"point {text}", hovertemplate=f"{text}<extra></extra>")
+        note.update(x=x, y=y, text=text)
+        data.append(trace)
+        notes.append(note)
+    return spec
+
+
+@functools.lru_cache(maxsize=32)
+def _path_template(name: str, dash: str) -> dict:
+    color = PATH_COLORS.get(name, PATH_COLOR)
+    return go.Scatter(x=[], y=[], mode="lines+markers", name=name, line=dict(width=3, dash=dash, color=color),
+                      marker=dict(size=5, color=color), hoverinfo="skip").to_plotly_json()
+
+
+@functools.lru_cache(maxsize=2)
+def _mark_template(side: int) -> tuple[dict, dict]:
+    """A marked point's trace and its label's annotation (to the right for side 0, the left for 1)."""
+    trace = go.Scatter(x=[0.0], y=[0.0], mode="markers", name="point", showlegend=False, hovertemplate="",
+                       marker=dict(size=16, symbol="circle-open", color=MARK_COLOR,
+                                   line=dict(width=3, color=MARK_COLOR))).to_plotly_json()
+    note = go.layout.Annotation(x=0.0, y=0.0, text="", showarrow=True, arrowhead=0, arrowwidth=1.5,
+                                arrowcolor=MARK_COLOR, ax=36 if side == 0 else -36, ay=-30, standoff=9,
+                                font=dict(size=13, color=MARK_COLOR), bgcolor="rgba(255,255,255,0.85)",
+                                bordercolor=MARK_COLOR, borderwidth=1, borderpad=2).to_plotly_json()
+    return trace, note
 
 
 def _legend_only(name: str, **marker) -> go.Scatter:
@@ -227,7 +248,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray | None, class_names: l
                                            (float(prior_center[0]), float(prior_center[1])), height))
     for trace, m in zip(spec["data"], masks, strict=True):
         trace["x"], trace["y"], trace["customdata"] = points[m, 0], points[m, 1], idx[m]
-    return add_overlays(from_spec(spec), paths, marked)
+    return from_spec(add_overlays(spec, paths, marked))
 
 
 @functools.lru_cache(maxsize=64)

@@ -56,9 +56,12 @@ def recon_pair(inputs: np.ndarray, recons: np.ndarray, *, target: int = TARGET_T
     return grid(np.concatenate([float_from_uint8(inputs), float_from_uint8(recons)]), len(inputs), target=target)
 
 
+PNG_LEVEL = 1   # zlib level: a 436-px manifold grid encodes in 8 ms instead of 18 (level 6) and is 7 % larger
+
+
 def png_bytes(picture: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG", compress_level=PNG_LEVEL)
     return buf.getvalue()
 
 

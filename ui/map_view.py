@@ -60,7 +60,7 @@ def figure(proj: MapProjection, labels: np.ndarray | None, names: list[str] | No
     """The latent map: the test points (built once per run, data and projection, for every session) with this
     session's paths and marked points added."""
     spec = _map_spec(proj, labels, names, run_key, data_key, proj.params["method"], height)
-    return charts.add_overlays(charts.from_spec(spec), paths, marked)
+    return charts.from_spec(charts.add_overlays(spec, paths, marked))   # the cache hands out a copy to add to
 
 
 @st.cache_data(show_spinner="Computing the map's layers…", max_entries=16)
