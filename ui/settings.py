@@ -106,8 +106,8 @@ def pin_native_threads() -> None:
 
     Streamlit runs each rerun, and each fragment's rerun, in a thread of its own, and OpenMP keeps its thread
     count per thread: a new thread starts at every core, whatever ``torch.set_num_threads`` said in another, so
-    its first torch op built a new OpenMP team. On 2 cores that was about 30 ms of CPU per click that decodes,
-    against 1 ms for the decode itself (bench/omp_threads.py). The environment variables are read once, when
+    its first torch op built a new OpenMP team: 10-20 ms of CPU for a click that decodes, against about 1 ms
+    for the decode itself (bench/omp_threads.py). The environment variables are read once, when
     torch (and its OpenMP) load; after that ``compute.configure_torch`` is the per-thread remedy."""
     if "torch" in sys.modules:
         return
