@@ -1,0 +1,78 @@
+"""The server's torch threads hold in every thread Streamlit makes (a rerun, a fragment's rerun), not only in the one
+that set them: OpenMP keeps its count per thread (bench/omp_threads.py measures what a fresh team costs)."""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch  # noqa: F401  (loaded, as in any test process: pin_native_threads must then do nothing)
+
+from ui import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_router_pins_the_threads_before_any_module_that_imports_torch():
+    tree = ast.parse((ROOT / "app.py").read_text())
+    order = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ui"):
+            order.append(("import", node.module, tuple(a.name for a in node.names)))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                ast.unparse(node.value.func) == "settings.pin_native_threads":
+            order.append(("pin",))
+    assert order[0] == ("import", "ui", ("settings",)) and order[1] == ("pin",), order
+
+
+def test_settings_does_not_import_torch_and_pins_both_libraries():
+    code = ("import os, sys; from ui import settings; assert 'torch' not in sys.modules, 'ui.settings imports torch'; "
+            "settings.pin_native_threads(); print(os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "VAE_LAB_THREADS": "3",
+                                                                      "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "3"]
+
+
+def test_a_torch_that_is_already_loaded_is_left_alone(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    settings.pin_native_threads()                           # torch is imported in this process: too late to matter
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+PROBE = r"""
+import os, sys, threading
+import torch  # noqa: F401  (loaded, as in any test process: pin_native_threads must then do nothing)
+from ui import compute
+torch.set_num_threads(1)                                  # set once, in the main thread, as the server once did
+w = torch.nn.Linear(2, 256)
+x = torch.randn(10, 2)
+
+def rerun():
+    if sys.argv[1] == "configure":
+        compute.configure_torch()                         # what shell.setup does at the top of every rerun
+    with torch.no_grad():
+        for _ in range(3):
+            w(x)
+
+tasks = len(os.listdir("/proc/self/task"))
+for _ in range(5):
+    t = threading.Thread(target=rerun)
+    t.start()
+    t.join()
+print(len(os.listdir("/proc/self/task")) - tasks)
+"""
+
+
+def _extra_threads(mode: str) -> int:
+    """OS threads left behind by five fresh threads' decodes in a new interpreter (OpenMP teams)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    return int(subprocess.run([sys.executable, "-c", PROBE, mode], cwd=ROOT, capture_output=True, text=True,
+                              check=True, env={**env, "VAE_LAB_THREADS": "1", "PYTHONPATH": str(ROOT)}).stdout)
+
+
+def test_a_rerun_in_a_new_thread_starts_no_openmp_team():
+    assert _extra_threads("configure") == 0
+    if (os.cpu_count() or 1) > 1:                            # the probe sees the team a bare thread starts
+        assert _extra_threads("bare") > 0
