@@ -13,6 +13,14 @@ from ui import settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _python(*args: str, threads: str) -> str:
+    """stdout of ``python ARGS`` from the repository, with VAE_LAB_THREADS=threads and no OpenMP/MKL setting of its
+    own (OpenMP reads those once, when torch loads)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={**env, "VAE_LAB_THREADS": threads, "PYTHONPATH": str(ROOT)}).stdout
+
+
 def test_the_router_pins_the_threads_before_any_module_that_imports_torch():
     tree = ast.parse((ROOT / "app.py").read_text())
     order = []
@@ -28,11 +36,7 @@ def test_the_router_pins_the_threads_before_any_module_that_imports_torch():
 def test_settings_does_not_import_torch_and_pins_both_libraries():
     code = ("import os, sys; from ui import settings; assert 'torch' not in sys.modules, 'ui.settings imports torch'; "
             "settings.pin_native_threads(); print(os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "VAE_LAB_THREADS": "3",
-                                                                      "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["3", "3"]
+    assert _python("-c", code, threads="3").split() == ["3", "3"]
 
 
 def test_a_torch_that_is_already_loaded_is_left_alone(monkeypatch):
@@ -70,9 +74,7 @@ print(max(seen))
 
 def _openmp_threads_in_fresh_threads(mode: str) -> int:
     """The OpenMP thread count that fresh threads' decodes run with, in a new interpreter whose main thread set 1."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    return int(subprocess.run([sys.executable, "-c", PROBE, mode], cwd=ROOT, capture_output=True, text=True,
-                              check=True, env={**env, "VAE_LAB_THREADS": "1", "PYTHONPATH": str(ROOT)}).stdout)
+    return int(_python("-c", PROBE, mode, threads="1"))
 
 
 def test_a_rerun_in_a_new_thread_runs_with_the_servers_openmp_count():
