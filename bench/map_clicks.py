@@ -2,6 +2,8 @@
 
     python bench/map_clicks.py                       # this checkout
     python bench/map_clicks.py --root /tmp/old       # another checkout of the app, to compare side by side
+    ./run.sh app --server.port 8611 &                # or the app exactly as the README starts it:
+    python bench/map_clicks.py --url http://localhost:8611 --pid "$(pgrep -f 'streamlit run app.py')"
 
 The app is served as ``./run.sh app`` serves it (bench/appserver.py, the checkout's .streamlit/config.toml),
 on its default run. Three interactions, ``--n`` times each: a click on a test point with no layers shown, the
@@ -12,6 +14,7 @@ to the page settled (no running indicator, then 200 ms), so it includes the brow
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -40,10 +43,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10, help="interactions of each kind")
     ap.add_argument("--root", help="serve another checkout of the app (default: this one)")
+    ap.add_argument("--url", help="a server already running (e.g. ./run.sh app) instead of starting one")
+    ap.add_argument("--pid", type=int, help="with --url: that server's process id, for its CPU")
     args = ap.parse_args()
-    out: dict = {"root": args.root or "this checkout", "n": args.n, "cpu_count": os.cpu_count()}
-    with tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs}, root=args.root) as url, \
-            chromium() as browser:
+    if bool(args.url) != bool(args.pid):
+        ap.error("--url and --pid go together")
+    out: dict = {"root": args.url or args.root or "this checkout", "n": args.n, "cpu_count": os.cpu_count()}
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            url, pid = args.url.rstrip("/"), args.pid
+        else:
+            runs = stack.enter_context(tempfile.TemporaryDirectory())
+            server = stack.enter_context(app_server(env={"VAE_LAB_RUNS_DIR": runs}, root=args.root))
+            url, pid = str(server), server.pid
+        browser = stack.enter_context(chromium())
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.goto(f"{url}/latent_map")
         page.locator(f"{POINTS} .points path").first.wait_for(timeout=120_000)
@@ -51,11 +64,11 @@ def main() -> None:
         pts = page.locator(POINTS)
 
         def measure(name: str, act) -> None:
-            c0, t0 = server_cpu(url.pid), time.perf_counter()
+            c0, t0 = server_cpu(pid), time.perf_counter()
             for i in range(args.n):
                 act(i)
                 settle(page)
-            out[name] = {"server_cpu_ms": round(1000 * (server_cpu(url.pid) - c0) / args.n, 1),
+            out[name] = {"server_cpu_ms": round(1000 * (server_cpu(pid) - c0) / args.n, 1),
                          "wall_ms_incl_settle": round(1000 * (time.perf_counter() - t0) / args.n)}
 
         measure("click a point, layers off", lambda i: pts.nth(i % 9).locator(".points path").nth(i).click(force=True))
