@@ -9,7 +9,7 @@ from helpers import tiny_split
 
 from vae import losses
 from vae.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from vae.objectives import BetaTC, FactorVAE, for_config, permute_dims, tc_terms
+from vae.objectives import BetaTC, FactorVAE, for_config, mss_log_weights, permute_dims, tc_terms
 from vae.pipeline import train_run
 
 
@@ -35,6 +35,37 @@ def test_total_correlation_sees_dimensions_that_move_together():
     tc_shared = float(tc_terms(shared, shared, logvar)["tc"].mean())
     tc_indep = float(tc_terms(indep, indep, logvar)["tc"].mean())
     assert tc_shared > tc_indep + 2.0 and abs(tc_indep) < 1.5, (tc_shared, tc_indep)
+
+
+def test_stratified_sampling_tracks_the_aggregate_posterior_where_weighted_sampling_saturates():
+    """With sharp posteriors a batch's weighted-sampling estimate of log q(z) is dominated by each image's own
+    posterior weighted 1/M; stratified sampling weighs it 1/N and lands near the exact value over all N images
+    (N = 512, batches of 32, 20 batches; measured here: MWS off by 2.7 nats, MSS by under 0.1)."""
+    g = torch.Generator().manual_seed(4)
+    n, m, d = 512, 32, 3
+    mu = torch.randn(n, d, generator=g)
+    logvar = torch.full((n, d), math.log(0.05 ** 2))
+    z = mu + 0.05 * torch.randn(n, d, generator=g)
+    exact = torch.logsumexp(-0.5 * (losses.LOG_2PI + logvar.unsqueeze(0)
+                                    + (z.unsqueeze(1) - mu.unsqueeze(0)).pow(2) / 0.05 ** 2).sum(2), 1) - math.log(n)
+    err = {"mws": [], "mss": []}
+    for _ in range(20):
+        idx = torch.randperm(n, generator=g)[:m]
+        log_q_x = losses.log_normal(z[idx], mu[idx], logvar[idx])
+        for name, size in (("mws", None), ("mss", n)):
+            log_qz = log_q_x - tc_terms(z[idx], mu[idx], logvar[idx], size)["mi"]
+            err[name].append(float((log_qz - exact[idx]).mean()))
+    mws, mss = abs(sum(err["mws"]) / 20), abs(sum(err["mss"]) / 20)
+    assert mss < 0.5 < 2.0 < mws, (mws, mss)
+    assert torch.allclose(mss_log_weights(m, n).exp().sum(1), torch.ones(m)), "each row of weights sums to 1"
+
+
+def test_the_estimator_is_a_setting_of_the_command_line():
+    from vae.cli.options import TRAIN
+    assert any(o.flag == "--tc-estimator" for o in TRAIN)
+    assert TrainConfig(objective="btcvae", tc_estimator="mss").tc_estimator == "mss"
+    with pytest.raises(ConfigError, match="tc_estimator"):
+        TrainConfig(objective="btcvae", tc_estimator="exact")
 
 
 def test_permuted_dimensions_keep_each_marginal_and_break_the_joint():

@@ -238,6 +238,9 @@ class TrainConfig:
                 "the total correlation")
     tc_weight: float = setting(6.0, "btcvae and factorvae: the weight of the total correlation (beta-TCVAE's beta, "
                                     "FactorVAE's gamma)", lo=0, hi=1000)
+    tc_estimator: Literal["mws", "mss"] = setting(
+        "mws", "btcvae: how the batch estimates the aggregate posterior q(z); mws: minibatch weighted sampling, mss: "
+               "minibatch stratified sampling (Chen et al. 2018, section 4.1 and appendix)")
     iw_k: int | None = setting(None, "iwae: importance samples per image (None: 5 with iwae, 1 with the ELBO)", lo=1,
                                hi=1000)
 

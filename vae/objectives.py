@@ -167,18 +167,35 @@ def log_density_pairs(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
     return -0.5 * (losses.LOG_2PI + lj + (zi - mj).pow(2) * torch.exp(-lj))
 
 
-def tc_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
+def mss_log_weights(m: int, n: int, device: torch.device | None = None) -> torch.Tensor:
+    """log w_ij [m, m] of minibatch stratified sampling (Chen et al. 2018, appendix C.2) for a batch of ``m`` images
+    drawn from ``n``: q(z_i) ~ sum_j w_ij q(z_i | x_j), the image's own posterior weighted 1/n, its neighbour
+    (n - m + 1) / (n (m - 1)) and the rest 1 / (m - 1); each row sums to 1."""
+    w = torch.full((m, m), 1.0 / (m - 1), dtype=torch.float64)
+    idx = torch.arange(m)
+    w[idx, idx] = 1.0 / n
+    w[idx, (idx + 1) % m] = (n - m + 1) / (n * (m - 1))
+    return w.log().float().to(device)
+
+
+def tc_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n: int | None = None) -> dict[str, torch.Tensor]:
     """The KL's three parts per image [B] (Chen et al. 2018, eq. 2), with the aggregate posterior q(z) estimated on
-    the batch by minibatch weighted sampling (their section 4.1): q(z) ~ sum_j q(z | x_j) over the batch's M images,
+    the batch: by minibatch weighted sampling (their section 4.1; ``n`` None), q(z) ~ 1/M sum_j q(z | x_j) over the
+    batch's M images, or, given the data set's size ``n``, by minibatch stratified sampling (:func:`mss_log_weights`),
+    which weighs each image's own posterior 1/n instead of 1/M and so does not saturate when posteriors are sharp.
 
     ``mi`` = log q(z|x) - log q(z) (index-code mutual information), ``tc`` = log q(z) - sum_d log q(z_d) (total
     correlation), ``dwkl`` = sum_d log q(z_d) - log p(z_d) (dimension-wise KL); their sum is the one-sample KL.
-    Each density is normalised by 1/M; Chen et al. write 1/(N M), which shifts every term by a constant (so the
-    gradients are the same) and leaves the reported parts off the KL's scale by multiples of log N."""
+    Weighted sampling's densities are normalised by 1/M; Chen et al. write 1/(N M), which shifts every term by a
+    constant (so the gradients are the same) and leaves the reported parts off the KL's scale by multiples of log N."""
     pairs = log_density_pairs(z, mu, logvar)                              # [B, B, D]
-    norm = math.log(z.shape[0])
-    log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm                  # [B]
-    log_prod = (torch.logsumexp(pairs, dim=1) - norm).sum(1)              # [B]
+    b = z.shape[0]
+    if n is None or b < 2:
+        log_w = torch.full((b, b), -math.log(b), device=z.device)
+    else:
+        log_w = mss_log_weights(b, max(n, b), z.device)
+    log_qz = torch.logsumexp(pairs.sum(2) + log_w, dim=1)                 # [B]
+    log_prod = torch.logsumexp(pairs + log_w.unsqueeze(2), dim=1).sum(1)  # [B]
     log_q_x = losses.log_normal(z, mu, logvar)
     return {"mi": log_q_x - log_qz, "tc": log_qz - log_prod, "dwkl": log_prod - losses.log_std_normal(z)}
 
@@ -197,7 +214,8 @@ class BetaTC(Elbo):
 
     def loss(self, net: torch.nn.Module, batch: Batch, beta: float) -> StepLoss:
         out, terms = self.terms(net, batch)
-        parts = {k: v.mean() for k, v in tc_terms(out.z.float(), out.mu.float(), out.logvar.float()).items()}
+        n = len(self.x) if self.cfg.tc_estimator == "mss" else None
+        parts = {k: v.mean() for k, v in tc_terms(out.z.float(), out.mu.float(), out.logvar.float(), n).items()}
         recon = terms["recon"].mean()
         loss = recon + beta * (parts["mi"] + parts["dwkl"]) + self.cfg.tc_weight * parts["tc"]
         return StepLoss(loss, {"loss": loss, "recon": recon, "kl": terms["kl"].mean(), **parts}, batch.x.shape[0],
