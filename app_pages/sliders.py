@@ -45,61 +45,70 @@ shown = order if (d <= sliders_view.MAX_SLIDERS or st.session_state.get(S.SLIDER
 
 links.restore("z", lambda v: sliders_view.send_precise(entry.key, links.floats(v, d), None),
               f"{d} comma-separated numbers, one per latent dimension")
-z0, label0, start_text = sliders_view.start_point(run, entry.key, start, test, dkey)
-span = float(min(6.0, max(3.0, math.ceil(max(abs(v) for v in z0)))))
-st.caption(start_text)
-value = latent_panel(run.model, key=S.SLIDERS_PANEL, mode="sliders", order=shown, z0=z0, label=label0,
-                     class_names=names, slider_range=span, image_px=224, run_key=entry.key)
-z, label = (value["z"], value["label"]) if isinstance(value, dict) else (value, None)
-links.publish("z", ",".join(f"{v:.3f}" for v in z))
-if kl is not None and d > 2:
-    unused = [i for i in range(d) if kl[i] < UNUSED_KL_NATS]
-    if unused:
-        st.caption(f"{len(unused)} of {d} dimensions carry almost no information (KL < {UNUSED_KL_NATS:g} nats): "
-                   "moving "
-                   "them barely changes the image. That is posterior collapse at work.")
 
-# ---- keep this point
-b1, b2, b3, _ = st.columns([1, 1, 1, 1])
-b1.button("Save this point", key=S.SLIDERS_SAVE, icon=":material/bookmark_add:", width="stretch",
-          on_click=sliders_view.save_point, args=(entry.key, z, label))
-b2.button("Interpolate from here", key=S.SLIDERS_TO_A, icon=":material/line_start:", width="stretch",
-          on_click=sliders_view.set_end, args=(entry.key, "A", z, label),
-          help="Makes this point the start (A) of the interpolation on the Latent map page.")
-b3.button("Interpolate to here", key=S.SLIDERS_TO_B, icon=":material/line_end:", width="stretch",
-          on_click=sliders_view.set_end, args=(entry.key, "B", z, label),
-          help="Makes this point the end (B) of the interpolation on the Latent map page.")
-saved = sliders_view.saved_points(entry.key)
-ends = st.session_state.get(S.SHARED_ENDS, {}).get(entry.key, {})
-if saved or ends:
-    pics, caps = [], []
-    for tag in ("A", "B"):
-        if tag in ends:
-            pics.append(images.one(compute.decode_one(run.model, entry.key, tuple(ends[tag]["z"]),
-                                                      ends[tag]["label"]), target=84))
-            caps.append(f"interpolation {tag}")
-    for p in saved:
-        pics.append(images.one(compute.decode_one(run.model, entry.key, tuple(p["z"]), p["label"]), target=84))
-        caps.append(p["name"])
-    st.image(pics, caption=caps, width=96, output_format="PNG")
-    if saved:
-        st.button("Clear saved points", key=S.SLIDERS_CLEAR, on_click=sliders_view.clear_saved, args=(entry.key,))
 
-# ---- exact values, decoded on the server
-with st.expander("Precise values", icon=":material/pin:"):
-    st.caption("Type exact coordinates; the image below is decoded on the server. "
-               "“Send to the sliders” restarts the sliders from these values.")
-    keys = sliders_view.init_precise(entry.key, z)
-    cols = st.columns(4)
-    for n, dim in enumerate(shown):
-        cols[n % 4].number_input(f"z{dim}", -10.0, 10.0, step=0.1, format="%.3f", key=keys[dim])
-    plabel = None
-    if m.conditional:
-        plabel = st.selectbox("Class", list(range(m.num_classes)), key=S.SLIDERS_PRECISE_LABEL,
-                              format_func=lambda i: names[i] if names else str(i))
-    zp = [float(st.session_state[keys[i]]) for i in range(d)]
-    st.image(images.one(compute.decode_one(run.model, entry.key, tuple(zp), plabel), target=168),
-             caption="z = [" + ", ".join(f"{v:.2f}" for v in zp[:8]) + (", …]" if d > 8 else "]"), width=180,
-             output_format="PNG")
-    st.button("Send to the sliders", key=S.SLIDERS_SEND, on_click=sliders_view.send_precise,
-              args=(entry.key, zp, plabel), icon=":material/north:")
+@st.fragment
+def panel() -> None:
+    """The sliders and what reads their point (the saved points, the precise values): a release, and each control
+    in here, reruns this part alone. (A decoder on the server path reruns the whole page on a release.)"""
+    z0, label0, start_text = sliders_view.start_point(run, entry.key, start, test, dkey)
+    span = float(min(6.0, max(3.0, math.ceil(max(abs(v) for v in z0)))))
+    st.caption(start_text)
+    value = latent_panel(run.model, key=S.SLIDERS_PANEL, mode="sliders", order=shown, z0=z0, label=label0,
+                         class_names=names, slider_range=span, image_px=224, run_key=entry.key)
+    z, label = (value["z"], value["label"]) if isinstance(value, dict) else (value, None)
+    links.publish("z", ",".join(f"{v:.3f}" for v in z))
+    if kl is not None and d > 2:
+        unused = [i for i in range(d) if kl[i] < UNUSED_KL_NATS]
+        if unused:
+            st.caption(f"{len(unused)} of {d} dimensions carry almost no information (KL < {UNUSED_KL_NATS:g} nats): "
+                       "moving "
+                       "them barely changes the image. That is posterior collapse at work.")
+
+    # ---- keep this point
+    b1, b2, b3, _ = st.columns([1, 1, 1, 1])
+    b1.button("Save this point", key=S.SLIDERS_SAVE, icon=":material/bookmark_add:", width="stretch",
+              on_click=sliders_view.save_point, args=(entry.key, z, label))
+    b2.button("Interpolate from here", key=S.SLIDERS_TO_A, icon=":material/line_start:", width="stretch",
+              on_click=sliders_view.set_end, args=(entry.key, "A", z, label),
+              help="Makes this point the start (A) of the interpolation on the Latent map page.")
+    b3.button("Interpolate to here", key=S.SLIDERS_TO_B, icon=":material/line_end:", width="stretch",
+              on_click=sliders_view.set_end, args=(entry.key, "B", z, label),
+              help="Makes this point the end (B) of the interpolation on the Latent map page.")
+    saved = sliders_view.saved_points(entry.key)
+    ends = st.session_state.get(S.SHARED_ENDS, {}).get(entry.key, {})
+    if saved or ends:
+        pics, caps = [], []
+        for tag in ("A", "B"):
+            if tag in ends:
+                pics.append(images.one(compute.decode_one(run.model, entry.key, tuple(ends[tag]["z"]),
+                                                          ends[tag]["label"]), target=84))
+                caps.append(f"interpolation {tag}")
+        for p in saved:
+            pics.append(images.one(compute.decode_one(run.model, entry.key, tuple(p["z"]), p["label"]), target=84))
+            caps.append(p["name"])
+        st.image(pics, caption=caps, width=96, output_format="PNG")
+        if saved:
+            st.button("Clear saved points", key=S.SLIDERS_CLEAR, on_click=sliders_view.clear_saved, args=(entry.key,))
+
+    # ---- exact values, decoded on the server
+    with st.expander("Precise values", icon=":material/pin:"):
+        st.caption("Type exact coordinates; the image below is decoded on the server. "
+                   "“Send to the sliders” restarts the sliders from these values.")
+        keys = sliders_view.init_precise(entry.key, z)
+        cols = st.columns(4)
+        for n, dim in enumerate(shown):
+            cols[n % 4].number_input(f"z{dim}", -10.0, 10.0, step=0.1, format="%.3f", key=keys[dim])
+        plabel = None
+        if m.conditional:
+            plabel = st.selectbox("Class", list(range(m.num_classes)), key=S.SLIDERS_PRECISE_LABEL,
+                                  format_func=lambda i: names[i] if names else str(i))
+        zp = [float(st.session_state[keys[i]]) for i in range(d)]
+        st.image(images.one(compute.decode_one(run.model, entry.key, tuple(zp), plabel), target=168),
+                 caption="z = [" + ", ".join(f"{v:.2f}" for v in zp[:8]) + (", …]" if d > 8 else "]"), width=180,
+                 output_format="PNG")
+        st.button("Send to the sliders", key=S.SLIDERS_SEND, on_click=sliders_view.send_precise,
+                  args=(entry.key, zp, plabel), icon=":material/north:")
+
+
+panel()

@@ -87,12 +87,33 @@ async def sliders_and_recon(url: str) -> None:
         await s.close()
 
 
+async def reruns_stay_in_their_fragment(url: str) -> None:
+    """Each page's interaction reruns the part of the page it changes (a fragment), not the sidebar and the rest:
+    it sends well under the messages of a full run of the page, and the sidebar's run picker stays on screen."""
+    rng = random.Random(2)
+    for page in ("generate", "sliders", "map", "recon"):
+        s, opened = await vaelab.open_app(url, page)
+        try:
+            for r in opened:
+                ok(r)
+            full = ok(await s.rerun())
+            assert not s.model.run_fragments, "a rerun of the page runs all of it"
+            for _ in range(2):
+                r = ok(await vaelab.INTERACTIONS[page](s, rng))
+                assert s.model.run_fragments, f"{page}: the interaction reran the whole page"
+                assert r.messages <= 0.75 * full.messages, (page, r.messages, full.messages)
+            assert s.element("app.run", "selectbox") is not None, "the sidebar is still there"
+        finally:
+            await s.close()
+
+
 async def both(url: str) -> None:
     # One tab first visits every page: two tabs racing through a cold server's first imports
     # can hit a half-imported pandas in plotly (reported; not what this test is about).
     assert await vaelab.warm_up(url, list(vaelab.PAGES)) == []
     await asyncio.gather(generate_and_map(url), sliders_and_recon(url))
     await returning_and_first(url)
+    await reruns_stay_in_their_fragment(url)
 
 
 async def returning_and_first(url: str) -> None:
