@@ -35,7 +35,8 @@ data of a second, tiny component, and the browser paints them. The browser keeps
 ``SERVER_MAX_FPS`` a second, sending only the newest z when an answer arrives, so a slow
 round trip drops stale positions instead of queueing them; a request unanswered after
 ``SERVER_TIMEOUT_MS`` is given up. Releasing commits the value; the fragment notices it and
-reruns the whole page (``st.rerun(scope="app")``), as the in-browser panel's commit does. Measured in Chromium against
+reruns the whole page (``st.rerun(scope="app")``) so that the page reads the committed point (the in-browser panel's
+commit reruns what contains the panel: on Sliders, the page's own fragment). Measured in Chromium against
 the app as ``./run.sh app`` serves it: README, "Debug your own VAE" (bench/server_slider.py).
 
 Dragging one slider, the other dimensions stay put, and a range input only takes the values of its grid (range / 300
