@@ -64,39 +64,48 @@ else:
             st.plotly_chart(fig, key=f"{S.CMP_MAP}.{i}", width="stretch")
 
 st.subheader("Replay a run's training", divider="gray")
-replayable = [e for e in entries if compare_view.snapshot_epochs(e.path)]
-if not replayable:
-    st.info("No run here has kept per-epoch snapshots yet (the demo runs were saved without them). Train one on "
-            "the Train page, then replay it here: every run the app or `python -m vae train` trains keeps them.")
-    st.stop()
-paths = [e.path for e in replayable]
-pick = st.selectbox("Run to replay", paths, key=S.CMP_REPLAY_RUN,
-                    format_func=lambda p: catalogue.label(by_path[p]) if p in by_path else p)
-unlisted = [e.name for e in entries if e not in replayable]
-if unlisted:
-    st.caption(f"Not listed, because they kept no per-epoch snapshots: {', '.join(unlisted)} (the demo runs ship "
-               "without them; every run the app or `python -m vae train` trains keeps them).")
-entry = by_path[pick]
-epochs = compare_view.snapshot_epochs(pick)
-epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=S.CMP_REPLAY_EPOCH) if len(epochs) > 1 \
-    else epochs[0]
-snap = compare_view.snapshot(pick, int(epoch), entry.mtime)
-if snap is None:
-    st.warning(f"The snapshot of epoch {epoch} cannot be read.")
-else:
-    run = catalogue.load(entry)
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        fig = compare_view.snapshot_map(snap, catalogue.class_names(run))
-        if fig is not None:
-            st.plotly_chart(fig, key=S.CMP_REPLAY_MAP, width="stretch")
-            st.caption(f"The test images' latent means after epoch {epoch} of {len(compare_view.epochs_of(run))}.")
-    with right:
-        kl = snap.kl_per_dim
-        if kl is not None:
-            st.plotly_chart(charts.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
-            st.caption(f"KL per dimension after epoch {epoch}.")
-        if snap.pair() is not None:
-            st.image(images.png(("replay", entry.key, int(epoch)),
-                                lambda: images.recon_pair(*snap.pair(), target=36)),
-                     caption="Inputs (top) and their reconstructions after this epoch.", output_format="PNG")
+
+
+@st.fragment
+def replay() -> None:
+    """The replay: choosing a run or an epoch reruns this part alone, not the comparison above (two maps of the
+    whole test set)."""
+    replayable = [e for e in entries if compare_view.snapshot_epochs(e.path)]
+    if not replayable:
+        st.info("No run here has kept per-epoch snapshots yet (the demo runs were saved without them). Train one on "
+                "the Train page, then replay it here: every run the app or `python -m vae train` trains keeps them.")
+        return
+    paths = [e.path for e in replayable]
+    pick = st.selectbox("Run to replay", paths, key=S.CMP_REPLAY_RUN,
+                        format_func=lambda p: catalogue.label(by_path[p]) if p in by_path else p)
+    unlisted = [e.name for e in entries if e not in replayable]
+    if unlisted:
+        st.caption(f"Not listed, because they kept no per-epoch snapshots: {', '.join(unlisted)} (the demo runs ship "
+                   "without them; every run the app or `python -m vae train` trains keeps them).")
+    entry = by_path[pick]
+    epochs = compare_view.snapshot_epochs(pick)
+    epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=S.CMP_REPLAY_EPOCH) if len(epochs) > 1 \
+        else epochs[0]
+    snap = compare_view.snapshot(pick, int(epoch), entry.mtime)
+    if snap is None:
+        st.warning(f"The snapshot of epoch {epoch} cannot be read.")
+    else:
+        run = catalogue.load(entry)
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            fig = compare_view.snapshot_map(snap, catalogue.class_names(run))
+            if fig is not None:
+                st.plotly_chart(fig, key=S.CMP_REPLAY_MAP, width="stretch")
+                st.caption(f"The test images' latent means after epoch {epoch} of {len(compare_view.epochs_of(run))}.")
+        with right:
+            kl = snap.kl_per_dim
+            if kl is not None:
+                st.plotly_chart(charts.kl_bars(kl.tolist()), key=S.CMP_REPLAY_KL, width="stretch")
+                st.caption(f"KL per dimension after epoch {epoch}.")
+            if snap.pair() is not None:
+                st.image(images.png(("replay", entry.key, int(epoch)),
+                                    lambda: images.recon_pair(*snap.pair(), target=36)),
+                         caption="Inputs (top) and their reconstructions after this epoch.", output_format="PNG")
+
+
+replay()

@@ -194,9 +194,15 @@ if d == 2:
     st.subheader("Latent pad", divider="gray")
     st.caption("Drag the point over the decoded manifold: the image follows your finger, decoded in the browser, "
                "and the path you draw stays on the pad.")
-    extent = 3.0
-    latent_panel(run.model, key=S.MAP_PAD, mode="pad", order=[0, 1], label=label, class_names=names,
-                 pad_background=map_view.pad_background(run.model, entry.key, extent, label),
-                 slider_range=extent, image_px=196, run_key=entry.key)
+
+    @st.fragment
+    def pad() -> None:
+        """The pad alone: a release reruns this part, not the map above."""
+        extent = 3.0
+        latent_panel(run.model, key=S.MAP_PAD, mode="pad", order=[0, 1], label=label, class_names=names,
+                     pad_background=map_view.pad_background(run.model, entry.key, extent, label),
+                     slider_range=extent, image_px=196, run_key=entry.key)
+
+    pad()
 
 downloads.panel(entry, run, test, enc, names)
