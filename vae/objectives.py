@@ -190,12 +190,14 @@ def tc_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n: int | N
     constant (so the gradients are the same) and leaves the reported parts off the KL's scale by multiples of log N."""
     pairs = log_density_pairs(z, mu, logvar)                              # [B, B, D]
     b = z.shape[0]
-    if n is None or b < 2:
-        log_w = torch.full((b, b), -math.log(b), device=z.device)
+    if n is None or b < 2:          # one weight for every pair: a constant, not a [B, B] matrix on every step
+        norm = math.log(b)
+        log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm              # [B]
+        log_prod = (torch.logsumexp(pairs, dim=1) - norm).sum(1)          # [B]
     else:
         log_w = mss_log_weights(b, max(n, b), z.device)
-    log_qz = torch.logsumexp(pairs.sum(2) + log_w, dim=1)                 # [B]
-    log_prod = torch.logsumexp(pairs + log_w.unsqueeze(2), dim=1).sum(1)  # [B]
+        log_qz = torch.logsumexp(pairs.sum(2) + log_w, dim=1)
+        log_prod = torch.logsumexp(pairs + log_w.unsqueeze(2), dim=1).sum(1)
     log_q_x = losses.log_normal(z, mu, logvar)
     return {"mi": log_q_x - log_qz, "tc": log_qz - log_prod, "dwkl": log_prod - losses.log_std_normal(z)}
 
