@@ -15,6 +15,7 @@ Reusable by any browser test in this folder:
 - ``new_page(browser, url)``: a page that has loaded the app (the first element rendered).
 - ``settle(page)``: wait for the current script run to end and its stale elements to go.
 - ``go(page, name, heading)``: follow a sidebar link and wait until that page alone is shown.
+- ``first_heading(page)``: the main area's first heading now (None without one); ``describe(page)``: what it shows.
 - ``expand(page, title)``: open an expander (no-op when open).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pytest
 
 from labkit.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, app_server, free_port
 
-__all__ = ["ROOT", "app_server", "expand", "free_port", "go", "new_page", "settle"]
+__all__ = ["ROOT", "app_server", "describe", "expand", "first_heading", "free_port", "go", "new_page", "settle"]
 
 IDLE = ("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-stale=\"true\"]')")
@@ -102,7 +103,7 @@ def go(page, name: str, heading: str) -> None:
         # Seen under load: a click on the link right after the Latent map page loaded left it on that page, with
         # no run going (its live decoder commits a value, a rerun of that page, just after loading; the two may
         # race). A person clicks again; so does the test, once.
-        if page.locator("[data-testid='stMain'] h1").first.text_content().strip() == heading:
+        if first_heading(page) == heading:
             raise
         link.click()
         try:
@@ -112,14 +113,23 @@ def go(page, name: str, heading: str) -> None:
     settle(page)
 
 
+def first_heading(page) -> str | None:
+    """The text of the main area's first heading now, or None when it has none (no waiting)."""
+    return page.evaluate("""() => { const h = document.querySelector("[data-testid='stMain'] h1");
+                                    return h ? h.textContent.trim() : null; }""")
+
+
 def describe(page) -> str:
-    """What the page shows now: its first heading, whether a run is going, and what is stale."""
+    """What the page shows now: its address, first heading, whether a run is going, what is stale, and the start of
+    the main area's text (an exception shows there)."""
     return page.evaluate("""() => {
         const h = document.querySelector("[data-testid='stMain'] h1");
+        const main = document.querySelector("[data-testid='stMain']");
         const stale = [...document.querySelectorAll('[data-stale="true"]')].map(
             e => (e.getAttribute('data-testid') || e.tagName) + ':' + e.textContent.slice(0, 60));
-        return `first h1 ${h ? JSON.stringify(h.textContent.trim()) : 'none'}, `
-             + `running ${!!document.querySelector('[data-testid="stStatusWidget"]')}, stale ${JSON.stringify(stale)}`;
+        return `at ${location.pathname}, first h1 ${h ? JSON.stringify(h.textContent.trim()) : 'none'}, `
+             + `running ${!!document.querySelector('[data-testid="stStatusWidget"]')}, stale ${JSON.stringify(stale)}, `
+             + `main ${JSON.stringify(main ? main.innerText.slice(0, 300) : null)}`;
     }""")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, describe, expand, go, new_page, settle
+from conftest import ROOT, describe, expand, first_heading, go, new_page, settle
 from upload_cases import data_cases, run_cases
 
 from labkit.appserver import app_server
@@ -61,12 +61,14 @@ def test_every_page_opens_without_an_exception(browser, app_url, scheme):
     page = open_app(browser, app_url, color_scheme=scheme)
     for name, heading in PAGES:
         go(page, name, heading)
-        if page.locator("[data-testid='stMain'] h1").first.text_content().strip() != heading:
-            # Known, not fixed: under load, arriving on Sliders from the Latent map sometimes bounces back to the
-            # Latent map a moment later (seen in CI, not reproduced here). Going again must work.
+        if first_heading(page) != heading:
+            # Known, not fixed: under load, a page reached from the Latent map was seen in CI to bounce back to the
+            # Latent map a moment later, and once to lose its heading (main area empty); neither reproduced here.
+            # Going again must work.
+            print(f"{name}: left after arriving ({describe(page)}); going again")
             go(page, name, heading)
-        assert page.locator(EXC).count() == 0, f"exception on {name}"
-        assert page.locator("[data-testid='stMain'] h1").first.text_content().strip() == heading
+        assert page.locator(EXC).count() == 0, f"exception on {name}: {describe(page)}"
+        assert first_heading(page) == heading, f"{name}: {describe(page)}"
     assert not page.errors, page.errors
     page.context.close()
 
@@ -291,7 +293,7 @@ def test_a_guided_experiment_starts_from_home_and_can_be_stopped(browser, app_ur
     card = page.locator("[data-testid='stColumn']", has_text="Too few dimensions")
     card.get_by_role("button", name="Set up and start").click()
     page.get_by_text("Guided experiment: Too few dimensions.").wait_for()
-    assert page.locator("[data-testid='stMain'] h1").first.text_content().strip() == "Train"
+    assert first_heading(page) == "Train", describe(page)
     page.get_by_role("button", name="Stop").wait_for(timeout=90_000)
     assert page.get_by_role("textbox", name="Latent dimensions", exact=True).input_value() == "1"
     page.get_by_text("The Doctor's verdict").wait_for(timeout=120_000)     # the 20 s run ends, the Doctor reads it
