@@ -66,6 +66,20 @@ def test_the_teachers_password_is_compared_in_constant_time_and_guessing_is_slow
     assert gate.attempt(other, "right", "right")[0] is True
 
 
+def test_a_flood_of_wrong_passwords_does_not_lock_out_a_teacher_who_unlocked_before():
+    now = [0.0]
+    gate = TeacherGate(budget=5, window=600.0, max_wait=60.0, clock=lambda: now[0])
+    teacher, newcomer = A, owners.person_of("d" * 43)
+    assert gate.attempt(teacher, "right", "right")[0] is True
+    for i in range(10):                                        # a student making new persons, one guess each
+        gate.attempt(owners.person_of(f"{i:02d}" + "e" * 41), "guess", "right")
+    assert gate.wait(newcomer) > 500                           # the cap still holds for everyone else
+    assert not gate.attempt(newcomer, "right", "right")[0]
+    assert gate.wait(teacher) == 0.0 and gate.attempt(teacher, "right", "right")[0] is True
+    assert gate.attempt(teacher, "typo", "right")[0] is False  # the teacher's own typos still cost their own wait
+    assert gate.wait(teacher) == 1.0
+
+
 def test_upload_markers_make_owners_and_a_shared_upload_counts_for_each(tmp_path):
     runs, uploads = tmp_path / "runs", tmp_path / "runs" / ".uploads"
     up = uploads / "abcd"

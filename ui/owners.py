@@ -155,13 +155,17 @@ class TeacherGate:
     """Slows and caps guessing of the teacher's password. Per person: after the n-th failure the next attempt waits
     ``min(max_wait, 2 ** (n - 1))`` seconds. Per server: at most ``budget`` failures in any ``window`` seconds; beyond
     that every attempt (the right password too) waits until the oldest failure leaves the window, since a guesser can
-    make new persons at will. Thread-safe; ``clock`` is injectable for tests."""
+    make new persons at will. A person who has given the right password on this server before is not held by the
+    server's cap (only by their own wait): otherwise a student flooding wrong guesses would lock the teacher out of
+    teacher mode, and becoming that person takes their 256-bit token. Thread-safe; ``clock`` is injectable for
+    tests."""
 
     def __init__(self, budget: int = 30, window: float = 600.0, max_wait: float = 60.0, clock=time.monotonic):
         self.budget, self.window, self.max_wait, self.clock = budget, window, max_wait, clock
         self._lock = threading.Lock()
         self._failures: deque[float] = deque()
         self._person: dict[str, tuple[int, float]] = {}      # person -> (failures in a row, when the last was)
+        self._known: set[str] = set()                        # persons who gave the right password here before
 
     def wait(self, person: str) -> float:
         """Seconds before ``person`` may try again (0: now)."""
@@ -169,7 +173,8 @@ class TeacherGate:
             now = self.clock()
             while self._failures and now - self._failures[0] > self.window:
                 self._failures.popleft()
-            server = self._failures[0] + self.window - now if len(self._failures) >= self.budget else 0.0
+            capped = len(self._failures) >= self.budget and person not in self._known
+            server = self._failures[0] + self.window - now if capped else 0.0
             n, last = self._person.get(person, (0, 0.0))
             own = last + min(self.max_wait, 2.0 ** (n - 1)) - now if n else 0.0
             return max(0.0, server, own)
@@ -182,6 +187,7 @@ class TeacherGate:
         if password_ok(given, expected):
             with self._lock:
                 self._person.pop(person, None)
+                self._known.add(person)
             return True, "Teacher mode: you can stop, resume and delete any run, and see who owns each."
         with self._lock:
             now = self.clock()
