@@ -12,7 +12,6 @@ its link, as a person following a link or reloading it does:
 
 - ``cold``: ``/dimensions?run=shapes32-tcvae-10d``, the first time: the run's model loaded, its analysis computed
   (2,000 test images rendered and encoded, the mutual information measured), the decoder's spec built and sent;
-- ``commit``: the strips component says it compiled the decoder (one more rerun, sent as ui/strips.js sends it);
 - ``warm``: the same link in a new tab (everything cached for every session);
 - ``pair_cold`` / ``pair_warm``: ``&vs=shapes32-vae-10d``, the plain VAE beside it (its model and analysis the first
   time), as the guided experiment ends.
@@ -33,7 +32,6 @@ from pathlib import Path
 import _root  # noqa: F401, I001  (the repository root on sys.path: labkit, ui)
 import loadkit
 
-from labkit.stclient.protocol import component_data
 from labkit.stclient.session import Session
 
 RUN, BESIDE = "shapes32-tcvae-10d", "shapes32-vae-10d"
@@ -48,17 +46,13 @@ async def measure(pid: int, act) -> dict:
             "wall_ms": round(1000 * (time.perf_counter() - t0))}
 
 
-async def visit(url: str, pid: int, query: str, commit: bool) -> dict:
+async def visit(url: str, pid: int, query: str) -> dict:
     s = Session(url, page="dimensions", query=query)
     try:
         out = {"page": await measure(pid, s.open)}
         shown = [k for k in ("dims.strips.0", "dims.strips.1") if _has(s, k)]
         if shown != (["dims.strips.0", "dims.strips.1"] if "vs=" in query else ["dims.strips.0"]):
             raise RuntimeError(f"{query}: the page showed the strips {shown}")
-        if commit:
-            data = component_data(s.element("dims.strips.0", "bidi_component"))
-            out["commit"] = await measure(pid, lambda: s.set_component_state(
-                "dims.strips.0", "value", {"data_id": data["data_id"], "browser": True, "have": data["spec"]["id"]}))
         return out
     finally:
         await s.close()
@@ -76,11 +70,11 @@ async def one_server(url: str, pid: int, run: str) -> dict:
     home = Session(url)
     await home.open()                     # the server's start-up, paid by whoever comes first
     await home.close()
-    cold = await visit(url, pid, f"run={run}", commit=True)
-    warm = await visit(url, pid, f"run={run}", commit=False)
-    pair_cold = await visit(url, pid, f"run={run}&vs={BESIDE}", commit=False)
-    pair_warm = await visit(url, pid, f"run={run}&vs={BESIDE}", commit=False)
-    return {"cold": cold["page"], "commit": cold["commit"], "warm": warm["page"], "pair_cold": pair_cold["page"],
+    cold = await visit(url, pid, f"run={run}", )
+    warm = await visit(url, pid, f"run={run}", )
+    pair_cold = await visit(url, pid, f"run={run}&vs={BESIDE}", )
+    pair_warm = await visit(url, pid, f"run={run}&vs={BESIDE}", )
+    return {"cold": cold["page"], "warm": warm["page"], "pair_cold": pair_cold["page"],
             "pair_warm": pair_warm["page"]}
 
 

@@ -5,8 +5,8 @@
 //   data = {spec, key, data_id, mode: "sliders"|"pad", order, z0, label0, class_names,
 //           range, image_px, pad_background: {png_b64, extent:[xmin,xmax,ymin,ymax]} | null,
 //           force_fallback}
-//   state "value" = {z, label, data_id, browser, have}  (set when a drag / change ends;
-//   browser: false = cannot decode here, decode on the server; have: the spec id compiled)
+//   state "value" = {z, label, data_id, browser, want}  (set when a drag / change ends;
+//   browser: false = cannot decode here, decode on the server; want: a spec id whose weights this page lacks)
 //
 // The server path (data.server: the decoder does not run in the browser; `spec` then holds
 // only the shapes): every move asks Python for a frame with the trigger "frame" = {z, label,
@@ -30,7 +30,7 @@
 // the next frame decodes the latest z once. data-frames on the image counts paints.
 
 const PANELS = new WeakMap(); // parentElement -> panel
-const TOLD = new Set();       // `${key}|${spec id}` whose weights Python was told the page holds
+const ASKED = new Map();      // key -> the spec id whose weights this page asked Python for again
 const BY_KEY = new Map();     // user key -> panel (test and bench hooks)
 
 // ---------------------------------------------------------------------------------------
@@ -249,27 +249,23 @@ function receive(P, f) {
   else P.dirty = false;
 }
 
-// Python sends the weights until a committed value says this page holds them ("have"),
-// then only the spec's header (no "layers"). A header for weights this page lacks asks
-// for them again.
+// Python sends the weights once per session and panel, then only the spec's header (no "layers"). A header for
+// weights this page lacks (the page was not drawn with the run that carried them) asks for them again: a commit
+// whose "want" is that spec id; once they have come, a second commit stops them. Nothing is committed on a normal
+// first view: a commit reruns the page the panel is on.
 function compile(P) {
-  const spec = P.data.spec;
+  const spec = P.data.spec, key = P.data.key;
   if (!NETS.has(spec.id) && !spec.layers) {
     P.notice.hidden = false;
     P.notice.textContent = "Loading the decoder\u2026";
+    ASKED.set(key, spec.id);
     commit(P);
     return;
   }
   try { P.net = getNet(spec); } catch (e) { fallback(P, e.message); return; }
   P.notice.hidden = true;
   P.canvas.hidden = false;
-  // tell Python at once that this page holds the weights: every later rerun of the page then sends only
-  // the header instead of serialising megabytes again (one extra rerun, on the first view). Once per key
-  // and spec for the life of the page: a commit is a rerun of the page the panel is on, and a second one sent
-  // while the user is leaving for another page is the suspected cause of a bounce back to the Latent map seen
-  // once under load in CI (the user had reached Sliders, then the Latent map came back).
-  const told = `${P.data.key}|${spec.id}`;
-  if (spec.layers && !TOLD.has(told)) { TOLD.add(told); commit(P); }
+  if (spec.layers && ASKED.get(key) === spec.id) { ASKED.delete(key); commit(P); }
 }
 
 function fallback(P, why) {
@@ -342,7 +338,7 @@ function drawPad(P) {
 
 function commit(P) {
   P.cb.setStateValue("value", { z: Array.from(P.z), label: P.label ?? null, data_id: P.data.data_id,
-                                 browser: !P.failed, have: P.net ? P.data.spec.id : null });
+                                 browser: !P.failed, want: ASKED.get(P.data.key) ?? null });
 }
 
 // Test/bench hook: set z (and label), paint synchronously, and read back what the visible

@@ -15,11 +15,11 @@ with the 32-D conv decoder: 4.5 MB of spec):
   message the browser already holds (messages >= 10 kB, ``global.minCachedMessageSize``),
   so an identical rerun moves no weights over the websocket, and the frontend does not
   call the JS again (it compares the JSON text).
-- So the weights are sent only until the browser says it holds them: every committed
-  value carries ``have`` (the spec id the page compiled), and from then on ``data``
-  carries the spec without its layers. The panel call then costs about 2-12 ms. The JS
+- So the weights are sent once per session and component (``weights_once``): later runs
+  send the spec without its layers, and the panel call then costs about 2-12 ms. The JS
   keeps compiled decoders per spec id for the life of the page, and asks for the weights
-  again (a commit with ``have: null``) if it gets a header it cannot resolve.
+  again (a commit whose ``want`` is that spec id) if it gets a header it cannot resolve;
+  once it has compiled them it commits again, so that the header follows.
 - Changing ``z0``/``order``/... changes ``data``: the panel restarts from ``z0``.
 
 A tracked run's decoder (``vae.foreign.ForeignVAE``, a stored ONNX program) goes to the
@@ -283,13 +283,7 @@ def latent_panel(spec_or_model, *, key: str, mode: Literal["sliders", "pad"] = "
               "range": float(slider_range), "image_px": int(image_px), "pad_background": pad_background,
               "force_fallback": force_fallback == "browser"}
     data_id = hashlib.blake2b(json.dumps([spec["id"], layout], sort_keys=True).encode(), digest_size=8).hexdigest()
-    # Weights travel until a committed value says the page holds this spec ("have"); then
-    # only the header does, so a rerun does not re-serialise and re-hash megabytes.
-    prev = st.session_state.get(key)
-    prev = prev.get("value") if hasattr(prev, "get") else None
-    have = prev.get("have") if isinstance(prev, dict) else None
-    sent = spec if have != spec["id"] else _header(spec)
-    data = {"spec": sent, "data_id": data_id, **layout}
+    data = {"spec": weights_once(key, spec), "data_id": data_id, **layout}
     result = _COMPONENT(key=key, data=data, default={"value": None}, on_value_change=_noop, height=height)
 
     state = result.get("value") if result is not None else None
@@ -309,6 +303,23 @@ def latent_panel(spec_or_model, *, key: str, mode: Literal["sliders", "pad"] = "
 def _header(spec: dict) -> dict:
     """The spec without its layers (weights): enough for a page that already compiled it."""
     return {k: v for k, v in spec.items() if k != "layers"}
+
+
+def weights_once(key: str, spec: dict) -> dict:
+    """What component ``key`` gets of ``spec`` on this run: the whole spec the first time this session draws it
+    with that spec, or when the browser asks for the weights again (its committed value ``want``s that spec id:
+    a header it could not resolve); otherwise only the header, so a rerun does not re-serialise and re-hash
+    megabytes. The browser does not confirm that it holds them, because a confirmation is a rerun of the page
+    the component is on, one more on every first view, and one sent as the user leaves for another page can take
+    them back (a bounce to the Latent map, seen in CI)."""
+    prev = st.session_state.get(key)
+    prev = prev.get("value") if hasattr(prev, "get") else None
+    want = prev.get("want") if isinstance(prev, dict) else None
+    sent = st.session_state.setdefault(state.LIVE_SENT, {})
+    if sent.get(key) == spec["id"] and want != spec["id"]:
+        return _header(spec)
+    sent[key] = spec["id"]
+    return spec
 
 
 def _noop() -> None:

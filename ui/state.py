@@ -174,6 +174,7 @@ SLIDERS_SAVE = "sliders.save"
 SLIDERS_TO_A = "sliders.to_a"
 SLIDERS_TO_B = "sliders.to_b"
 SLIDERS_CLEAR = "sliders.clear_saved"
+LIVE_SENT = "live.sent"                      # {component key: the spec id whose weights this session sent it}
 LIVE_SERVER = "live.server"                  # {panel key: {"frame"/"strip": (data id, payload) not yet sent, ...}}
 
 # ---- Dimensions

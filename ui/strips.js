@@ -5,14 +5,14 @@
 //   data = {spec, key, data_id, z0: [D], values: [T], label, cell_px, force_fallback,
 //           rows: [{dim, title, detail, muted}]}
 //   Row r, cell t is the decoder's image of z0 with z0[rows[r].dim] replaced by values[t].
-//   state "value" = {data_id, browser, have}: browser false = this browser cannot decode (Python then
-//   decodes the strips itself); have = the spec id compiled here (Python then sends only its header).
+//   state "value" = {data_id, browser, want}: browser false = this browser cannot decode (Python then
+//   decodes the strips itself); want = a spec id whose weights this page lacks (Python sends them again).
 //
 // Streamlit calls the default export again when `data` (compared as JSON text) or the theme changes: the rows
 // are rebuilt then (a few dozen decodes of a small decoder), the compiled decoder is kept per spec id (NETS).
 
 const STRIPS_BY_KEY = new Map();   // user key -> view (test hook)
-const STRIPS_TOLD = new Set();     // `${key}|${spec id}` whose weights Python was told this page holds
+const STRIPS_ASKED = new Map();    // key -> the spec id whose weights this page asked Python for again
 const STRIP_GAP = 3;               // px between cells
 
 function mk(tag, attrs = {}, parent = null) {
@@ -25,7 +25,7 @@ function mk(tag, attrs = {}, parent = null) {
 }
 
 function stripCommit(V, browser) {
-  V.cb.setStateValue("value", { data_id: V.data.data_id, browser, have: V.net ? V.data.spec.id : null });
+  V.cb.setStateValue("value", { data_id: V.data.data_id, browser, want: STRIPS_ASKED.get(V.data.key) ?? null });
 }
 
 function paintRow(V, r) {
@@ -73,13 +73,14 @@ function buildStrips(parentElement, data, cb) {
   if (!NETS.has(spec.id) && !spec.layers) {       // a header for weights this page does not hold: ask for them
     V.notice.hidden = false;
     V.notice.textContent = "Loading the decoder\u2026";
+    STRIPS_ASKED.set(data.key, spec.id);
     stripCommit(V, true);
     return V;
   }
   try { V.net = getNet(spec); } catch (e) { stripFail(V, e.message); return V; }
   for (let r = 0; r < data.rows.length; r++) paintRow(V, r);
-  const told = `${data.key}|${spec.id}`;
-  if (spec.layers && !STRIPS_TOLD.has(told)) { STRIPS_TOLD.add(told); stripCommit(V, true); }
+  // they came because this page asked (Python sends them once per session otherwise): say so, and the header follows
+  if (spec.layers && STRIPS_ASKED.get(data.key) === spec.id) { STRIPS_ASKED.delete(data.key); stripCommit(V, true); }
   return V;
 }
 

@@ -2,8 +2,8 @@
 
 ``strips`` mounts an ``st.components.v2`` component (``nn.js`` + ``strips.js``) that receives the run's decoder
 spec (the same cached spec the Sliders send, ``ui.live_decoder``) and, for each row, decodes ``z0`` with that row's
-dimension set to each of ``values`` in turn. As for the latent panel, the weights travel only until a committed
-value says the page holds them; from then on only the spec's header does.
+dimension set to each of ``values`` in turn. As for the latent panel, the weights travel once per session
+(``ui.live_decoder.weights_once``); from then on only the spec's header does.
 
 When the model cannot be exported for the browser (``UnsupportedForBrowser``), or the browser says it cannot
 decode, the strips are decoded here (``ui.compute.decode_many``) and shown as images, with one line saying why.
@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from . import compute, images
-from .live_decoder import spec_of
+from .live_decoder import spec_of, weights_once
 
 _JS = "\n".join((Path(__file__).with_name(name)).read_text(encoding="utf-8") for name in ("nn.js", "strips.js"))
 _CSS = """
@@ -33,10 +33,6 @@ _CSS = """
 .vae-notice { font-size: 0.85em; padding: 0.25rem 0.5rem; border-left: 3px solid var(--st-orange-color, orange); }
 """
 _COMPONENT = st.components.v2.component("vae_lab_strips", js=_JS, css=_CSS)
-
-
-def _header(spec: dict) -> dict:
-    return {k: v for k, v in spec.items() if k != "layers"}
 
 
 def strip_latents(z0: list[float], dim: int, values: list[float]) -> np.ndarray:
@@ -61,10 +57,7 @@ def strips(model, *, key: str, run_key: str, rows: list[dict], z0: list[float], 
     layout = {"key": key, "z0": [float(v) for v in z0], "values": [float(v) for v in values], "label": label,
               "cell_px": int(cell_px), "rows": rows, "force_fallback": force_fallback == "browser"}
     data_id = hashlib.blake2b(json.dumps([spec["id"], layout], sort_keys=True).encode(), digest_size=8).hexdigest()
-    prev = st.session_state.get(key)
-    prev = prev.get("value") if hasattr(prev, "get") else None
-    have = prev.get("have") if isinstance(prev, dict) else None
-    data = {"spec": spec if have != spec["id"] else _header(spec), "data_id": data_id, **layout}
+    data = {"spec": weights_once(key, spec), "data_id": data_id, **layout}
     result = _COMPONENT(key=key, data=data, default={"value": None}, on_value_change=lambda: None)
     state = result.get("value") if result is not None else None
     if isinstance(state, dict) and state.get("data_id") == data_id and state.get("browser") is False:

@@ -6,7 +6,7 @@ coroutine ``f(session, rng) -> RunResult`` for a session already showing its pag
 - ``generate``: press "New samples" (key ``gen.redraw``): a button trigger.
 - ``sliders``: release a latent slider of the ``st.components.v2`` panel (key ``sliders.panel``,
   ui/live_decoder.js): its ``commit`` calls ``setStateValue("value", {z, label, data_id,
-  browser, have})``, which the frontend sends as the element's ``json_value``
+  browser, want})``, which the frontend sends as the element's ``json_value``
   ``{"value": {...}}``. One dimension (from the panel's ``order``) moves to a new value on the
   range input's grid (``range / 300`` steps), the others keep the last committed z.
 - ``map``: click a point of the latent map (``st.plotly_chart(..., on_select=..., key="map.chart")``,
@@ -28,7 +28,6 @@ from .session import Session
 
 PAGES = {"generate": "generate", "sliders": "sliders", "map": "latent_map", "recon": "reconstructions"}
 KEYS = {"generate": "gen.redraw", "sliders": "sliders.panel", "map": "map.chart", "recon": "recon.sort"}
-PANELS = ("sliders.panel", "map.pad")      # the live-decoder components (ui/live_decoder.py)
 PERSON_COOKIE = "vaelab_person"            # ui/identity.py: a browser's person token, stored after its first page
 COOKIE_KEY = "app.who_cookie"              # ui/state.py WHO_COOKIE: the component that stores it
 
@@ -45,17 +44,7 @@ async def open_app(url: str, page: str, timeout: float = 60.0, **kw) -> tuple[Se
     home = await s.open()
     if not home.ok:
         return s, [home]
-    runs = [home, await s.switch_page(PAGES.get(page, page))]
-    for key in PANELS:                   # as ui/live_decoder.js does once it has compiled the weights
-        try:
-            data = component_data(s.element(key, "bidi_component"))
-        except KeyError:                 # not on this page
-            continue
-        if data and data.get("spec", {}).get("layers"):
-            runs.append(await s.set_component_state(key, "value", {
-                "z": list(data["z0"]), "label": data.get("label0"), "data_id": data["data_id"], "browser": True,
-                "have": data["spec"]["id"]}))
-    return s, runs
+    return s, [home, await s.switch_page(PAGES.get(page, page))]
 
 
 # ---------------------------------------------------------------------- the four interactions
@@ -81,8 +70,7 @@ def slider_release_value(s: Session, rng: random.Random, browser: bool = True) -
     while len(z) and abs((-r + k * r / 300) - z[dim]) < 1e-9:
         k = rng.randrange(steps + 1)
     z[dim] = round(-r + k * r / 300, 10)
-    return {"z": z, "label": data.get("label0"), "data_id": data["data_id"], "browser": browser,
-            "have": data["spec"]["id"] if browser else None}
+    return {"z": z, "label": data.get("label0"), "data_id": data["data_id"], "browser": browser, "want": None}
 
 
 async def slider_release(s: Session, rng: random.Random, browser: bool = True) -> RunResult:

@@ -155,9 +155,9 @@ def test_dragging_paints_during_the_drag_and_commits_on_release(browser, app_url
 
 
 def test_weights_travel_once(browser, app_url):
-    """First load: the weights. Once the page has compiled them it says so at once (one rerun, no user
-    action), and from then on reruns carry only the spec's header, the JS is not called again for the same
-    data, and the panel still decodes like torch."""
+    """First load: the weights, and no rerun that nobody asked for (a commit on load would rerun the page, and
+    one sent as the user leaves can take them back to it). From then on reruns carry only the spec's header, the
+    JS is not called again for the same data, and the panel still decodes like torch."""
     received: list[int] = []
     query = urllib.parse.urlencode({"cfg": json.dumps(CONV_32D), "seed": 0})
     ctx = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -167,9 +167,8 @@ def test_weights_travel_once(browser, app_url):
     page.goto(f"{app_url}/?{query}")
     page.wait_for_selector(IMG, state="attached")
     assert sum(received) > 1_000_000, f"the first load should carry the weights, got {sum(received)} bytes"
-    # the page's own commit (it holds the weights now) reruns the script once, before anyone touches it
-    page.wait_for_function("+document.querySelector(\"[data-testid='vae-runs']\").textContent >= 2")
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)
+    assert page.text_content("[data-testid='vae-runs']") == "1", "the page reran on its own after loading"
 
     def rerun() -> int:
         received.clear()
@@ -187,6 +186,32 @@ def test_weights_travel_once(browser, app_url):
     got = painted(page.evaluate("(z) => window.__vaeLab.panel('panel').decode(z)", z))
     assert np.abs(got - torch_pixels(CONV_32D, 0, z) * 255).max() <= 1.0
     assert page.get_by_text("Live decoding is off").count() == 0
+    ctx.close()
+
+
+def test_a_header_the_page_cannot_resolve_asks_for_the_weights_again(browser, app_url):
+    """A page handed only the spec's header (it never drew the run that carried the weights) asks for them,
+    gets them in one rerun, says so in one more, and decodes like torch; reruns then carry the header only."""
+    received: list[int] = []
+    query = urllib.parse.urlencode({"cfg": json.dumps(CONV_32D), "seed": 0, "lost": 1})
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: received.append(len(p))))
+    page.goto(f"{app_url}/?{query}")
+    page.wait_for_function("window.__vaeLab && window.__vaeLab.panel('panel') && window.__vaeLab.panel('panel').live()")
+    page.wait_for_timeout(1500)
+    assert page.text_content("[data-testid='vae-runs']") == "3"   # the header, the weights, the "got them"
+    assert sum(received) > 1_000_000
+    received.clear()
+    runs = int(page.text_content("[data-testid='vae-runs']"))
+    page.get_by_role("button", name="rerun").click()
+    page.wait_for_function(f"+document.querySelector(\"[data-testid='vae-runs']\").textContent > {runs}")
+    page.wait_for_timeout(500)
+    assert sum(received) < 50_000, "a rerun moved the weights again"
+    z = np.random.default_rng(6).standard_normal(32).tolist()
+    got = painted(page.evaluate("(z) => window.__vaeLab.panel('panel').decode(z)", z))
+    assert np.abs(got - torch_pixels(CONV_32D, 0, z) * 255).max() <= 1.0
     ctx.close()
 
 

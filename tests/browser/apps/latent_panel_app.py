@@ -5,7 +5,9 @@ name in lower case without the prefix (``?cfg=...&seed=1&mode=pad``):
 VAE_TEST_CFG (ModelConfig fields as JSON), VAE_TEST_SEED, VAE_TEST_SCALE, VAE_TEST_MODE
 ("sliders" | "pad"), VAE_TEST_FALLBACK ("" | "server" | "browser"), VAE_TEST_STRIPS ("0": the server path sends
 no slider strips), VAE_TEST_ORDER (JSON list),
-VAE_TEST_BG (non-empty: a gradient image under the pad, extent [-2, 2, -1, 3]).
+VAE_TEST_BG (non-empty: a gradient image under the pad, extent [-2, 2, -1, 3]),
+VAE_TEST_LOST (non-empty: the first run acts as if this session had sent the weights already, so the page gets a
+header it cannot resolve, as one that never drew the run carrying them would).
 The committed value is written to ``<pre data-testid="vae-committed">`` as JSON.
 """
 import json
@@ -15,7 +17,8 @@ import time
 import streamlit as st
 from model_factory import make_model  # this folder: Streamlit puts the script's folder on sys.path
 
-from ui.live_decoder import latent_panel  # the repo root: bench/appserver.py puts it on PYTHONPATH
+from ui import state
+from ui.live_decoder import latent_panel, spec_of  # the repo root: bench/appserver.py puts it on PYTHONPATH
 
 
 def setting(name: str, default: str) -> str:
@@ -51,6 +54,8 @@ def model_for(cfg: str, seed: int, scale: float):
 
 model = model_for(cfg, seed, scale)
 st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+if setting("lost", "") and st.session_state["runs"] == 1:
+    st.session_state[state.LIVE_SENT] = {"panel": spec_of(model, f"{cfg}|{seed}|{scale}")[0]["id"]}
 names = [f"class {i}" for i in range(model.cfg.num_classes)] if model.cfg.conditional else None
 t0 = time.perf_counter()
 value = latent_panel(model, key="panel", mode=mode, order=order, class_names=names,
