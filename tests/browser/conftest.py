@@ -101,8 +101,8 @@ def go(page, name: str, heading: str) -> None:
         page.wait_for_function(SHOWS, arg=heading, timeout=20_000)
     except Exception:
         # Seen under load: a click on the link right after the Latent map page loaded left it on that page, with
-        # no run going (its live decoder commits a value, a rerun of that page, just after loading; the two may
-        # race). A person clicks again; so does the test, once.
+        # no run going (its live decoder then committed a value just after loading, a rerun of that page that could
+        # race the click; it no longer does). A person clicks again; so does the test, once.
         if first_heading(page) == heading:
             raise
         link.click()

@@ -62,9 +62,9 @@ def test_every_page_opens_without_an_exception(browser, app_url, scheme):
     for name, heading in PAGES:
         go(page, name, heading)
         if first_heading(page) != heading:
-            # Known, not fixed: under load, a page reached from the Latent map was seen in CI to bounce back to the
-            # Latent map a moment later, and once to lose its heading (main area empty); neither reproduced here.
-            # Going again must work.
+            # Seen in CI under load, never reproduced here: a page reached from the Latent map bounced back to it a
+            # moment later, and once a page lost its heading (main area empty). The suspected cause, the decoder's
+            # rerun on loading, is gone; a person would click again, and going again must work.
             print(f"{name}: left after arriving ({describe(page)}); going again")
             go(page, name, heading)
         assert page.locator(EXC).count() == 0, f"exception on {name}: {describe(page)}"
