@@ -86,10 +86,11 @@ def test_a_config_over_its_size_limit_is_refused_unread():
 def test_an_old_semisup_folder_gets_its_settings_from_its_metrics(tmp_path):
     import torch
 
-    from vae.config import ModelConfig
+    from vae.config import ModelConfig, SemisupConfig
     from vae.runs import save_run
     from vae.usecases.semisup import build_semisup
-    cfg = RunConfig(kind="semisup", model=ModelConfig(image_size=8, latent_dim=4, hidden=(8,), num_classes=3))
+    cfg = RunConfig(kind="semisup", model=ModelConfig(image_size=8, latent_dim=4, hidden=(8,), num_classes=3),
+                    semisup=SemisupConfig(classifier="code"))     # version 1's classifier read the code
     torch.manual_seed(0)
     path = save_run(tmp_path / "old", build_semisup(cfg), cfg, {})
     raw = json.loads((path / "config.json").read_text())

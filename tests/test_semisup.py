@@ -13,7 +13,7 @@ from vae.config import ModelConfig, RunConfig, SemisupConfig, TrainConfig
 from vae.pipeline import train_run
 from vae.runs import load_run
 from vae.usecases.common import balanced_subset
-from vae.usecases.semisup import M2, SemiSupervisedVAE, affine_views, error_rate, recipe_epochs
+from vae.usecases.semisup import M2, SemiSupervisedVAE, affine_views, error_rate, recipe_epochs, warp_views
 
 
 def test_balanced_subset_are_balanced_and_seeded():
@@ -110,7 +110,8 @@ def test_label_seed_picks_the_subset_and_consistency_trains(tmp_path):
     a term that trains."""
     data = _data()
     first = train_run(_config(m2_epochs=1), data, tmp_path / "m1")
-    res = train_run(_config(consistency=5.0, label_seed=7, m1_from=str(tmp_path / "m1")), data, tmp_path / "b")
+    res = train_run(_config(consistency=5.0, classifier="code", label_seed=7, m1_from=str(tmp_path / "m1")), data,
+                    tmp_path / "b")
     picked = res.metrics.semisup["labelled_indices"]
     assert np.array_equal(picked, balanced_subset(data.train.y, 6, seed=7))
     assert not np.array_equal(picked, first.metrics.semisup["labelled_indices"])
@@ -130,6 +131,55 @@ def test_affine_views_identity_shift_and_fresh_maps():
     assert not torch.allclose(shifted[0], shifted[1])                           # each image its own map
     strong = affine_views(x, g, rotate=15, scale=0.15, shift=3 / 28)
     assert strong.min() >= 0 and strong.max() <= 1 and not torch.allclose(strong[0], strong[1])
+
+
+def test_warp_views_move_ink_at_most_the_asked_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 13:15, 13:15] = 1.0                                     # a 2 x 2 dot at the centre
+    assert torch.equal(warp_views(x, g, 0.0), x)
+
+    def centre(img):
+        m = img[:, 0]
+        yy, xx = torch.meshgrid(torch.arange(float(m.shape[1])), torch.arange(float(m.shape[2])), indexing="ij")
+        return torch.stack([(m * yy).sum((1, 2)), (m * xx).sum((1, 2))], 1) / m.sum((1, 2)).unsqueeze(1)
+    moved = (centre(warp_views(x, g, 3.0)) - centre(x)).norm(dim=1)
+    assert moved.max() <= 3.0 * 2 ** 0.5 + 0.25                     # at most 3 px along each axis
+    assert moved.mean() > 0.5 and moved.std() > 0.1                 # each image its own, real, warp
+    assert torch.allclose(centre(warp_views(x, g, 0.01)), centre(x), atol=0.02)
+    big = torch.zeros(2, 1, 56, 56)
+    big[:, :, 27:29, 27:29] = 1.0                                   # 3 px at 28 px is 6 px at 56 px
+    assert (centre(warp_views(big, g, 3.0)) - centre(big)).norm(dim=1).max() <= 6.0 * 2 ** 0.5 + 0.5
+
+
+def test_the_classifier_reads_features_or_the_code_and_old_runs_keep_the_code():
+    cfg = ModelConfig(image_size=8, latent_dim=4, hidden=(32, 16), num_classes=3)
+    feats, code = SemiSupervisedVAE(cfg, classifier="features"), SemiSupervisedVAE(cfg, classifier="code")
+    assert feats.m2.classifier[0].in_features == 16 and code.m2.classifier[0].in_features == 4
+    x = torch.rand(5, 1, 8, 8)
+    h, mu, _ = feats.encode_hidden(x)
+    assert torch.allclose(mu, feats.encode(x)[0]) and h.shape == (5, 16)
+    assert torch.allclose(feats.classify_logits(x), feats.m2.classifier(h))
+    assert torch.allclose(code.classify_logits(x), code.m2.classifier(code.encode(x)[0]))
+    assert SemisupConfig().classifier == "features" and SemisupConfig().elastic > 0
+    old = RunConfig.from_dict({"kind": "semisup", "model": {"num_classes": 10}, "semisup": {"labels": 100}})
+    assert (old.semisup.classifier, old.semisup.elastic) == ("code", 0.0)
+    with pytest.raises(ValueError, match="classifier"):
+        RunConfig.from_dict({"kind": "semisup", "model": {"num_classes": 10}, "semisup": {"classifier": "pixels"}})
+    with pytest.raises(ValueError, match="consistency .* needs classifier 'code'"):
+        SemisupConfig(consistency=1.0)
+
+
+@pytest.mark.parametrize("classifier", ["features", "code"])
+def test_both_classifiers_learn_in_both_stages(tmp_path, classifier):
+    data = _data()
+    res = train_run(_config(classifier=classifier, m2_epochs=3, joint_epochs=2), data, tmp_path / classifier)
+    assert res.status == "completed" and [e.stage for e in res.metrics.history.epochs][-5:] == ["m2"] * 3 + [
+        "joint"] * 2
+    assert error_rate(res.model, data.test) <= 0.25
+    again = load_run(tmp_path / classifier)
+    assert again.model.reads_features == (classifier == "features")
+    assert np.array_equal(again.model.predict(data.test.x), res.model.predict(data.test.x))
 
 
 def test_joint_stage_trains_m1_and_m2_together(tmp_path):

@@ -302,6 +302,11 @@ class SemisupConfig:
                                       "each unlabelled image", lo=0)
     augment: float = setting(1.0, "joint stage: strength of the distorted view (1: up to 15 degrees, 15 % zoom, 3 px "
                                   "shift at 28 px; 0: none)", lo=0, hi=3)
+    elastic: float = setting(3.0, "joint stage: the distorted view's smooth random warp, its largest displacement in "
+                                  "pixels at 28 px (0: none)", lo=0, hi=8)
+    classifier: Literal["features", "code"] = setting(
+        "features", "what q(y|x) reads: M1's encoder's last hidden layer (features) or M1's code z1 (code, Kingma et "
+                    "al.'s M1+M2)")
     augment_weight: float | None = setting(None, "joint stage: weight of the distorted views' pseudo-label "
                                                  "cross-entropy (None: alpha; 0: off)", lo=0)
     pseudo_threshold: float = setting(0.95, "confidence a weak view's class needs to become a pseudo-label", lo=0, hi=1,
@@ -317,6 +322,9 @@ class SemisupConfig:
         _check(self.m2_epochs + self.joint_epochs >= 1,
                f"semisup: M2 needs at least one epoch in all: m2_epochs {self.m2_epochs}, joint_epochs "
                f"{self.joint_epochs}")
+        _check(self.consistency == 0 or self.classifier == "code",
+               "semisup: consistency compares two posterior draws of a code, so it needs classifier 'code' (the "
+               "features of a frozen M1 have one value per image)")
 
 
 @dataclass(frozen=True)
@@ -388,6 +396,8 @@ class RunConfig:
         _check(kind in ("vae", "semisup", "tracked"),
                f"config.kind must be 'vae', 'semisup' or 'tracked', got {kind!r}")
         semi, tracked = d.get("semisup"), d.get("tracked")
+        if isinstance(semi, dict):   # a semisup run from before these keys: q(y|z1) on the code, no warp
+            semi = {"classifier": "code", "elastic": 0.0, **semi}
         return cls(model=from_dict(ModelConfig, model), train=from_dict(TrainConfig, train),
                    data=from_dict(DataConfig, d.get("data", {})), kind=kind,
                    semisup=None if semi is None else from_dict(SemisupConfig, semi),

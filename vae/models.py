@@ -111,12 +111,20 @@ class Encoder(nn.Module):
             width = cfg.fc_dim
         self.out = nn.Linear(width, 2 * cfg.latent_dim)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer, from which ``out`` reads mu and logvar: [B, hidden[-1]] (mlp) or [B, fc_dim]."""
         h = self.features(x)
         onehot = _one_hot(y, self.cfg, x.shape[0], x.device)
         if onehot is not None:
             h = torch.cat([h, onehot], dim=1)
-        mu, logvar = self.out(self.head(h)).chunk(2, dim=1)
+        return self.head(h)
+
+    @property
+    def hidden_width(self) -> int:
+        return self.out.in_features
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.out(self.hidden(x, y)).chunk(2, dim=1)
         return mu, logvar
 
 

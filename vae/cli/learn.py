@@ -130,7 +130,8 @@ def cmd_semisup(args) -> int:
         "baseline_test_error": base.get("test_error"), "minutes": round(res.seconds / 60, 2),
         "m1_minutes": round((s.get("m1_seconds") or 0) / 60, 2), "m1_from": semi.m1_from,
         "m1_epochs": config.train.epochs, "m2_epochs": semi.m2_epochs, "joint_epochs": semi.joint_epochs,
-        "augment": semi.augment, "augment_weight": semi.augment_weight, "consistency": semi.consistency,
+        "augment": semi.augment, "elastic": semi.elastic, "classifier": semi.classifier,
+        "augment_weight": semi.augment_weight, "consistency": semi.consistency,
         "label_seed": ss.label_seed(config), "threads": config.train.threads or None, "n_train": len(data.train),
         "n_test": len(data.test)}))
     return 0 if res.status != "failed" else 1

@@ -68,7 +68,7 @@ from ..objectives import Elbo
 from ..record import Metrics
 from ..train import Plan, Stage, TrainResult
 from .common import balanced_subset
-from .semisup_stages import STRONG, WEAK_SHIFT, affine_views, codes  # noqa: F401  (the views, for the tests)
+from .semisup_stages import STRONG, WEAK_SHIFT, affine_views, codes, warp_views  # noqa: F401  (for the tests)
 
 M2_HIDDEN = SemisupConfig().m2_hidden   # Kingma et al. 2014 used one hidden layer of 500 units for M2
 M2_LATENT = SemisupConfig().m2_latent   # z2; small, since z1 (50-d) is already a compact code
@@ -78,16 +78,18 @@ LOGVAR_MIN, LOGVAR_MAX = -8.0, 4.0      # keep the Gaussian decoder of z1 numeri
 class M2(nn.Module):
     """The semi-supervised model on codes ``z1: [B, D1]`` with ``K`` classes.
 
-    ``classifier``: z1 -> logits [B, K]; ``encoder``: [z1, onehot] -> mu, logvar of z2 [B, M2_LATENT];
-    ``decoder``: [z2, onehot] -> mean, logvar of z1 [B, D1].
+    ``classifier``: its input (z1 itself, or M1's encoder's last hidden layer: ``classifier_in`` wide) -> logits
+    [B, K]; ``encoder``: [z1, onehot] -> mu, logvar of z2 [B, M2_LATENT]; ``decoder``: [z2, onehot] -> mean, logvar
+    of z1 [B, D1].
     """
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = M2_HIDDEN, latent: int = M2_LATENT,
-                 activation: str = "relu"):
+                 activation: str = "relu", classifier_in: int | None = None):
         super().__init__()
         act = ACTIVATIONS[activation]
         self.in_dim, self.num_classes, self.latent = in_dim, num_classes, latent
-        self.classifier = nn.Sequential(nn.Linear(in_dim, hidden), act(), nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(nn.Linear(classifier_in or in_dim, hidden), act(),
+                                        nn.Linear(hidden, num_classes))
         self.encoder = nn.Sequential(nn.Linear(in_dim + num_classes, hidden), act(), nn.Linear(hidden, 2 * latent))
         self.decoder = nn.Sequential(nn.Linear(latent + num_classes, hidden), act(), nn.Linear(hidden, 2 * in_dim))
 
@@ -101,16 +103,16 @@ class M2(nn.Module):
         kl = losses.kl_per_dim(mu, logvar).sum(1)
         return nll + kl + math.log(self.num_classes)
 
-    def loss(self, z_lab: torch.Tensor, y_lab: torch.Tensor, z_unl: torch.Tensor,
-             alpha: float) -> dict[str, torch.Tensor]:
-        """Kingma et al. 2014 eq. 9 on batch means: ``L + U + alpha * CE`` and its parts."""
+    def loss(self, z_lab: torch.Tensor, y_lab: torch.Tensor, z_unl: torch.Tensor, alpha: float,
+             c_lab: torch.Tensor | None = None, c_unl: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Kingma et al. 2014 eq. 9 on batch means: ``L + U + alpha * CE`` and its parts. ``c_lab``, ``c_unl``: what
+        the classifier reads for each image when that is not the code itself (M1's hidden features)."""
         k = self.num_classes
         eye = torch.eye(k, device=z_lab.device)
         lab = self.neg_elbo(z_lab, eye[y_lab]).mean()
-        logits_l = self.classifier(z_lab)
-        ce = F.cross_entropy(logits_l, y_lab)
+        ce = F.cross_entropy(self.classifier(z_lab if c_lab is None else c_lab), y_lab)
         b = z_unl.shape[0]
-        logq = F.log_softmax(self.classifier(z_unl), 1)                     # [B, K]
+        logq = F.log_softmax(self.classifier(z_unl if c_unl is None else c_unl), 1)     # [B, K]
         q = logq.exp()
         rep = z_unl.repeat_interleave(k, 0)                                  # [B*K, D1]
         ys = eye.repeat(b, 1)                                                # [B*K, K]
@@ -120,18 +122,32 @@ class M2(nn.Module):
 
 
 class SemiSupervisedVAE(VAE):
-    """M1 (this VAE, config ``cfg``) with M2 on its latent codes; ``cfg.num_classes`` labels."""
+    """M1 (this VAE, config ``cfg``) with M2 on its latent codes; ``cfg.num_classes`` labels. ``classifier``: what
+    q(y|x) reads, ``"code"`` (z1, Kingma et al.) or ``"features"`` (M1's encoder's last hidden layer)."""
 
-    def __init__(self, cfg: ModelConfig, *, m2_hidden: int = M2_HIDDEN, m2_latent: int = M2_LATENT):
+    def __init__(self, cfg: ModelConfig, *, m2_hidden: int = M2_HIDDEN, m2_latent: int = M2_LATENT,
+                 classifier: str = "code"):
         if cfg.conditional or cfg.num_classes < 2:
             raise ValueError("a semi-supervised model needs model.num_classes >= 2 and conditional false")
         super().__init__(cfg)
-        self.m2 = M2(cfg.latent_dim, cfg.num_classes, hidden=m2_hidden, latent=m2_latent, activation=cfg.activation)
+        self.reads_features = classifier == "features"
+        self.m2 = M2(cfg.latent_dim, cfg.num_classes, hidden=m2_hidden, latent=m2_latent, activation=cfg.activation,
+                     classifier_in=self.encoder.hidden_width if self.reads_features else None)
+
+    def encode_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x -> (the encoder's last hidden layer h, mu, logvar): one pass for the classifier and the code."""
+        h = self.encoder.hidden(x)
+        mu, logvar = self.encoder.out(h).chunk(2, dim=1)
+        return h, mu, logvar
+
+    def classifier_input(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """What q(y|x) reads of an image whose hidden layer is ``h`` and code (a draw, or the mean) ``z``."""
+        return h if self.reads_features else z
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, C, H, W] float 0..1 -> class logits [B, K] from the posterior mean of z1."""
-        mu, _ = self.encode(x)
-        return self.m2.classifier(mu)
+        """x: [B, C, H, W] float 0..1 -> class logits [B, K] from the hidden features or the posterior mean of z1."""
+        h, mu, _ = self.encode_hidden(x)
+        return self.m2.classifier(self.classifier_input(h, mu))
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
@@ -151,7 +167,7 @@ class SemiSupervisedVAE(VAE):
 
 def build_semisup(config: RunConfig, folder=None) -> SemiSupervisedVAE:
     s = config.semisup or SemisupConfig()
-    return SemiSupervisedVAE(config.model, m2_hidden=s.m2_hidden, m2_latent=s.m2_latent)
+    return SemiSupervisedVAE(config.model, m2_hidden=s.m2_hidden, m2_latent=s.m2_latent, classifier=s.classifier)
 
 
 def error_rate(model: SemiSupervisedVAE, data: ImageData) -> float:
@@ -238,8 +254,8 @@ def plan(config: RunConfig, data: DataSplit) -> Plan:
         stages.append(Stage("m2", M2OnCodes(lab, alpha, s.consistency, seed), stage_train(config, s.m2_epochs)))
     if s.joint_epochs:
         weight = alpha if s.augment_weight is None else s.augment_weight
-        stages.append(Stage("joint", Joint(lab, alpha, config.train, s.augment, s.pseudo_threshold, weight, seed),
-                            stage_train(config, s.joint_epochs)))
+        stages.append(Stage("joint", Joint(lab, alpha, config.train, s.augment, s.pseudo_threshold, weight, seed,
+                                           s.elastic), stage_train(config, s.joint_epochs)))
     return Plan(model, stages, lambda result, metrics: report(config, data, lab.numpy(), result, metrics, prev))
 
 
