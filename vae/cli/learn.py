@@ -96,7 +96,7 @@ def register(sub) -> None:
 
 
 SEMISUP_M1 = (Option("--epochs", "train", "epochs", help="M1 (VAE) epochs over all training images",
-                     default_text="20, or on fewer than 60,000 images as many as give MNIST's number of steps, at "
+                     default_text="5, or on fewer than 60,000 images as many as give MNIST's number of steps, at "
                                   "most 300"),
               Option("--latent-dim", "model", "latent_dim", help="M1's latent dimensions",
                      default_text="50, Kingma et al.'s M1"),

@@ -160,7 +160,7 @@ SEMISUP = (Option("--labels", "semisup", "labels", parse=labels_arg,
            Option("--label-seed", "semisup", "label_seed", default_text="--seed"),
            Option("--m2-epochs", "semisup", "m2_epochs"),
            Option("--joint-epochs", "semisup", "joint_epochs",
-                  default_text="15, or on fewer than 60,000 images as many as give MNIST's number of steps, at most "
+                  default_text="25, or on fewer than 60,000 images as many as give MNIST's number of steps, at most "
                                "300"),
            Option("--m2-batch-size", "semisup", "batch_size"), Option("--m2-lr", "semisup", "lr"),
            Option("--alpha", "semisup", "alpha", default_text="0.1 N / labels"),

@@ -193,7 +193,7 @@ class Joint(_Seeded):
         bs = xw.shape[0]
         h, mu, logvar = model.encode_hidden(torch.cat([xw, xs, xlw]))
         z = model.reparameterize(mu, logvar)
-        (mu_w, _, _), (lv_w, _, _), (z_w, z_s, z_l) = mu.split(bs), logvar.split(bs), z.split(bs)
+        (mu_w, _, _), (lv_w, _, _), (z_w, _, z_l) = mu.split(bs), logvar.split(bs), z.split(bs)
         c_w, c_s, c_l = model.classifier_input(h, z).split(bs)      # what q(y|x) reads of each view
         target = binarize(xw, self.gen) if self.m1_train.binarize else xw
         m1 = losses.elbo_terms(model.decode(z_w), target, mu_w, lv_w, model.cfg, model.likelihood_sigma(), z=z_w,
