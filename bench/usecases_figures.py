@@ -1,4 +1,4 @@
-"""Redraw the use-case figures in assets/usecases/ from the JSON results in bench/results/.
+"""Redraw the use-case figures in assets/usecases/ from the JSON results the app shows, in assets/results/.
 
     python bench/usecases_figures.py
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from vae.usecases.plots import plot_anomaly, plot_anomaly_all, plot_probe, plot_rd, plot_semisup
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = ROOT / "assets" / "results"
 OUT = ROOT / "assets" / "usecases"
 
 
