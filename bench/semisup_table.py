@@ -30,9 +30,8 @@ ALONE = ("q(y|x) reads the hidden layer, no warp (the other change alone)", ("--
 
 
 def command(args, out: Path, label_seed: int, extra=(), m1_from: Path | None = None) -> list[str]:
-    cmd = vae_cli("semisup", "--data", "mnist", "--data-dir", args.data_dir, "--labels", args.labels, "--threads",
-                  args.threads,
-                  "--seed", args.seed, "--label-seed", label_seed, "--out", out, *extra)
+    cmd = vae_cli("semisup", "--data", "mnist", "--data-dir", args.data_dir, "--labels", args.labels,
+                  "--threads", args.threads, "--seed", args.seed, "--label-seed", label_seed, "--out", out, *extra)
     return cmd + (["--m1-from", str(m1_from)] if m1_from else [])
 
 

@@ -123,9 +123,13 @@ class Encoder(nn.Module):
     def hidden_width(self) -> int:
         return self.out.in_features
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.out(self.hidden(x, y)).chunk(2, dim=1)
+    def code(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden layer -> mu, logvar: [B, D]."""
+        mu, logvar = self.out(h).chunk(2, dim=1)
         return mu, logvar
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.code(self.hidden(x, y))
 
 
 class Decoder(nn.Module):

@@ -140,8 +140,7 @@ class SemiSupervisedVAE(VAE):
     def encode_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x -> (the encoder's last hidden layer h, mu, logvar): one pass for the classifier and the code."""
         h = self.encoder.hidden(x)
-        mu, logvar = self.encoder.out(h).chunk(2, dim=1)
-        return h, mu, logvar
+        return (h, *self.encoder.code(h))
 
     def classifier_input(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """What q(y|x) reads of an image whose hidden layer is ``h`` and code (a draw, or the mean) ``z``."""
