@@ -105,8 +105,9 @@ def test_the_discriminator_is_the_objectives_not_the_models(tmp_path):
     data = tiny_split(n_train=200, n_test=40)
     res = train_run(_config("factorvae", epochs=2), data, tmp_path / "r")
     assert not any(k.startswith("disc") for k in res.model.state_dict())
-    obj = for_config(_config("factorvae").train, 3)
-    assert isinstance(obj, FactorVAE) and isinstance(for_config(_config("btcvae").train), BetaTC)
+    cfg = _config("factorvae")
+    assert isinstance(for_config(cfg.train, cfg.model), FactorVAE)
+    assert isinstance(for_config(_config("btcvae").train, cfg.model), BetaTC)
 
 
 def test_settings_the_objectives_refuse():

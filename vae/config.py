@@ -164,6 +164,8 @@ class ModelConfig:
     prior: Prior = setting("normal", "normal: N(0, I). vamp: the VampPrior (Tomczak & Welling 2018), a mixture of "
                                      "the posteriors of learned pseudo-inputs")
     prior_components: int = setting(500, "vamp: pseudo-inputs (500, as in the paper)", lo=1, hi=5000)
+    latent_layers: int = setting(1, "2: a lower layer z1 under z (Tomczak & Welling 2018's hierarchical VAE, mlp): "
+                                    "q(z|x) q(z1|x,z), p(z) p(z1|z) p(x|z1,z); pages show z", lo=1, hi=2)
 
     def __post_init__(self) -> None:
         _check(self.arch in ("mlp", "conv", "foreign"),
@@ -189,6 +191,9 @@ class ModelConfig:
                "a conditional model needs labelled data with at least 2 classes")
         _check(self.prior == "normal" or not self.conditional,
                "the VampPrior's pseudo-inputs have no labels: a conditional model takes prior 'normal'")
+        _check(self.latent_layers == 1 or (self.arch == "mlp" and not self.conditional),
+               "model.latent_layers 2 is built for the unconditional mlp; use latent_layers 1 with "
+               f"{'a conditional model' if self.conditional else 'arch ' + repr(self.arch)}")
 
     @property
     def decoder_widths(self) -> tuple[int, ...]:
@@ -362,6 +367,10 @@ class RunConfig:
         _check(self.model.prior == "normal" or self.train.objective not in ("btcvae", "factorvae"),
                f"the {self.train.objective} objective measures the total correlation against the factorised prior "
                "N(0, I); use prior 'normal' with it")
+        _check(self.model.latent_layers == 1 or self.kind == "vae",
+               f"a {self.kind} run has one stochastic layer: use model.latent_layers 1")
+        _check(self.model.latent_layers == 1 or self.train.objective in ("elbo", "iwae"), f"the {self.train.objective} "
+               "objective splits one layer's KL; with latent_layers 2 use the elbo or iwae objective")
         _check(self.model.prior == "normal" or self.train.free_bits == 0,
                "free bits floor each dimension's KL to N(0, I), which the VampPrior does not have: "
                f"use free_bits 0 with prior 'vamp' (got {self.train.free_bits:g})")

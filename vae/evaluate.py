@@ -100,6 +100,12 @@ def evaluate(model: VAE, data: ImageData, *, iw_samples: int = 0, batch_size: in
         "active_units": int(act.sum()), "kl_per_dim": [float(v) for v in kld], "n_test": int(n),
         "mean_image_nats": mean_image_nats(x_all, cfg, sigma),
     }
+    if "kl_top" in scores:          # two layers: each layer's KL, the lower one's per dimension and active units
+        kl_low = scores["kl_per_dim_lower"]
+        out.update(kl_per_layer=[float(scores["kl_top"].mean()), float(kl_low.sum(1).mean())],
+                   kl_per_dim_lower=[float(v) for v in kl_low.mean(0)],
+                   active_units_lower=int((scores["mu_lower"].var(0, unbiased=False) > ACTIVE_UNIT_THRESHOLD).sum())
+                   if n > 1 else 0)
     if iw_samples > 1:
         out.update(nll_iw=float(scores["nll_iw"].mean()), iw_samples=int(iw_samples))
         out["bits_per_dim_iw"] = losses.bits_per_dim(out["nll_iw"], cfg)
@@ -118,25 +124,39 @@ def _scores(model: VAE, x_all: torch.Tensor, y_all: torch.Tensor | None, iw_samp
     gen = torch.Generator().manual_seed(seed)
     gen_iw = torch.Generator().manual_seed(seed + 1)  # separate stream: the -ELBO is the same with or without IW
     prior = model.prior_params()           # the VampPrior's components, once (None for N(0, I))
-    parts: dict[str, list[torch.Tensor]] = {"recon": [], "kl": [], "mu": [], "logvar": [], "nll_iw": []}
+    parts: dict[str, list[torch.Tensor]] = {"recon": [], "kl": [], "mu": [], "logvar": [], "nll_iw": [],
+                                            "kl_top": [], "kl_per_dim_lower": [], "mu_lower": []}
     for i in range(0, x_all.shape[0], batch_size):
         x = to_float(x_all[i:i + batch_size]).to(device)
         y = y_all[i:i + batch_size].to(device) if y_all is not None else None
-        mu, logvar = model.encode(x, y)
+        two = getattr(model, "lower", None) is not None          # a foreign model has one layer and no encoder
+        h = model.encoder.hidden(x) if two else None
+        mu, logvar = model.encoder.code(h) if two else model.encode(x, y)
         z = mu + _randn(mu.shape, gen, device) * torch.exp(0.5 * logvar)
-        terms = losses.elbo_terms(model.decode(z, y), x, mu, logvar, model.cfg, sigma, z=z, prior=prior)
-        for k, v in (("recon", terms["recon"]), ("kl", terms["kl"]), ("mu", mu), ("logvar", logvar)):
-            parts[k].append(v.cpu())
+        if not two:
+            low, logits = None, model.decode(z, y)
+        else:
+            low = model.lower(h, z, _randn(mu.shape, gen, device))
+            logits = model.decode_layers(z, low.z)
+            parts["mu_lower"].append(model.lower(h, mu).mu.cpu())   # E[z1 | x] at the top layer's mean
+        terms = losses.elbo_terms(logits, x, mu, logvar, model.cfg, sigma, z=z, prior=prior, lower=low)
+        for k, v in terms.items():
+            if k in parts:
+                parts[k].append(v.cpu())
+        parts["mu"].append(mu.cpu())
+        parts["logvar"].append(logvar.cpu())
         if iw_samples > 1:
-            parts["nll_iw"].append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma, prior=prior).cpu())
+            parts["nll_iw"].append(_iw_nll(model, x, y, mu, logvar, iw_samples, gen_iw, sigma, prior=prior, h=h).cpu())
     return {k: torch.cat(v) for k, v in parts.items() if v}
 
 
 def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, k: int,
-            gen: torch.Generator, sigma: torch.Tensor | None, chunk_elems: int = 4_000_000, *, prior=None
-            ) -> torch.Tensor:
+            gen: torch.Generator, sigma: torch.Tensor | None, chunk_elems: int = 4_000_000, *, prior=None,
+            h: torch.Tensor | None = None) -> torch.Tensor:
     """-log p(x) ~= -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log k): [B].
 
+    Two layers (``h``: the encoder's last hidden layer [B, H]): each weight is
+    log p(x|z1_k, z_k) + log p(z1_k|z_k) + log p(z_k) - log q(z1_k|x, z_k) - log q(z_k|x).
     Samples are drawn in chunks so that the decoder's output stays under ``chunk_elems`` floats.
     """
     cfg = model.cfg
@@ -149,12 +169,17 @@ def _iw_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tenso
         eps = _randn((m, b, d), gen, mu.device)
         z = mu.unsqueeze(0) + eps * torch.exp(0.5 * logvar).unsqueeze(0)          # [m, B, D]
         yy = y.repeat(m) if y is not None else None
-        logits = model.decode(z.reshape(m * b, d), yy)
+        flat = z.reshape(m * b, d)
+        if h is None:
+            logits, lower_ratio = model.decode(flat, yy), 0.0
+        else:
+            low = model.lower(h.repeat(m, 1), flat, _randn((m * b, d), gen, mu.device))
+            logits, lower_ratio = model.decode_layers(flat, low.z), losses.lower_log_ratio(low).view(m, b)
         xx = x.unsqueeze(0).expand(m, *x.shape).reshape(m * b, *x.shape[1:])
         log_px_z = -losses.recon_nll(logits, xx, cfg, sigma).view(m, b)
         log_pz = losses.log_prior(z, prior)
         log_qz = losses.log_normal(z, mu.unsqueeze(0), logvar.unsqueeze(0))
-        log_w.append(log_px_z + log_pz - log_qz)
+        log_w.append(log_px_z + log_pz - log_qz + lower_ratio)
         done += m
     lw = torch.cat(log_w, 0)                                                     # [k, B]
     return -(torch.logsumexp(lw, 0) - math.log(k))

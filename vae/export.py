@@ -140,7 +140,11 @@ def decoder_spec(model: VAE) -> dict[str, Any]:
     extra = cfg.num_classes if cfg.conditional else 0
     shape: tuple[int, ...] = (cfg.latent_dim + extra,)
     layers: list[dict[str, Any]] = []
-    for i, m in enumerate(net):
+    modules = list(net)
+    if getattr(model, "lower", None) is not None:
+        layers, shape = _lower_fused(model)
+        modules = modules[1:]
+    for i, m in enumerate(modules, start=len(net) - len(modules)):
         layer, shape = layer_spec(m, shape, f"decoder.net[{i}] {type(m).__name__}")
         layers.append(layer)
     layers += [_to_image(shape, cfg, cfg.arch), {"type": "sigmoid"}]
@@ -149,6 +153,33 @@ def decoder_spec(model: VAE) -> dict[str, Any]:
                             "num_classes": int(cfg.num_classes) if cfg.conditional else 0, "layers": layers}
     spec["id"] = spec_id(spec)
     return spec
+
+
+def _lower_fused(model: VAE) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+    """A two-layer model's ``decode(z)`` = decoder([m(z), z]), with m(z) = the mean of p(z1 | z), as plain layers:
+    one linear layer gives [A1 z + a1, z, -z], the activation (ReLU or leaky ReLU with slope s) runs on all of it,
+    and the decoder's first linear layer, folded with p(z1 | z)'s mean rows, reads the hidden units and z again as
+    (act(z) - act(-z)) / (1 + s), which is exact for those two activations only."""
+    prior, first = model.lower.prior, model.decoder.net[0]
+    act = prior[1]
+    if type(act) not in (nn.ReLU, nn.LeakyReLU) or type(first) is not nn.Linear:
+        raise UnsupportedForBrowser(f"a two-layer decoder runs in the browser with relu or leaky_relu only, not "
+                                    f"{type(act).__name__}")
+    slope = float(act.negative_slope) if type(act) is nn.LeakyReLU else 0.0
+    d = model.cfg.latent_dim
+    a1, a2 = prior[0], prior[2]
+    eye = torch.eye(d, dtype=torch.float64)
+    w_in = torch.cat([a1.weight.double(), eye, -eye])
+    b_in = torch.cat([a1.bias.double(), torch.zeros(2 * d, dtype=torch.float64)])
+    w_low, w_top = first.weight.double()[:, :d], first.weight.double()[:, d:]
+    w_out = torch.cat([w_low @ a2.weight.double()[:d], w_top / (1 + slope), -w_top / (1 + slope)], dim=1)
+    b_out = first.bias.double() + w_low @ a2.bias.double()[:d]
+    hidden = a1.out_features + 2 * d
+    layers = [{"type": "linear", "in": d, "out": hidden, "weight": b64_floats(w_in), "bias": b64_floats(b_in)},
+              _ACTIVATIONS[type(act)](act),
+              {"type": "linear", "in": hidden, "out": first.out_features, "weight": b64_floats(w_out),
+               "bias": b64_floats(b_out)}]
+    return layers, (first.out_features,)
 
 
 def spec_id(spec: dict[str, Any]) -> str:

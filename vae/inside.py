@@ -1,4 +1,5 @@
 """One input through the VAE, every intermediate kept: what the Inside page draws and a notebook can print.
+A two-layer model's lower layer (q(z1 | x, z), p(z1 | z), eps1, z1 and their KL) is kept too (``ForwardPass.lower``).
 
 ``forward_pass(model, x)`` runs x -> encoder -> (mu, log sigma^2) -> sigma -> z = mu + sigma * eps ->
 decoder -> x-hat for ONE image and returns every value on the way with the two loss terms for this
@@ -17,8 +18,27 @@ import torch
 
 from .data import to_float
 from .latent import device_of, inference, labels_for
-from .losses import log_normal, log_prior, prior_kl_per_dim, recon_nll
+from .losses import gaussian_kl, log_normal, log_prior, prior_kl_per_dim, recon_nll
 from .models import VAE
+
+
+@dataclass(frozen=True)
+class LowerPass:
+    """A two-layer model's lower layer z1 for this input (numpy [D] each): its posterior q(z1 | x, z) at the top
+    layer's z, its conditional prior p(z1 | z), the draw and each dimension's KL between the two (closed form)."""
+
+    mu: np.ndarray
+    logvar: np.ndarray
+    sigma: np.ndarray
+    eps: np.ndarray
+    z: np.ndarray
+    prior_mu: np.ndarray
+    prior_sigma: np.ndarray
+    kl_per_dim: np.ndarray
+
+    @property
+    def kl(self) -> float:
+        return float(self.kl_per_dim.sum())
 
 
 @dataclass(frozen=True)
@@ -37,10 +57,17 @@ class ForwardPass:
     log_q: float                # log q(z | x) at this z
     log_p: float                # log p(z) at this z
     kl_mixture: float | None = None  # VampPrior: KL(q || p) estimated from 1,000 draws (it does not split by dim)
+    lower: LowerPass | None = None   # two layers: the lower layer (x_hat and recon are then decoded at [z1, z])
+
+    @property
+    def kl_top(self) -> float:
+        """The top layer's KL against p(z)."""
+        return float(self.kl_per_dim.sum()) if self.kl_mixture is None else self.kl_mixture
 
     @property
     def kl(self) -> float:
-        return float(self.kl_per_dim.sum()) if self.kl_mixture is None else self.kl_mixture
+        """The whole KL: the top layer's, plus the lower layer's against p(z1 | z) with two layers."""
+        return self.kl_top + (0.0 if self.lower is None else self.lower.kl)
 
     @property
     def neg_elbo(self) -> float:
@@ -64,6 +91,9 @@ def _one(model: VAE, x) -> torch.Tensor:
     return t[None].to(device_of(model))
 
 
+LOWER_SEED = 7_000_003     # a two-layer model's lower eps is seed + this: its own stream, never the top layer's
+
+
 def draw_eps(latent_dim: int, seed: int) -> np.ndarray:
     """The eps a seed stands for: N(0, I) of size ``latent_dim`` from its own generator (never the global one)."""
     g = torch.Generator().manual_seed(int(seed))
@@ -85,7 +115,17 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
     et = torch.as_tensor(e, dtype=mu.dtype, device=mu.device)[None]
     sigma = torch.exp(0.5 * logvar)
     z = mu + sigma * et
-    logits = model.decode(z, y)
+    lower = None
+    if getattr(model, "lower", None) is not None:
+        e1 = draw_eps(d, int(seed) + LOWER_SEED)
+        low = model.lower(model.encoder.hidden(xt), z, torch.as_tensor(e1, device=mu.device)[None])
+        logits = model.decode_layers(z, low.z)
+        lower = LowerPass(*(t[0].cpu().numpy() for t in (low.mu, low.logvar, torch.exp(0.5 * low.logvar))), e1,
+                          low.z[0].cpu().numpy(), low.prior_mu[0].cpu().numpy(),
+                          torch.exp(0.5 * low.prior_logvar)[0].cpu().numpy(),
+                          gaussian_kl(low.mu, low.logvar, low.prior_mu, low.prior_logvar)[0].cpu().numpy())
+    else:
+        logits = model.decode(z, y)
     recon = recon_nll(logits, xt, model.cfg, model.likelihood_sigma())
     return ForwardPass(
         x=xt[0].cpu().numpy(), mu=mu[0].cpu().numpy(), logvar=logvar[0].cpu().numpy(),
@@ -93,7 +133,7 @@ def forward_pass(model: VAE, x, *, eps: np.ndarray | None = None, seed: int = 0,
         x_hat=torch.sigmoid(logits)[0].cpu().numpy(), recon=float(recon[0]),
         kl_per_dim=prior_kl_per_dim(mu, logvar, prior)[0].cpu().numpy(),
         log_q=float(log_normal(z, mu, logvar)[0]), log_p=float(log_prior(z, prior)[0]),
-        kl_mixture=None if prior is None else _mixture_kl(mu, logvar, prior, seed))
+        kl_mixture=None if prior is None else _mixture_kl(mu, logvar, prior, seed), lower=lower)
 
 
 def _mixture_kl(mu: torch.Tensor, logvar: torch.Tensor, prior, seed: int, n: int = 1000) -> float:
@@ -106,7 +146,8 @@ def _mixture_kl(mu: torch.Tensor, logvar: torch.Tensor, prior, seed: int, n: int
 @inference
 def posterior_cloud(model: VAE, x, n: int = 50, *, seed: int = 0, label: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` draws z ~ q(z | x) [n, D] and their decoded mean images [n, C, H, W]."""
+    """``n`` draws z ~ q(z | x) [n, D] and their decoded mean images [n, C, H, W] (two layers: each z decoded with
+    its own draw z1 ~ q(z1 | x, z))."""
     if not 1 <= n <= 10_000:
         raise ValueError(f"n must be 1..10000, got {n}")
     xt = _one(model, x)
@@ -115,6 +156,9 @@ def posterior_cloud(model: VAE, x, n: int = 50, *, seed: int = 0, label: int | N
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(n, mu.shape[1], generator=g).to(mu.device)
     z = mu + torch.exp(0.5 * logvar) * eps
+    if getattr(model, "lower", None) is not None:      # both layers drawn: z1 ~ q(z1 | x, z) for each z
+        low = model.lower(model.encoder.hidden(xt).expand(n, -1), z, torch.randn(z.shape, generator=g).to(z.device))
+        return z.cpu().numpy(), torch.sigmoid(model.decode_layers(z, low.z)).cpu().numpy()
     pics = torch.sigmoid(model.decode(z, None if y is None else y.expand(n)))
     return z.cpu().numpy(), pics.cpu().numpy()
 

@@ -86,7 +86,10 @@ def decode(model: VAE, z, y=None, *, batch_size: int = 4096) -> np.ndarray:
 @inference
 def reconstruct(model: VAE, data: ImageData, *, samples: int = 0, seed: int = 0) -> np.ndarray:
     """Decode the posterior mean (``samples=0``: [N, C, H, W]) or ``samples`` posterior draws per image
-    ([N, S, C, H, W]), showing what the encoder is unsure of."""
+    ([N, S, C, H, W]), showing what the encoder is unsure of. A two-layer model decodes both layers' posterior:
+    the lower layer's mean (or a draw) given the top layer's."""
+    if getattr(model, "lower", None) is not None:
+        return _reconstruct_layers(model, data, samples, seed)
     enc = encode(model, data)
     mu, lv = torch.from_numpy(enc["mu"]), torch.from_numpy(enc["logvar"])
     y = data.y if model.cfg.conditional else None
@@ -98,6 +101,26 @@ def reconstruct(model: VAE, data: ImageData, *, samples: int = 0, seed: int = 0)
     yy = None if y is None else y.repeat_interleave(samples)
     imgs = decode(model, z.reshape(n * samples, d), yy)
     return imgs.reshape(n, samples, *imgs.shape[1:])
+
+
+def _reconstruct_layers(model: VAE, data: ImageData, samples: int, seed: int, batch_size: int = 1000) -> np.ndarray:
+    gen = torch.Generator().manual_seed(seed)
+    s, out = max(samples, 1), []
+    for i in range(0, data.x.shape[0], batch_size):
+        x = to_float(data.x[i:i + batch_size]).to(device_of(model))
+        h = model.encoder.hidden(x)
+        mu, lv = model.encoder.code(h)
+        if samples <= 0:
+            z, eps1 = mu, None
+        else:
+            z = (mu[:, None] + torch.randn((len(x), s, mu.shape[1]), generator=gen).to(mu.device)
+                 * torch.exp(0.5 * lv)[:, None]).reshape(-1, mu.shape[1])
+            eps1 = torch.randn(z.shape, generator=gen).to(mu.device)
+        low = model.lower(h.repeat_interleave(s, 0) if samples > 0 else h, z, eps1)
+        out.append(torch.sigmoid(model.decode_layers(z, low.mu if samples <= 0 else low.z)).cpu())
+    c, side = model.cfg.channels, model.cfg.image_size
+    imgs = torch.cat(out).numpy() if out else np.zeros((0, c, side, side), np.float32)
+    return imgs if samples <= 0 else imgs.reshape(-1, samples, c, side, side)
 
 
 def prior_quantile_grid(n: int, *, dims: tuple[int, int] = (0, 1), latent_dim: int = 2,

@@ -101,8 +101,12 @@ def recon_event(model: VAE, x: torch.Tensor, y: torch.Tensor | None, global_step
         return None
     was_training = model.training
     model.eval()
-    mu, _ = model.encode(x, y)
-    rec = torch.sigmoid(model.decode(mu, y))
+    if getattr(model, "lower", None) is not None:       # two layers: both posteriors' means, as Reconstructions
+        mu, _, low = model.encode_lower(x)
+        rec = torch.sigmoid(model.decode_layers(mu, low.mu))
+    else:
+        mu, _ = model.encode(x, y)
+        rec = torch.sigmoid(model.decode(mu, y))
     model.train(was_training)
     return {"type": "recon", "global_step": global_step, "inputs": _uint8_images(x), "recons": _uint8_images(rec)}
 
@@ -159,7 +163,7 @@ class Trainer:
                  callback: Callback | None = None, cancel: Any = None, resume: Checkpoint | None = None,
                  on_epoch_end: Callable[["Trainer"], None] | None = None, dist: Dist | None = None,
                  threads: bool = True):
-        self.stages = ([Stage("", for_config(stages, model.cfg.latent_dim), stages)] if isinstance(stages, TrainConfig)
+        self.stages = ([Stage("", for_config(stages, model.cfg), stages)] if isinstance(stages, TrainConfig)
                        else list(stages))
         self.model, self.data = model, data
         self.dist = d = dist or Dist()

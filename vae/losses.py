@@ -23,6 +23,13 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor, prior_logvar: torch.Tensor
+                ) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2)) per element, closed form (the lower layer of a two-layer
+    model against its conditional prior p(z1 | z)): same shape as ``mu``."""
+    return 0.5 * (prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) * torch.exp(-prior_logvar) - 1.0)
+
+
 def recon_nll(logits: torch.Tensor, x: torch.Tensor, cfg: ModelConfig,
               sigma: torch.Tensor | None = None) -> torch.Tensor:
     """-log p(x | z) per image, summed over pixels: [B].
@@ -101,26 +108,37 @@ def log_prior(z: torch.Tensor, prior) -> torch.Tensor:
 
 
 def elbo_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cfg: ModelConfig,
-               sigma: torch.Tensor | None = None, *, z: torch.Tensor | None = None, prior=None
+               sigma: torch.Tensor | None = None, *, z: torch.Tensor | None = None, prior=None, lower=None
                ) -> dict[str, torch.Tensor]:
     """Per-image terms: ``recon`` [B], ``kl`` [B], ``kl_per_dim`` [B, D], ``neg_elbo`` [B] (nats).
 
     ``prior``: None for N(0, I) (the KL in closed form), or a mixture ``(mu_k, logvar_k)`` (``VAE.prior_params``),
-    whose KL is estimated at the decoded sample ``z`` (:func:`prior_terms`)."""
+    whose KL is estimated at the decoded sample ``z`` (:func:`prior_terms`). ``lower`` (``vae.models.Lower``, two
+    layers): ``kl`` is then both layers' KL, the lower one KL(q(z1|x,z) || p(z1|z)) in closed form at the drawn z,
+    and the terms add ``kl_top`` [B], ``kl_lower`` [B] and ``kl_per_dim_lower`` [B, D]; ``kl_per_dim`` stays the top
+    layer's."""
     recon = recon_nll(logits, x, cfg, sigma)
     kl, kld = prior_terms(mu, logvar, z, prior)
-    return {"recon": recon, "kl": kl, "kl_per_dim": kld, "neg_elbo": recon + kl}
+    if lower is None:
+        return {"recon": recon, "kl": kl, "kl_per_dim": kld, "neg_elbo": recon + kl}
+    kld_low = gaussian_kl(lower.mu, lower.logvar, lower.prior_mu, lower.prior_logvar)
+    kl_low = kld_low.sum(1)
+    return {"recon": recon, "kl": kl + kl_low, "kl_per_dim": kld, "neg_elbo": recon + kl + kl_low,
+            "kl_top": kl, "kl_lower": kl_low, "kl_per_dim_lower": kld_low}
 
 
 def iwae_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
-               cfg: ModelConfig, sigma: torch.Tensor | None = None, *, prior=None) -> dict[str, torch.Tensor]:
+               cfg: ModelConfig, sigma: torch.Tensor | None = None, *, prior=None, lower=None
+               ) -> dict[str, torch.Tensor]:
     """The importance-weighted bound (Burda et al. 2016, eq. 8) with ``k`` samples per image, and the usual terms.
 
     logits: [k * B, C, H, W] (sample-major, as ``VAE.forward(x, k=k)`` returns them); z: [k, B, D].
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x);  ``neg_iw`` [B] = -(logsumexp_i log w_i - log k),
     an upper bound on -log p(x) that tightens as k grows (k = 1: a one-sample estimate of the -ELBO).
     ``recon`` [B] is the mean over the k samples, ``kl`` [B] the closed form (with a mixture ``prior``, the
-    estimate of :func:`prior_terms` over the k samples), ``neg_elbo`` their sum.
+    estimate of :func:`prior_terms` over the k samples), ``neg_elbo`` their sum. With ``lower`` (two layers, rows
+    [k * B, D] sample-major) each weight also has log p(z1_i|z_i) - log q(z1_i|x, z_i) and ``kl`` adds the lower
+    layer's closed-form KL averaged over the k samples.
     """
     z = z.unsqueeze(0) if z.dim() == 2 else z           # one sample per image: [B, D] -> [1, B, D]
     k, b = z.shape[0], z.shape[1]
@@ -129,8 +147,17 @@ def iwae_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: 
     log_w = -nll + log_prior(z, prior) - log_normal(z, mu.unsqueeze(0), logvar.unsqueeze(0))
     kl, kld = prior_terms(mu, logvar, z, prior)
     recon = nll.mean(0)
-    return {"recon": recon, "kl": kl, "kl_per_dim": kld, "neg_elbo": recon + kl,
-            "neg_iw": -(torch.logsumexp(log_w, 0) - math.log(k))}
+    out = {"recon": recon, "kl": kl, "kl_per_dim": kld}
+    if lower is not None:
+        log_w = log_w + lower_log_ratio(lower).view(k, b)
+        kld_low = gaussian_kl(lower.mu, lower.logvar, lower.prior_mu, lower.prior_logvar).view(k, b, -1).mean(0)
+        out.update(kl=kl + kld_low.sum(1), kl_top=kl, kl_lower=kld_low.sum(1), kl_per_dim_lower=kld_low)
+    return {**out, "neg_elbo": recon + out["kl"], "neg_iw": -(torch.logsumexp(log_w, 0) - math.log(k))}
+
+
+def lower_log_ratio(lower) -> torch.Tensor:
+    """log p(z1 | z) - log q(z1 | x, z) at the drawn z1 of a two-layer model's ``lower`` terms: [N]."""
+    return log_normal(lower.z, lower.prior_mu, lower.prior_logvar) - log_normal(lower.z, lower.mu, lower.logvar)
 
 
 def training_loss(terms: dict[str, torch.Tensor], *, beta: float = 1.0, free_bits: float = 0.0) -> torch.Tensor:
@@ -145,7 +172,8 @@ def training_loss(terms: dict[str, torch.Tensor], *, beta: float = 1.0, free_bit
         return terms["neg_iw"].mean()
     recon = terms["recon"].mean()
     if free_bits > 0:
-        kl = torch.clamp(terms["kl_per_dim"].mean(0), min=free_bits).sum()
+        kl = sum(torch.clamp(terms[name].mean(0), min=free_bits).sum()
+                 for name in ("kl_per_dim", "kl_per_dim_lower") if name in terms)
     else:
         kl = terms["kl"].mean()
     return recon + beta * kl

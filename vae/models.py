@@ -1,4 +1,5 @@
-"""Encoders, decoders and the VAE (Kingma & Welling 2014), optionally conditional (Sohn et al. 2015).
+"""Encoders, decoders and the VAE (Kingma & Welling 2014), optionally conditional (Sohn et al. 2015), optionally with
+a second stochastic layer (``latent_layers = 2``: the hierarchical VAE of Tomczak & Welling 2018, section 3.3).
 
 The model contract (:class:`LatentModel`) is what every page, use case and tool needs of a model; VAE Lab's
 :class:`VAE` implements it, and so does a model logged from a user's own code (``vae.track``).
@@ -22,12 +23,23 @@ from .config import ModelConfig
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
 
+class Lower(NamedTuple):
+    """The lower stochastic layer of a two-layer model, for one sample of the top layer z: [N, D] each."""
+
+    mu: torch.Tensor            # q(z1 | x, z): mean
+    logvar: torch.Tensor        # q(z1 | x, z): log-variance
+    z: torch.Tensor             # the draw z1 ~ q(z1 | x, z)
+    prior_mu: torch.Tensor      # p(z1 | z): mean
+    prior_logvar: torch.Tensor  # p(z1 | z): log-variance
+
+
 class VAEOutput(NamedTuple):
     recon_logits: torch.Tensor  # [B, C, H, W] decoder output before the sigmoid
-    mu: torch.Tensor            # [B, D] posterior means
+    mu: torch.Tensor            # [B, D] posterior means (the top layer's, with two layers)
     logvar: torch.Tensor        # [B, D] posterior log-variances
     z: torch.Tensor             # [B, D] the sample decoded
     prior: tuple[torch.Tensor, torch.Tensor] | None = None  # VampPrior: its components (mu_k, logvar_k) [K, D]
+    lower: Lower | None = None  # two layers: the lower layer's terms, rows as z's (k > 1: [k * B, D], sample-major)
 
 
 class LatentModel(Protocol):
@@ -139,7 +151,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         act = ACTIVATIONS[cfg.activation]
-        width = cfg.latent_dim + (cfg.num_classes if cfg.conditional else 0)
+        width = cfg.latent_dim * cfg.latent_layers + (cfg.num_classes if cfg.conditional else 0)
         layers: list[nn.Module] = []
         if cfg.arch == "mlp":
             for h in cfg.decoder_widths:
@@ -169,8 +181,34 @@ class Decoder(nn.Module):
         return out[:, :, :s, :s]
 
 
+class LowerLayer(nn.Module):
+    """The second stochastic layer z1 [B, D] below the top one z [B, D] (Tomczak & Welling 2018, section 3.3):
+    q(z1 | x, z) reads the encoder's last hidden layer beside z, p(z1 | z) reads z; each one hidden layer as wide as
+    the decoder's first. The decoder then reads [z1, z]."""
+
+    def __init__(self, cfg: ModelConfig, hidden_width: int):
+        super().__init__()
+        act, d, w = ACTIVATIONS[cfg.activation], cfg.latent_dim, cfg.decoder_widths[0]
+        self.posterior = nn.Sequential(nn.Linear(hidden_width + d, w), act(), nn.Linear(w, 2 * d))
+        self.prior = nn.Sequential(nn.Linear(d, w), act(), nn.Linear(w, 2 * d))
+
+    def conditional_prior(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [N, D] -> the mean and log-variance of p(z1 | z): [N, D] each."""
+        mu, logvar = self.prior(z).chunk(2, dim=1)
+        return mu, logvar
+
+    def forward(self, h: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None = None) -> Lower:
+        """The encoder's last hidden layer h [N, H] and a top-layer sample z [N, D] -> :class:`Lower` (``eps``
+        [N, D] fixes z1's noise)."""
+        mu, logvar = self.posterior(torch.cat([h, z], dim=1)).chunk(2, dim=1)
+        z1 = VAE.reparameterize(mu, logvar, eps)
+        return Lower(mu, logvar, z1, *self.conditional_prior(z))
+
+
 class VAE(nn.Module):
-    """The variational autoencoder: ``VAE(cfg)``; shapes in the method docstrings."""
+    """The variational autoencoder: ``VAE(cfg)``; shapes in the method docstrings. With ``cfg.latent_layers = 2``,
+    ``encode`` and ``decode`` speak of the top layer z (what the pages map and slide): ``decode`` sets the lower
+    layer z1 to the mean of p(z1 | z), and ``forward`` draws both layers from the posterior."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -188,6 +226,7 @@ class VAE(nn.Module):
                                                           cfg.image_size))
         else:
             self.register_parameter("pseudo_inputs", None)
+        self.lower = LowerLayer(cfg, self.encoder.hidden_width) if cfg.latent_layers == 2 else None
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [B, C, H, W] float 0..1 -> mu, logvar: [B, D]."""
@@ -199,8 +238,23 @@ class VAE(nn.Module):
         return mu + (torch.randn_like(mu) if eps is None else eps.to(mu)) * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z: [B, D] -> logits: [B, C, H, W]; pixels are ``torch.sigmoid(logits)``."""
-        return self.decoder(z, y)
+        """z: [B, D] -> logits: [B, C, H, W]; pixels are ``torch.sigmoid(logits)``. Two layers: z is the top one,
+        and the lower one is the mean of p(z1 | z)."""
+        if self.lower is None:
+            return self.decoder(z, y)
+        return self.decode_layers(z, self.lower.conditional_prior(z)[0])
+
+    def decode_layers(self, z: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+        """Two layers: the top z [B, D] and the lower z1 [B, D] -> logits [B, C, H, W]."""
+        return self.decoder(torch.cat([z1, z], dim=1))
+
+    def encode_lower(self, x: torch.Tensor, z: torch.Tensor | None = None, eps: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, Lower]:
+        """Two layers: x [B, C, H, W] -> the top posterior (mu, logvar) [B, D] and the lower layer's terms at the top
+        sample ``z`` [B, D] (None: at its posterior mean), with ``eps`` fixing z1's noise."""
+        h = self.encoder.hidden(x)
+        mu, logvar = self.encoder.code(h)
+        return mu, logvar, self.lower(h, mu if z is None else z, eps)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
                 eps: torch.Tensor | None = None) -> VAEOutput:
@@ -208,14 +262,18 @@ class VAE(nn.Module):
         ``z`` is [k, B, D] and ``recon_logits`` [k * B, C, H, W], sample-major. ``eps`` ([B, D], or [k, B, D]) fixes
         the noise. ``prior`` carries the VampPrior's components, computed here so that a DDP-wrapped model sees every
         parameter used in its forward pass."""
-        mu, logvar = self.encode(x, y)
+        h = self.encoder.hidden(x, y)
+        mu, logvar = self.encoder.code(h)
         prior = self.prior_params()
         if k == 1:
             z = self.reparameterize(mu, logvar, eps)
-            return VAEOutput(self.decode(z, y), mu, logvar, z, prior)
-        z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape), eps)
-        return VAEOutput(self.decode(z.reshape(-1, mu.shape[1]), None if y is None else y.repeat(k)), mu, logvar, z,
-                         prior)
+        else:
+            z = self.reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape), eps)
+        flat = z.reshape(-1, mu.shape[1])
+        if self.lower is not None:
+            low = self.lower(h if k == 1 else h.repeat(k, 1), flat)
+            return VAEOutput(self.decode_layers(flat, low.z), mu, logvar, z, prior, low)
+        return VAEOutput(self.decoder(flat, None if y is None else y.repeat(k)), mu, logvar, z, prior)
 
     def prior_params(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The VampPrior's components (mu_k, logvar_k) [K, D], the encoder's posteriors of the pseudo-inputs;

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import losses
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .data import DataSplit, binarize, to_float
 
 GATHER_ONCE_BYTES = 512 << 20   # training images up to this size are permuted once per epoch, larger ones per batch
@@ -104,10 +104,12 @@ class Elbo(Objective):
     reports = ("loss", "recon", "kl")
     distributed = True
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, layers: int = 1):
         self.cfg = cfg
         self.name = cfg.objective
         self.k = cfg.iw_k if cfg.objective == "iwae" else 1
+        if layers == 2:                      # each layer's KL charted beside their sum
+            self.reports = (*self.reports, "kl_top", "kl_lower")
 
     def bind(self, trainer: Any) -> None:
         super().bind(trainer)
@@ -149,16 +151,18 @@ class Elbo(Objective):
         sigma = model.likelihood_sigma()
         prior = None if out.prior is None else tuple(t.float() for t in out.prior)
         logits, mu, logvar, z = out.recon_logits.float(), out.mu.float(), out.logvar.float(), out.z.float()
+        lower = None if out.lower is None else type(out.lower)(*(t.float() for t in out.lower))
         if self.k > 1:
             return out, losses.iwae_terms(logits, batch.x, mu, logvar, z.view(self.k, batch.x.shape[0], -1), mcfg,
-                                          sigma, prior=prior)
-        return out, losses.elbo_terms(logits, batch.x, mu, logvar, mcfg, sigma, z=z, prior=prior)
+                                          sigma, prior=prior, lower=lower)
+        return out, losses.elbo_terms(logits, batch.x, mu, logvar, mcfg, sigma, z=z, prior=prior, lower=lower)
 
     def loss(self, net: torch.nn.Module, batch: Batch, beta: float) -> StepLoss:
         _, terms = self.terms(net, batch)
         loss = losses.training_loss(terms, beta=beta, free_bits=self.cfg.free_bits)
-        return StepLoss(loss, {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean()},
-                        batch.x.shape[0], terms["kl_per_dim"].detach().sum(0))
+        figures = {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean()}
+        figures.update({name: terms[name].mean() for name in ("kl_top", "kl_lower") if name in terms})
+        return StepLoss(loss, figures, batch.x.shape[0], terms["kl_per_dim"].detach().sum(0))
 
 
 def log_density_pairs(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -292,10 +296,10 @@ class FactorVAE(Elbo):
             self.disc.load_state_dict(weights)
 
 
-def for_config(cfg: TrainConfig, latent_dim: int = 0) -> Objective:
-    """The objective a plain VAE run trains with (``TrainConfig.objective``)."""
+def for_config(cfg: TrainConfig, model: ModelConfig) -> Objective:
+    """The objective a plain VAE run of ``model`` trains with (``TrainConfig.objective``)."""
     if cfg.objective == "btcvae":
         return BetaTC(cfg)
     if cfg.objective == "factorvae":
-        return FactorVAE(cfg, latent_dim)
-    return Elbo(cfg)
+        return FactorVAE(cfg, model.latent_dim)
+    return Elbo(cfg, model.latent_layers)

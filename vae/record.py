@@ -189,12 +189,16 @@ class Final:
     iw_samples: int | None = None
     bits_per_dim_iw: float | None = None
     test_error: float | None = None          # a classifier's share of test images misclassified (semisup)
+    kl_per_layer: list[float] | None = None  # two stochastic layers: [top, lower] KL, nats per image
+    kl_per_dim_lower: list[float] | None = None   # ... the lower layer's KL per dimension against p(z1 | z)
+    active_units_lower: int | None = None          # ... and its active units
 
     @classmethod
     def from_dict(cls, d: Any) -> "Final":
         d = d if isinstance(d, dict) else {}
-        ints = ("active_units", "n_test", "iw_samples")
-        kw = {f.name: (_int(d.get(f.name)) if f.name in ints else _floats(d.get(f.name)) if f.name == "kl_per_dim"
+        ints = ("active_units", "n_test", "iw_samples", "active_units_lower")
+        lists = ("kl_per_dim", "kl_per_layer", "kl_per_dim_lower")
+        kw = {f.name: (_int(d.get(f.name)) if f.name in ints else _floats(d.get(f.name)) if f.name in lists
                        else _float(d.get(f.name))) for f in dataclasses.fields(cls)}
         return cls(**kw)
 

@@ -52,7 +52,7 @@ def vae_plan(config: RunConfig, data: DataSplit) -> Plan:
     if config.train.output_bias_init:
         init_output_bias(model, data.train.x)
     init_prior(model, data.train.x, config.train.seed)
-    return Plan(model, [Stage("", for_config(config.train, config.model.latent_dim), config.train)])
+    return Plan(model, [Stage("", for_config(config.train, config.model), config.train)])
 
 
 def plan(config: RunConfig, data: DataSplit, budget: Budget = DEFAULT_BUDGET) -> Plan:
@@ -79,7 +79,7 @@ def fit(config: RunConfig, data: DataSplit, *, callback: Callback | None = None,
 
 def train(model: VAE, data: DataSplit, cfg: TrainConfig, **kw: Any) -> TrainResult:
     """Train ``model`` in place with ``cfg``'s objective (``Trainer``'s keywords: callback, cancel, resume, ...)."""
-    return Trainer(model, data, [Stage("", for_config(cfg, model.cfg.latent_dim), cfg)], **kw).run()
+    return Trainer(model, data, [Stage("", for_config(cfg, model.cfg), cfg)], **kw).run()
 
 
 @torch.no_grad()

@@ -18,5 +18,5 @@ class Faulty(Elbo):
         return out
 
 
-train.for_config = lambda cfg, latent_dim=0: Faulty(cfg)   # vae_plan builds a run's objective through this name
+train.for_config = lambda cfg, model: Faulty(cfg)   # vae_plan builds a run's objective through this name
 sys.exit(main(sys.argv[3:]))

@@ -137,7 +137,8 @@ MODEL = (Option("--model", "model", "arch"), Option("--hidden", "model", "hidden
          Option("--latent-dim", "model", "latent_dim"), Option("--likelihood", "model", "likelihood"),
          Option("--sigma", "model", "gaussian_sigma"), Option("--learn-sigma", "model", "learn_sigma", switch=True),
          Option("--conditional", "model", "conditional", switch=True), Option("--prior", "model", "prior"),
-         Option("--prior-components", "model", "prior_components"))
+         Option("--prior-components", "model", "prior_components"),
+         Option("--latent-layers", "model", "latent_layers"))
 TRAIN = (Option("--epochs", "train", "epochs"), Option("--batch-size", "train", "batch_size"),
          Option("--lr", "train", "lr"), Option("--lr-schedule", "train", "lr_schedule"),
          Option("--lr-warmup", "train", "lr_warmup"), Option("--lr-min-factor", "train", "lr_min_factor"),

@@ -11,7 +11,8 @@ Checks (each on the history ``vae.train`` writes into ``metrics.json``):
 
 * ``non_finite`` - the run stopped on a NaN/Inf loss or gradient (``status == "failed"``).
 * ``posterior_collapse`` - almost no KL per latent dimension: few active units (Burda et al. 2016)
-  or a total KL under ``COLLAPSE_KL_NATS``; the decoder ignores the latent code.
+  or a total KL under ``COLLAPSE_KL_NATS``; the decoder ignores the latent code. With two stochastic layers this
+  reads the top layer z, and ``lower_layer_collapse`` the lower one z1 (its KL against p(z1 | z)).
 * ``kl_explosion`` - KL far above what an image needs (over ``KL_PER_DIM_MAX`` nats per latent dim on
   average) or a KL spike in the step log: the posterior has become a near-delta (beta near 0) or the
   optimiser is unstable.
@@ -148,7 +149,9 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
     d = len(kld)
     final = metrics.get("final") or {}
     epochs = (metrics.get("history") or {}).get("epochs") or []
-    kl_total = float(final["kl"]) if _finite(final.get("kl")) else float(sum(kld))
+    layers = final.get("kl_per_layer")
+    two = isinstance(layers, list) and len(layers) == 2 and all(_finite(v) for v in layers)
+    kl_total = (float(layers[0]) if two else float(final["kl"]) if _finite(final.get("kl")) else float(sum(kld)))
     active = final.get("active_units")
     if not _finite(active) and epochs:
         active = epochs[-1].get("active_units")
@@ -186,7 +189,8 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
         why.append(f"a Gaussian likelihood with sigma={m.gaussian_sigma:g} makes reconstruction cheap to give up")
     return {
         "code": "posterior_collapse", "severity": "error" if severe else "warning",
-        "title": (f"Posterior collapse: {active} of {d} latent dimensions active, KL {kl_total:.2f} nats"
+        "title": (f"Posterior collapse{' of the top layer z' if two else ''}: {active} of {d} latent dimensions "
+                  f"active, KL {kl_total:.2f} nats"
                   + (f" (it was {peak:.1f} nats earlier in training)" if collapsing else "")),
         "evidence": {"kind": "bar", "x": list(range(d)), "x_label": "latent dimension",
                      "series": {"kl_per_dim": kld},
@@ -197,6 +201,40 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
         "advice": (_collapse_state(active, d, kl_total) + (f" ({'; '.join(why)})" if why else "") +
                    ". Try beta <= 1 with a KL warm-up and free bits (0.5 nats per dimension)."),
         "suggested_changes": {"train": train_ch, **({"model": model_ch} if model_ch else {})},
+    }
+
+
+def check_lower_collapse(metrics: dict, config: RunConfig) -> dict | None:
+    """A two-layer model whose lower layer z1 carries (almost) nothing: q(z1 | x, z) equals p(z1 | z), so the model
+    is a one-layer VAE with extra noise at the decoder's input (the usual fate of a bottom-up hierarchy without a
+    KL warm-up: Sonderby et al. 2016)."""
+    final = metrics.get("final") or {}
+    layers, kld = final.get("kl_per_layer"), final.get("kl_per_dim_lower")
+    if not (isinstance(layers, list) and len(layers) == 2 and isinstance(kld, list) and kld):
+        return None
+    d, kl_low = len(kld), float(layers[1]) if _finite(layers[1]) else 0.0
+    active = final.get("active_units_lower")
+    active = int(active) if _finite(active) else sum(float(v) > UNUSED_KL_NATS for v in kld if _finite(v))
+    if not (kl_low < COLLAPSE_KL_NATS or active < COLLAPSE_ACTIVE_FRACTION * d):
+        return None
+    t = config.train
+    train_ch: dict[str, Any] = {"warmup_epochs": max(t.warmup_epochs, max(1.0, t.epochs / 5))}
+    if config.model.prior == "normal" and t.objective == "elbo":
+        train_ch["free_bits"] = 0.5 if t.free_bits <= 0 else t.free_bits
+    top = float(layers[0]) if _finite(layers[0]) else float("nan")
+    return {
+        "code": "lower_layer_collapse", "severity": "warning",
+        "title": f"The lower layer z₁ is unused: {active} of {d} dimensions active, KL {kl_low:.2f} nats "
+                 f"(top layer {top:.1f})",
+        "evidence": {"kind": "bar", "x": list(range(d)), "x_label": "lower-layer dimension",
+                     "series": {"kl_per_dim_lower": [float(v) if _finite(v) else 0.0 for v in kld]},
+                     "facts": {"active_units_lower": active, "latent_dim": d, "kl_lower_nats": kl_low,
+                               "kl_top_nats": top}},
+        "advice": (f"q(z₁ | x, z) equals its prior p(z₁ | z) on {d - active} of {d} dimensions, so z₁ adds noise and "
+                   "no information: the top layer z carries the whole code. Warm the KL up over the first epochs "
+                   "(Sønderby et al. 2016)" + (" and give each dimension free bits" if "free_bits" in train_ch else "")
+                   + " so the lower layer is used before the KL can shut it."),
+        "suggested_changes": {"train": train_ch},
     }
 
 
@@ -218,7 +256,7 @@ def _collapse_state(active: int, d: int, kl_total: float) -> str:
 def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
     steps = (metrics.get("history") or {}).get("steps") or []
     kld = _final_kl_per_dim(metrics)
-    d = config.model.latent_dim
+    d = config.model.latent_dim * config.model.latent_layers     # the KL is both layers' with two
     final = metrics.get("final") or {}
     kl_total = final.get("kl") if _finite(final.get("kl")) else (sum(kld) if kld else None)
     per_dim = kl_total / d if kl_total is not None else None
@@ -400,7 +438,8 @@ def diagnose(metrics: dict, config: RunConfig, *, model=None, test=None) -> list
         metrics = {**metrics, "final": {**final, "mean_image_nats": mean_image_nats(test.x, config.model, sigma)}}
     found = [check_non_finite(metrics, config)]
     if not found[0]:
-        found += [check_posterior_collapse(metrics, config), check_kl_explosion(metrics, config),
+        found += [check_posterior_collapse(metrics, config), check_lower_collapse(metrics, config),
+                  check_kl_explosion(metrics, config),
                   check_blurry(metrics, config, model, test), check_lr_too_high(metrics, config)]
     else:
         found.append(check_lr_too_high(metrics, config))
