@@ -42,6 +42,8 @@ if other is not None:
     except RunError as e:
         st.error(f"The run {other.name} cannot be loaded: {e}")
 
+if (layers_note := catalogue.top_layer_note(run)) is not None:
+    st.info(layers_note, icon=":material/layers:")
 found = [dv.analysis(r, e.key) for e, r in shown]
 cols = st.columns(len(shown), gap="large")
 for i, ((e, r), a, col) in enumerate(zip(shown, found, cols)):
@@ -54,6 +56,11 @@ for i, ((e, r), a, col) in enumerate(zip(shown, found, cols)):
                values=dv.traversal(), label=dv.label_of(r), cell_px=dv.cell_px(r, len(shown)))
         if len(a.order) > dv.MAX_ROWS:
             st.caption(f"The {dv.MAX_ROWS} most informative of {len(a.order)} dimensions; the heat map has them all.")
+        if (lower := dv.lower_layer(r)) is not None:
+            st.markdown("**The lower layer z₁**: KL of each dimension against p(z₁ | z) on the test images")
+            st.plotly_chart(charts.kl_bars(lower.kl_per_dim, prefix="z₁,"), key=f"{S.DIMS_LOWER}.{i}",
+                            width="stretch", config=charts.NO_MODEBAR)
+            st.caption(lower.caption)
 
 st.subheader("Mutual information: dimensions × factors", divider="gray")
 st.caption("Each cell: how much a dimension's code tells about a factor (or the class), as a share of that factor's "

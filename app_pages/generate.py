@@ -16,6 +16,8 @@ if active is None:
     st.stop()
 entry, run = active
 m = run.config.model
+if (layers_note := catalogue.top_layer_note(run)) is not None:
+    st.info(layers_note, icon=":material/layers:")
 if catalogue.is_tracked(run):
     st.caption(f"{run.config.tracked.source or 'This model'} was logged with vae.track: its code holds no prior of "
                "its own for VAE Lab to read, so z is drawn from N(0, I), the prior a VAE's KL term compares with.")

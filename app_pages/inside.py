@@ -99,7 +99,11 @@ else:
                   on_click=inside_view.send_to_sliders, args=(entry.key, p.mu.tolist(), label))
     st.html(inside_view.diagram(p, m, order, inside_view.parts(run)))
     st.caption(f"Following {what} with ε draw #{seed}. Dimensions are listed by their KL for this input, "
-               f"most first ({min(len(order), inside_view.SHOWN_DIMS)} of {m.latent_dim} shown).")
+               f"most first ({min(len(order), inside_view.SHOWN_DIMS)} of {m.latent_dim} shown)."
+               + ("" if p.lower is None else " This model has two stochastic layers (Tomczak & Welling 2018): the "
+                  "top layer z is drawn from q(z | x) and measured against the prior; the lower layer z₁ is drawn "
+                  "from q(z₁ | x, z) and measured against p(z₁ | z), a prior that itself depends on z. The "
+                  "Latent map and the Sliders show the top layer."))
 
     # ---- the formulas with this input's numbers
     st.subheader("The same numbers in the formulas", divider="gray")
@@ -124,6 +128,13 @@ else:
                    if run.config.model.prior == "normal" else "KL of each dimension for this input, against the "
                    "VampPrior's marginal on that dimension (a mixture's KL does not split by dimension, so these "
                    "do not add up to the total).")
+        if p.lower is not None:
+            st.plotly_chart(charts.kl_bars(p.lower.kl_per_dim.tolist(),
+                                           [int(j) for j in np.argsort(-p.lower.kl_per_dim, kind="stable")],
+                                           prefix="z₁,"),
+                            key=S.INSIDE_KL_LOWER_CHART, width="stretch")
+            st.caption(f"KL of each dimension of the lower layer z₁ for this input, against its conditional prior "
+                       f"p(z₁ | z): {p.lower.kl:.2f} nats in all, beside the top layer's {p.kl_top:.2f}.")
     with left:
         n_cloud = st.select_slider("Posterior draws", [10, 25, 50, 100, 200], value=50, key=S.INSIDE_CLOUD_N)
         z_cloud, pics = inside_view.cloud(run.model, entry.key, x, int(n_cloud), seed, label)

@@ -22,6 +22,8 @@ entry, run = active
 m = run.config.model
 d = m.latent_dim
 names = catalogue.class_names(run)
+if (layers_note := catalogue.top_layer_note(run)) is not None:
+    st.info(layers_note, icon=":material/layers:")
 test, dkey = datasets.noted_test_images(run)
 
 c1, c2, c3 = st.columns(3)

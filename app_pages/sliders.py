@@ -19,6 +19,8 @@ entry, run = active
 m = run.config.model
 d = m.latent_dim
 names = catalogue.class_names(run)
+if (layers_note := catalogue.top_layer_note(run)) is not None:
+    st.info(layers_note, icon=":material/layers:")
 order = catalogue.order_by_kl(run)
 kl = catalogue.kl_per_dim(run)
 

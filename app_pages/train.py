@@ -82,7 +82,11 @@ with settings_box:
                               help="Encoder and decoder also see the label, so Generate can draw each class.")
     if likelihood == "gaussian":
         train_form.number(st.columns(4)[0], S.TRAIN_SIGMA)
-    c1, c2, _, _ = st.columns(4)
+    c1, c2, c3, _ = st.columns(4)
+    layers = c3.segmented_control("Stochastic layers", [1, 2], default=1, key=S.TRAIN_LAYERS,
+                                  help="2 adds a lower stochastic layer z₁ under z (Tomczak & Welling 2018's "
+                                       "hierarchical VAE): a better likelihood; the map and the sliders show z, "
+                                       "Inside a VAE both. MLP, unconditional, ELBO or IWAE only.") or 1
     objective = c1.selectbox("Objective", train_form.OBJECTIVES, key=S.TRAIN_OBJECTIVE,
                              format_func=train_form.OBJECTIVE_NAMES.get,
                              help=train_form.SETTINGS["train"]["objective"].help)
@@ -121,7 +125,8 @@ with settings_box:
     shown = [f.key for f in train_form.FIELDS if (f.key != S.TRAIN_SIGMA or likelihood == "gaussian")
              and (f.key != S.TRAIN_TC_WEIGHT or objective in train_form.TC_OBJECTIVES)]
     numbers, wrong = train_form.values(shown)
-    wrong = wrong or train_form.objective_errors(objective, numbers)
+    wrong = (wrong or train_form.objective_errors(objective, numbers)
+             or train_form.layer_errors(layers, arch.lower(), conditional, objective))
     running = job is not None and job.running
     b1, b2, _ = st.columns([1, 2, 3])
     start = b1.button("Start", type="primary", key=S.TRAIN_START, disabled=running or not data_name or bool(wrong),
@@ -148,7 +153,7 @@ with settings_box:
                 split = datasets.load(datasets.DataKey.of(dcfg), download=data_name in DATASETS)
             values = dict(numbers, arch=arch.lower(), hidden=hidden, decoder_hidden=decoder_hidden,
                           activation=activation, likelihood=likelihood, conditional=conditional,
-                          batch_size=batch_size, binarize=binarize, objective=objective)
+                          batch_size=batch_size, binarize=binarize, objective=objective, latent_layers=layers)
             config = train_panel.build_config(values, split, dcfg)
             queue.start(config, split)
         except (DataError, ConfigError, ValueError, RuntimeError) as e:

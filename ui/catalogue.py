@@ -166,7 +166,17 @@ def model_name(run: Run) -> str:
     m = run.config.model
     if run.config.kind == "tracked":
         return f"{run.config.tracked.source or 'a model'}, your code logged with vae.track"
-    return f"{m.arch.upper()} {'conditional ' if m.conditional else ''}VAE"
+    return f"{m.arch.upper()} {'conditional ' if m.conditional else ''}VAE" + (
+        " with two stochastic layers" if m.latent_layers == 2 else "")
+
+
+def top_layer_note(run: Run) -> str | None:
+    """What a page that maps, slides or samples the latent shows of a two-layer model (None for one layer)."""
+    if run.config.model.latent_layers == 1:
+        return None
+    return ("This model has two stochastic layers. This page shows the top layer z; to decode a point, the lower "
+            "layer z₁ is set to the mean of its conditional prior p(z₁ | z), so every picture here is a function of "
+            "z alone. Inside a VAE shows both layers for one input.")
 
 
 def is_tracked(run: Run) -> bool:

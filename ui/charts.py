@@ -104,13 +104,15 @@ def _curves_build(kinds: tuple[bool, bool, bool], series: list[tuple[list, list]
     return _layout(fig, 330, legend=dict(orientation="h", y=-0.25, x=0.5, xanchor="center"))
 
 
-def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float = UNUSED_KL_NATS) -> go.Figure:
-    """KL per latent dimension (nats): dimensions under ``threshold`` (unused: collapsed to the prior) are greyed."""
+def kl_bars(kl: list[float], order: list[int] | None = None, *, threshold: float = UNUSED_KL_NATS,
+            prefix: str = "z") -> go.Figure:
+    """KL per latent dimension (nats): dimensions under ``threshold`` (unused: collapsed to the prior) are greyed.
+    ``prefix`` names the dimensions ("z1," for a two-layer model's lower layer)."""
     d = len(kl)
     idx = order if order is not None else list(range(d))
     vals = [kl[i] for i in idx]
     colors = [TRAIN_COLOR if v >= threshold else "rgba(128,128,128,0.6)" for v in vals]
-    fig = go.Figure(go.Bar(x=[f"z{i}" for i in idx], y=vals, marker_color=colors,
+    fig = go.Figure(go.Bar(x=[f"{prefix}{i}" for i in idx], y=vals, marker_color=colors,
                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
     fig.update_xaxes(title_text="latent dimension", type="category")
     # from zero to at least twice the "unused" line, so a collapsed run's bars (micro-nats) look as small as they are
@@ -289,6 +291,8 @@ TERM_TITLES = {
     "tc": "Total correlation TC(z)",
     "dwkl": "Dimension-wise KL",
     "disc_loss": "Discriminator loss (log 2 = guessing)",
+    "kl_top": "KL of the top layer z",
+    "kl_lower": "KL of the lower layer z₁ (against p(z₁ | z))",
 }
 
 

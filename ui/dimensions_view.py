@@ -246,3 +246,26 @@ def traversal() -> list[float]:
 def cell_px(run: Run, columns: int) -> int:
     """Each strip image's side on screen: 9 of them fit half the page when two runs sit side by side."""
     return 56 if columns == 1 else 48
+
+
+@dataclass(frozen=True)
+class LowerLayer:
+    """A two-layer run's lower layer as its final evaluation measured it."""
+
+    kl_per_dim: list[float]
+    caption: str
+
+
+def lower_layer(run) -> LowerLayer | None:
+    """The lower layer's KL per dimension and one line on each layer's share (None for one layer, or a run saved
+    before its final evaluation)."""
+    final = run.metrics.final
+    if run.config.model.latent_layers == 1 or not final.kl_per_dim_lower or not final.kl_per_layer:
+        return None
+    top, low = final.kl_per_layer
+    d = len(final.kl_per_dim_lower)
+    active = "?" if final.active_units_lower is None else final.active_units_lower
+    return LowerLayer(list(final.kl_per_dim_lower),
+                      f"KL per layer: top z {top:.1f} nats, lower z₁ {low:.1f} nats; {active} of {d} lower dimensions "
+                      "active (their mean given the top layer's varies across images). The strips above move the top "
+                      "layer, with z₁ at the mean of p(z₁ | z).")

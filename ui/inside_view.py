@@ -123,12 +123,39 @@ def architecture(m: ModelConfig) -> tuple[str, str]:
         return (f"conv {m.channels} → {chans} ch, dense {m.fc_dim} → 2×{d}",
                 f"dense {d} → {m.fc_dim}, transposed conv → {m.channels}×{m.image_size}²")
     enc = " → ".join([str(pixels), *(str(h) for h in m.hidden), f"2×{d}"])
-    dec = " → ".join([str(d), *(str(h) for h in m.decoder_hidden), str(pixels)])
+    dec = " → ".join([str(d) if m.latent_layers == 1 else f"[z₁, z] {2 * d}", *(str(h) for h in m.decoder_hidden),
+                      str(pixels)])
     return f"MLP {enc}", f"MLP {dec}"
 
 
-def _vector(name: str, values: np.ndarray, dims: list[int], testid: str, title_html: str | None = None) -> str:
-    rows = "".join(f"<tr><td>z{j}</td><td>{values[j]:+.3f}</td></tr>" for j in dims)
+def lower_row(p: inside.ForwardPass, m: ModelConfig) -> str:
+    """A two-layer model's second row: the lower layer's posterior q(z1 | x, z) (from the encoder's last hidden
+    layer and the top z above), its draw z1, and the conditional prior p(z1 | z) it is measured against; the
+    decoder of the first row reads [z1, z]. Dimensions by their KL for this input, most first."""
+    low = p.lower
+    dims = [int(j) for j in np.argsort(-low.kl_per_dim, kind="stable")][:SHOWN_DIMS]
+    w = m.decoder_widths[0]
+    arrow = "<div class='arrow'>→</div>"
+    stages = [
+        f"<div class='box net'><b>q(z₁ | x, z)</b><div class='sub'>MLP [h, z] {m.hidden[-1] + m.latent_dim} → {w} "
+        f"→ 2×{m.latent_dim}</div></div>",
+        _vector("μ₁", low.mu, dims, "vae-inside-lower-mu", symbol="z₁,"),
+        _vector("σ₁", low.sigma, dims, "vae-inside-lower-sigma", symbol="z₁,"),
+        _vector("ε₁ ~ N(0, I)", low.eps, dims, "vae-inside-lower-eps", symbol="z₁,"),
+        _vector("z₁ = μ₁ + σ₁·ε₁", low.z, dims, "vae-inside-lower-z", symbol="z₁,"),
+        f"<div class='box net'><b>p(z₁ | z)</b><div class='sub'>MLP z {m.latent_dim} → {w} → 2×{m.latent_dim}"
+        f"</div></div>",
+        _vector("prior mean", low.prior_mu, dims, "vae-inside-lower-prior-mu", symbol="z₁,"),
+        _vector("prior σ", low.prior_sigma, dims, "vae-inside-lower-prior-sigma", symbol="z₁,"),
+        _vector("KL per dim", low.kl_per_dim, dims, "vae-inside-lower-kl-dims", symbol="z₁,"),
+    ]
+    return (f"<div class='layer'>lower layer z₁: drawn given this input and the z above, measured against "
+            f"p(z₁ | z); the decoder reads [z₁, z]</div><div class='row'>{arrow.join(stages)}</div>")
+
+
+def _vector(name: str, values: np.ndarray, dims: list[int], testid: str, title_html: str | None = None,
+            symbol: str = "z") -> str:
+    rows = "".join(f"<tr><td>{symbol}{j}</td><td>{values[j]:+.3f}</td></tr>" for j in dims)
     more = f"<div class='more'>+{len(values) - len(dims)} more</div>" if len(values) > len(dims) else ""
     return f"<div class='box vec' data-testid='{testid}'><b>{title_html or name}</b><table>{rows}</table>{more}</div>"
 
@@ -161,11 +188,17 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int],
         f"<div class='box img' data-testid='vae-inside-xhat'><b>x̂</b><img src='data:image/png;base64,{xh_img}'/>"
         f"<div class='sub'>{html.escape(xhat)}</div></div>",
     ]
+    given = "z" if p.lower is None else "z₁, z"
+    kl_line = (f"<div class='loss' data-testid='vae-inside-kl'><b>KL</b>(q(z|x) ‖ {prior_name(m)}) "
+               f"{'=' if m.prior == 'normal' else '≈'} <span class='num'>{p.kl:.2f}</span> nats</div>")
+    if p.lower is not None:
+        kl_line = (f"<div class='loss' data-testid='vae-inside-kl'><b>KL</b> = top KL(q(z|x) ‖ {prior_name(m)}) "
+                   f"<span data-testid='vae-inside-kl-top'>{p.kl_top:.2f}</span> + lower KL(q(z₁|x,z) ‖ p(z₁|z)) "
+                   f"<span data-testid='vae-inside-kl-lower'>{p.lower.kl:.2f}</span> = "
+                   f"<span class='num'>{p.kl:.2f}</span> nats</div>")
     losses = (
-        f"<div class='loss' data-testid='vae-inside-recon'><b>reconstruction</b> −log p(x | z) = "
-        f"<span class='num'>{p.recon:.2f}</span> nats</div>"
-        f"<div class='loss' data-testid='vae-inside-kl'><b>KL</b>(q(z|x) ‖ {prior_name(m)}) "
-        f"{'=' if m.prior == 'normal' else '≈'} <span class='num'>{p.kl:.2f}</span> nats</div>"
+        f"<div class='loss' data-testid='vae-inside-recon'><b>reconstruction</b> −log p(x | {given}) = "
+        f"<span class='num'>{p.recon:.2f}</span> nats</div>" + kl_line +
         f"<div class='loss' data-testid='vae-inside-elbo'><b>−ELBO</b> = {p.recon:.2f} + {p.kl:.2f} = "
         f"<span class='num'>{p.neg_elbo:.2f}</span> nats</div>")
     style = """<style>
@@ -182,9 +215,11 @@ def diagram(p: inside.ForwardPass, m: ModelConfig, order: list[int],
     .vae-inside .losses{display:flex;gap:10px;flex-wrap:wrap;margin-top:10px}
     .vae-inside .loss{border-left:4px solid #e15759;padding:4px 10px;font-size:14px}
     .vae-inside .loss .num{font-weight:700;font-family:monospace}
+    .vae-inside .layer{font-size:12px;opacity:.8;margin:8px 0 2px}
     </style>"""
+    second = "" if p.lower is None else lower_row(p, m)
     return (f"{style}<div class='vae-inside' data-testid='vae-inside'><div class='row'>{arrow.join(stages)}</div>"
-            f"<div class='losses'>{losses}</div></div>")
+            f"{second}<div class='losses'>{losses}</div></div>")
 
 
 def cloud_figure(base: go.Figure, center: np.ndarray, sigma: np.ndarray, z_cloud: np.ndarray,
@@ -246,16 +281,28 @@ def formulas(p: inside.ForwardPass, m: ModelConfig, j: int, gaussian_sigma: floa
             rf"\mathrm{{KL}}_{{{j}}} = \tfrac12\left(\mu_{{{j}}}^2 + \sigma_{{{j}}}^2 - 1 - \log\sigma_{{{j}}}^2\right)"
             rf" = \tfrac12\left({p.mu[j] ** 2:.3f} + {p.sigma[j] ** 2:.3f} - 1 - ({p.logvar[j]:.3f})\right)"
             rf" = {p.kl_per_dim[j]:.3f}\ \text{{nats}}",
-            rf"\mathrm{{KL}} = \textstyle\sum_j \mathrm{{KL}}_j = {p.kl:.2f}\ "
+            rf"\mathrm{{KL}}{_top(p)} = \textstyle\sum_j \mathrm{{KL}}_j = {p.kl_top:.2f}\ "
             rf"\text{{nats over {m.latent_dim} dimensions}}"]
     else:   # a mixture prior: no closed form, and the KL does not split by dimension
         lines += [
             rf"p(z) = \tfrac1K \textstyle\sum_k q(z\mid u_k),\ K = {m.prior_components}\ "
             rf"\text{{learned pseudo-inputs}}",
-            rf"\mathrm{{KL}} \approx \tfrac1S \textstyle\sum_s \left[\log q(z_s\mid x) - \log p(z_s)\right]"
-            rf" = {p.kl:.2f}\ \text{{nats}},\ S = 1000",
+            rf"\mathrm{{KL}}{_top(p)} \approx \tfrac1S \textstyle\sum_s \left[\log q(z_s\mid x) - \log p(z_s)\right]"
+            rf" = {p.kl_top:.2f}\ \text{{nats}},\ S = 1000",
             rf"\mathrm{{KL}}_{{{j}}}\ \text{{(against the prior's marginal on }} z_{{{j}}}\text{{)}}"
             rf" = {p.kl_per_dim[j]:.3f}\ \text{{nats}}"]
+    if p.lower is not None:
+        low = p.lower
+        i = int(np.argmax(low.kl_per_dim))
+        lines += [
+            rf"z_{{1,{i}}} = \mu_{{1,{i}}} + \sigma_{{1,{i}}}\,\varepsilon_{{1,{i}}} = {low.mu[i]:.3f} + "
+            rf"{low.sigma[i]:.3f}\times ({low.eps[i]:.3f}) = {low.z[i]:.3f}",
+            rf"\mathrm{{KL}}_{{1,{i}}} = \log\tfrac{{s_{{{i}}}}}{{\sigma_{{1,{i}}}}} + \tfrac{{\sigma_{{1,{i}}}^2 + "
+            rf"(\mu_{{1,{i}}} - m_{{{i}}})^2}}{{2 s_{{{i}}}^2}} - \tfrac12,\ p(z_{{1,{i}}}\mid z) = "
+            rf"\mathcal N({low.prior_mu[i]:.3f}, {low.prior_sigma[i]:.3f}^2):\ {low.kl_per_dim[i]:.3f}\ \text{{nats}}",
+            rf"\mathrm{{KL}} = \mathrm{{KL}}_{{\text{{top}}}} + \textstyle\sum_i \mathrm{{KL}}_{{1,i}} = "
+            rf"{p.kl_top:.2f} + {low.kl:.2f} = {p.kl:.2f}\ \text{{nats}}"]
+    given = "z" if p.lower is None else "z_1, z"
     if m.likelihood == "bernoulli":
         lines.append(rf"-\log p(x\mid z) = -\textstyle\sum_i \left[x_i \log \hat x_i + (1 - x_i)\log(1 - \hat x_i)"
                      rf"\right] = {p.recon:.2f}\ \text{{nats over {p.x.size} pixels}}")
@@ -263,9 +310,15 @@ def formulas(p: inside.ForwardPass, m: ModelConfig, j: int, gaussian_sigma: floa
         lines.append(rf"-\log p(x\mid z) = \textstyle\sum_i \left[\frac{{(x_i - \hat x_i)^2}}{{2\sigma^2}} + \log"
                      rf"\sigma + \tfrac12\log 2\pi\right] = {p.recon:.2f}\ \text{{nats}},\ "
                      rf"\sigma = {gaussian_sigma:.3g}")
-    lines.append(rf"-\mathrm{{ELBO}} = -\log p(x\mid z) + \mathrm{{KL}} = {p.recon:.2f} + {p.kl:.2f} = "
+    lines[-1] = lines[-1].replace(r"p(x\mid z)", rf"p(x\mid {given})", 1)
+    lines.append(rf"-\mathrm{{ELBO}} = -\log p(x\mid {given}) + \mathrm{{KL}} = {p.recon:.2f} + {p.kl:.2f} = "
                  rf"{p.neg_elbo:.2f}\ \text{{nats}}")
     return lines
+
+
+def _top(p: inside.ForwardPass) -> str:
+    """The subscript naming the top layer's KL when there are two layers."""
+    return "" if p.lower is None else r"_{\text{top}}"
 
 
 #: How many of the most informative dimensions the posterior width is averaged over.

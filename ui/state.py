@@ -55,6 +55,7 @@ TRAIN_LIKELIHOOD = "train.likelihood"
 TRAIN_SIGMA = "train.gaussian_sigma"        # the Gaussian likelihood's fixed sigma
 TRAIN_BETA = "train.beta"
 TRAIN_OBJECTIVE = "train.objective"          # elbo | iwae | btcvae | factorvae (vae.config.TrainConfig.objective)
+TRAIN_LAYERS = "train.layers"                # 1 | 2 stochastic layers (vae.config.ModelConfig.latent_layers)
 TRAIN_TC_WEIGHT = "train.tc_weight"          # the total correlation's weight (btcvae, factorvae)
 TRAIN_WARMUP = "train.warmup"
 TRAIN_FREE_BITS = "train.free_bits"
@@ -121,6 +122,7 @@ INSIDE_FREEZE = "inside.freeze"              # keep eps when the input changes
 INSIDE_LAST_INPUT = "inside.last_input"      # which input the seed was drawn for
 INSIDE_CLOUD_N = "inside.cloud_n"            # posterior draws on the map
 INSIDE_KL_CHART = "inside.kl_chart"
+INSIDE_KL_LOWER_CHART = "inside.kl_lower_chart"
 INSIDE_MAP = "inside.map"
 
 # ---- Compare
@@ -182,6 +184,7 @@ DIMS_OTHER = "dims.other"                    # selectbox: the run shown beside t
 DIMS_LABEL = "dims.label"                    # a conditional run's class for the traversal strips
 DIMS_STRIPS = "dims.strips"                  # strip components: f"{DIMS_STRIPS}.{column}"
 DIMS_HEAT = "dims.heat"                      # heat maps: f"{DIMS_HEAT}.{column}"
+DIMS_LOWER = "dims.lower"                    # a two-layer run's lower-layer KL bars: f"{DIMS_LOWER}.{column}"
 
 # ---- Generate
 GEN_N = "gen.n"
@@ -204,7 +207,7 @@ _KEEP = (TRAIN_DATA, TRAIN_IMAGE_SIZE, TRAIN_ARCH, TRAIN_LATENT, TRAIN_HIDDEN, T
          SLIDERS_START, SLIDERS_SEED, SLIDERS_INDEX, SLIDERS_SHOW_ALL, GEN_N, GEN_SEED, GEN_TEMP, GEN_CLASS,
          INSIDE_SOURCE, INSIDE_INDEX, INSIDE_INVERT, INSIDE_LABEL, INSIDE_FREEZE, INSIDE_CLOUD_N, CMP_RUNS,
          CMP_REPLAY_RUN, STEP_START, STEP_BETA, STEP_LR, STEP_BATCH, STEP_SHOWN, STEP_LOCK, DOC_HISTORY_ONLY, UC_TOP_N,
-         TRAIN_OBJECTIVE, TRAIN_TC_WEIGHT, DIMS_OTHER, DIMS_LABEL)
+         TRAIN_OBJECTIVE, TRAIN_LAYERS, TRAIN_TC_WEIGHT, DIMS_OTHER, DIMS_LABEL)
 
 
 def keep_widget_values() -> None:

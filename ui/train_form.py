@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, TrainConfig, settings_of
+from vae.config import Activation, Arch, ConfigError, Likelihood, ModelConfig, RunConfig, TrainConfig, settings_of
 
 from . import datasets, quotas
 from . import state as S
@@ -167,6 +167,19 @@ def objective_errors(objective: str, numbers: dict) -> list[str]:
         TrainConfig(objective=objective, **{k: numbers[k] for k in keys if k in numbers})
     except ConfigError as e:
         return [str(e)]
+    return []
+
+
+def layer_errors(layers: int, arch: str, conditional: bool, objective: str) -> list[str]:
+    """What the core says about a second stochastic layer with this architecture, conditioning and objective (the
+    unconditional MLP with the ELBO or IWAE only): one line, or nothing when they go together."""
+    if layers == 1:
+        return []
+    try:
+        RunConfig(model=ModelConfig(arch=arch, conditional=conditional, num_classes=2 if conditional else 0,
+                                    latent_layers=layers), train=TrainConfig(objective=objective))
+    except ConfigError as e:
+        return [f"Stochastic layers: {e}"]
     return []
 
 

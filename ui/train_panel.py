@@ -66,7 +66,8 @@ def build_config(v: dict[str, Any], data: DataSplit, data_cfg: DataConfig) -> Ru
                         decoder_hidden=parse_decoder(v.get("decoder_hidden", "")) if arch == "mlp" else None,
                         activation=v["activation"], likelihood=v["likelihood"],
                         gaussian_sigma=float(v.get("gaussian_sigma", dm.gaussian_sigma)), conditional=conditional,
-                        num_classes=data.num_classes if conditional else 0)
+                        num_classes=data.num_classes if conditional else 0,
+                        latent_layers=int(v.get("latent_layers", dm.latent_layers)))
     t = DEFAULT_TRAIN
     batch = int(v.get("batch_size", t.batch_size))
     steps_per_epoch = math.ceil(len(data.train) / max(1, batch))
@@ -145,7 +146,9 @@ def dashboard(snap: dict) -> None:
     terms = charts.objective_terms(snap["steps"], epochs)
     if terms:       # beta-TCVAE's KL split into MI, TC and dimension-wise KL; FactorVAE's TC and discriminator
         name = train_form.OBJECTIVE_NAMES.get(cfg.train.objective, cfg.train.objective)
-        st.markdown(f"**The {name} objective's own terms**, each step and each epoch's mean")
+        st.markdown(f"**The {name} objective's own terms**, each step and each epoch's mean"
+                    if cfg.model.latent_layers == 1 else "**The KL of each stochastic layer**, each step and each "
+                    "epoch's mean: a layer whose KL falls to 0 has collapsed")
         st.plotly_chart(charts.cached(("terms", key, last, len(snap["steps"]), len(epochs), tuple(terms)),
                                       lambda: charts.terms(snap["steps"], epochs, spe, terms)),
                         width="stretch", config=charts.NO_MODEBAR)

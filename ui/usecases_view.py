@@ -222,8 +222,8 @@ def evidence_figure(f: dict) -> go.Figure:
     two y axes made ticks like 0.00007 beside 205.05)."""
     ev = f["evidence"]
     if ev["kind"] == "bar":
-        kl = [float(v or 0.0) for v in next(iter(ev["series"].values()))]
-        fig = charts.kl_bars(kl)
+        name, values = next(iter(ev["series"].items()))
+        fig = charts.kl_bars([float(v or 0.0) for v in values], prefix="z₁," if name == "kl_per_dim_lower" else "z")
         fig.add_hline(y=UNUSED_KL_NATS, line=dict(color=charts.GUIDE, dash="dot", width=1),
                       annotation_text=f"unused below {UNUSED_KL_NATS:g} nats", annotation_position="top left")
         return fig
