@@ -222,8 +222,8 @@ def test_joint_stage_stops_within_a_batch(tmp_path):
 
 
 def test_recipe_epochs_keep_mnists_steps_on_smaller_sets():
-    assert recipe_epochs(60000) == (5, 25)               # MNIST: the measured recipe
-    assert recipe_epochs(1_000_000) == (5, 25)           # never fewer epochs than that
+    assert recipe_epochs(60000) == (5, 30)               # MNIST: the measured recipe
+    assert recipe_epochs(1_000_000) == (5, 30)           # never fewer epochs than that
     assert recipe_epochs(4500) == (66, 300)              # mnist5k: 66 * 36 >= 2,345 steps; 334 * 45 capped at 300
     assert recipe_epochs(10) == (300, 300)               # capped
 

@@ -295,7 +295,7 @@ class SemisupConfig:
     labels: int | None = setting(100, "labelled images, balanced per class (None: every label)", lo=1)
     label_seed: int | None = setting(None, "seed of the labelled subset (None: train.seed); subsets can share one M1")
     m2_epochs: int = setting(0, "epochs of M2 on M1's frozen codes first (Kingma et al.'s M1+M2)", lo=0, hi=100_000)
-    joint_epochs: int = setting(25, "epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
+    joint_epochs: int = setting(30, "epochs of M1 and M2 trained together: M1's ELBO, M2's objective, the labels' "
                                     "cross-entropy reaching M1's encoder, pseudo-labels from barely shifted to "
                                     "distorted views (0: M1 stays as it was trained)", lo=0, hi=100_000)
     batch_size: int = setting(100, "unlabelled (and as many labelled) images per M2 or joint step", lo=1, hi=65_536)
