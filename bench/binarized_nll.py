@@ -4,6 +4,8 @@ importance-weighted test NLL (k samples per image, Burda et al. 2016) on the tes
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000 --objective iwae --k 5
     python bench/binarized_nll.py --data-dir ../shared/data --budget 900 --iw-samples 1000 --prior vamp
+    python bench/binarized_nll.py --data-dir ../shared/data --budget 1800 --iw-samples 1000 --prior vamp \
+        --latent-layers 2
 
 Reference points (not run here): pythae's VAE 89.8 nats; the IWAE paper's one-layer VAE 86.8 nats
 after 3,280 passes. Prints one JSON object on the last line.
@@ -40,6 +42,8 @@ def main(argv=None) -> None:
     p.add_argument("--decoder-hidden", default=None, help="decoder widths (default: VAE Lab's for --hidden)")
     p.add_argument("--prior", choices=["normal", "vamp"], default="normal")
     p.add_argument("--prior-components", type=int, default=ModelConfig().prior_components)
+    p.add_argument("--latent-layers", type=int, choices=[1, 2], default=1)
+    p.add_argument("--warmup", type=float, default=0.0, help="KL warm-up in epochs (linear from 0)")
     p.add_argument("--out", type=Path, default=None, help="also save the run folder here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -47,9 +51,11 @@ def main(argv=None) -> None:
     widths = {} if args.decoder_hidden is None else \
         {"decoder_hidden": tuple(int(h) for h in args.decoder_hidden.split(","))}
     cfg = RunConfig(model=ModelConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), latent_dim=args.latent_dim,
-                                      prior=args.prior, prior_components=args.prior_components, **widths),
+                                      prior=args.prior, prior_components=args.prior_components,
+                                      latent_layers=args.latent_layers, **widths),
                     train=TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=args.lr, binarize=True,
                                       time_budget=args.budget, threads=args.threads, seed=args.seed,
+                                      warmup_epochs=args.warmup,
                                       objective=args.objective, iw_k=args.k if args.objective == "iwae" else 1),
                     data=DataConfig(name="mnist"))
     curve = []
@@ -64,6 +70,7 @@ def main(argv=None) -> None:
     out = {"train_seconds": res.seconds, "epochs": len(res.history["epochs"]), "status": res.message,
            "test_neg_elbo": final["neg_elbo"], "nll_iw": final["nll_iw"], "iw_samples": args.iw_samples,
            "bits_per_dim_iw": final["bits_per_dim_iw"], "active_units": final["active_units"],
+           **{k: final[k] for k in ("kl_per_layer", "active_units_lower") if k in final},
            "n_test": final["n_test"], "iw_eval_seconds": eval_s, "config": cfg.to_dict(), "curve": curve}
     print(json.dumps(out))
 

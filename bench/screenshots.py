@@ -9,6 +9,9 @@ the plain VAE demo beside it, in a window tall enough for the whole page; foreig
 pytorch/examples VAE trained by its own loop and logged with vae.track (the README's "Debug your own VAE"). Runs go
 to a temporary folder. ``--pair A,B`` copies two run folders there (e.g. a β-TCVAE and a β-VAE kept by
 ``bench/disentangle_table.py --keep``) and shoots the Dimensions page on A with B beside it: dimensions_pair.png.
+``--two-layers RUN`` copies a run with two stochastic layers (``bench/binarized_nll.py --latent-layers 2 --out RUN``)
+there and shoots Inside a VAE (the whole page: both layers' rows, the loss, the KL per layer) and the Latent map on
+it: two_layer_inside.png and two_layer_map.png.
 Prints one JSON object: {"files": [...]}.
 """
 from __future__ import annotations
@@ -73,6 +76,8 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="whole page, not just the first screen")
     ap.add_argument("--pages", default=",".join(n for n, _ in PAGES))
     ap.add_argument("--pair", default="", help="RUN_A,RUN_B: two run folders for dimensions_pair.png (A, B beside)")
+    ap.add_argument("--two-layers", default="", help="RUN: a two-layer run folder for two_layer_inside.png and "
+                                                      "two_layer_map.png")
     ap.add_argument("--launcher", default=None,
                     help="VAE_LAB_TRAIN_LAUNCHER for the server (e.g. 'torchrun --standalone --nproc-per-node 2'): "
                          "the Train page is then shot while its run trains under that launcher (train-launcher.png)")
@@ -96,11 +101,17 @@ def main() -> None:
                 shutil.copytree(src, Path(runs) / src.name)
             pages.append(("dimensions_pair", f"dimensions?run={a.name}&vs={b.name}"))
             wanted.add("dimensions_pair")
+        if args.two_layers:
+            two = Path(args.two_layers)
+            shutil.copytree(two, Path(runs) / two.name)
+            pages += [("two_layer_inside", f"inside?run={two.name}"), ("two_layer_map", f"latent_map?run={two.name}")]
+            wanted |= {"two_layer_inside", "two_layer_map"}
         for name, path in pages:
             if name not in wanted:
                 continue
             # the Dimensions page is a long one: ten rows of strips per run, then the heat maps
-            tall = {"dimensions": 2100, "dimensions_pair": 2100, "foreign_map": 1250}   # foreign_map: the whole map
+            tall = {"dimensions": 2100, "dimensions_pair": 2100, "foreign_map": 1250,    # foreign_map: the whole map
+                    "two_layer_inside": 2750, "two_layer_map": 1250}
             page.set_viewport_size({"width": args.width, "height": tall.get(name, args.height)})
             page.goto(f"{url}/{path}")
             settle(page)
@@ -136,7 +147,7 @@ def main() -> None:
                 hole.nth(0).click(force=True)
                 page.get_by_text("Left: decoded at the hole").wait_for()
                 settle(page, 300)
-            if name in ("latent_map", "latent_layers", "sliders", "foreign_map"):
+            if name in ("latent_map", "latent_layers", "sliders", "foreign_map", "two_layer_map"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
             if name.startswith("dimensions"):    # both runs' strips decoded in the browser, then the page settled again
                 page.wait_for_function(STRIPS, arg=["dims.strips.0", "dims.strips.1"], timeout=60_000)
