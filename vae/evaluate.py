@@ -138,7 +138,7 @@ def _scores(model: VAE, x_all: torch.Tensor, y_all: torch.Tensor | None, iw_samp
         else:
             low = model.lower(h, z, _randn(mu.shape, gen, device))
             logits = model.decode_layers(z, low.z)
-            parts["mu_lower"].append(model.lower(h, mu).mu.cpu())   # E[z1 | x] at the top layer's mean
+            parts["mu_lower"].append(model.lower.mean(h, mu).cpu())   # E[z1 | x] at the top layer's mean
         terms = losses.elbo_terms(logits, x, mu, logvar, model.cfg, sigma, z=z, prior=prior, lower=low)
         for k, v in terms.items():
             if k in parts:

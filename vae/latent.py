@@ -111,13 +111,12 @@ def _reconstruct_layers(model: VAE, data: ImageData, samples: int, seed: int, ba
         h = model.encoder.hidden(x)
         mu, lv = model.encoder.code(h)
         if samples <= 0:
-            z, eps1 = mu, None
-        else:
-            z = (mu[:, None] + torch.randn((len(x), s, mu.shape[1]), generator=gen).to(mu.device)
-                 * torch.exp(0.5 * lv)[:, None]).reshape(-1, mu.shape[1])
-            eps1 = torch.randn(z.shape, generator=gen).to(mu.device)
-        low = model.lower(h.repeat_interleave(s, 0) if samples > 0 else h, z, eps1)
-        out.append(torch.sigmoid(model.decode_layers(z, low.mu if samples <= 0 else low.z)).cpu())
+            out.append(torch.sigmoid(model.decode_layers(mu, model.lower.mean(h, mu))).cpu())
+            continue
+        z = (mu[:, None] + torch.randn((len(x), s, mu.shape[1]), generator=gen).to(mu.device)
+             * torch.exp(0.5 * lv)[:, None]).reshape(-1, mu.shape[1])
+        low = model.lower(h.repeat_interleave(s, 0), z, torch.randn(z.shape, generator=gen).to(mu.device))
+        out.append(torch.sigmoid(model.decode_layers(z, low.z)).cpu())
     c, side = model.cfg.channels, model.cfg.image_size
     imgs = torch.cat(out).numpy() if out else np.zeros((0, c, side, side), np.float32)
     return imgs if samples <= 0 else imgs.reshape(-1, samples, c, side, side)

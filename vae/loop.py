@@ -102,8 +102,7 @@ def recon_event(model: VAE, x: torch.Tensor, y: torch.Tensor | None, global_step
     was_training = model.training
     model.eval()
     if getattr(model, "lower", None) is not None:       # two layers: both posteriors' means, as Reconstructions
-        mu, _, low = model.encode_lower(x)
-        rec = torch.sigmoid(model.decode_layers(mu, low.mu))
+        rec = torch.sigmoid(model.decode_layers(*model.encode_means(x)))
     else:
         mu, _ = model.encode(x, y)
         rec = torch.sigmoid(model.decode(mu, y))

@@ -197,6 +197,10 @@ class LowerLayer(nn.Module):
         mu, logvar = self.prior(z).chunk(2, dim=1)
         return mu, logvar
 
+    def mean(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The mean of q(z1 | x, z) [N, D], drawing nothing."""
+        return self.posterior(torch.cat([h, z], dim=1)).chunk(2, dim=1)[0]
+
     def forward(self, h: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None = None) -> Lower:
         """The encoder's last hidden layer h [N, H] and a top-layer sample z [N, D] -> :class:`Lower` (``eps``
         [N, D] fixes z1's noise)."""
@@ -248,13 +252,12 @@ class VAE(nn.Module):
         """Two layers: the top z [B, D] and the lower z1 [B, D] -> logits [B, C, H, W]."""
         return self.decoder(torch.cat([z1, z], dim=1))
 
-    def encode_lower(self, x: torch.Tensor, z: torch.Tensor | None = None, eps: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, Lower]:
-        """Two layers: x [B, C, H, W] -> the top posterior (mu, logvar) [B, D] and the lower layer's terms at the top
-        sample ``z`` [B, D] (None: at its posterior mean), with ``eps`` fixing z1's noise."""
+    def encode_means(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two layers: x [B, C, H, W] -> the top posterior's mean and the lower one's mean given it, [B, D] each
+        (what a reconstruction decodes; no noise is drawn)."""
         h = self.encoder.hidden(x)
-        mu, logvar = self.encoder.code(h)
-        return mu, logvar, self.lower(h, mu if z is None else z, eps)
+        mu, _ = self.encoder.code(h)
+        return mu, self.lower.mean(h, mu)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
                 eps: torch.Tensor | None = None) -> VAEOutput:
