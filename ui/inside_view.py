@@ -304,13 +304,12 @@ def formulas(p: inside.ForwardPass, m: ModelConfig, j: int, gaussian_sigma: floa
             rf"{p.kl_top:.2f} + {low.kl:.2f} = {p.kl:.2f}\ \text{{nats}}"]
     given = "z" if p.lower is None else "z_1, z"
     if m.likelihood == "bernoulli":
-        lines.append(rf"-\log p(x\mid z) = -\textstyle\sum_i \left[x_i \log \hat x_i + (1 - x_i)\log(1 - \hat x_i)"
-                     rf"\right] = {p.recon:.2f}\ \text{{nats over {p.x.size} pixels}}")
+        lines.append(rf"-\log p(x\mid {given}) = -\textstyle\sum_i \left[x_i \log \hat x_i + (1 - x_i)"
+                     rf"\log(1 - \hat x_i)\right] = {p.recon:.2f}\ \text{{nats over {p.x.size} pixels}}")
     else:
-        lines.append(rf"-\log p(x\mid z) = \textstyle\sum_i \left[\frac{{(x_i - \hat x_i)^2}}{{2\sigma^2}} + \log"
+        lines.append(rf"-\log p(x\mid {given}) = \textstyle\sum_i \left[\frac{{(x_i - \hat x_i)^2}}{{2\sigma^2}} + \log"
                      rf"\sigma + \tfrac12\log 2\pi\right] = {p.recon:.2f}\ \text{{nats}},\ "
                      rf"\sigma = {gaussian_sigma:.3g}")
-    lines[-1] = lines[-1].replace(r"p(x\mid z)", rf"p(x\mid {given})", 1)
     lines.append(rf"-\mathrm{{ELBO}} = -\log p(x\mid {given}) + \mathrm{{KL}} = {p.recon:.2f} + {p.kl:.2f} = "
                  rf"{p.neg_elbo:.2f}\ \text{{nats}}")
     return lines

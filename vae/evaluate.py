@@ -126,10 +126,10 @@ def _scores(model: VAE, x_all: torch.Tensor, y_all: torch.Tensor | None, iw_samp
     prior = model.prior_params()           # the VampPrior's components, once (None for N(0, I))
     parts: dict[str, list[torch.Tensor]] = {"recon": [], "kl": [], "mu": [], "logvar": [], "nll_iw": [],
                                             "kl_top": [], "kl_per_dim_lower": [], "mu_lower": []}
+    two = getattr(model, "lower", None) is not None          # a foreign model has one layer and no encoder
     for i in range(0, x_all.shape[0], batch_size):
         x = to_float(x_all[i:i + batch_size]).to(device)
         y = y_all[i:i + batch_size].to(device) if y_all is not None else None
-        two = getattr(model, "lower", None) is not None          # a foreign model has one layer and no encoder
         h = model.encoder.hidden(x) if two else None
         mu, logvar = model.encoder.code(h) if two else model.encode(x, y)
         z = mu + _randn(mu.shape, gen, device) * torch.exp(0.5 * logvar)
