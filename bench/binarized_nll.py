@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     p.add_argument("--prior-components", type=int, default=ModelConfig().prior_components)
     p.add_argument("--latent-layers", type=int, choices=[1, 2], default=1)
     p.add_argument("--warmup", type=float, default=0.0, help="KL warm-up in epochs (linear from 0)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the forward pass under autocast (losses, gradients and Adam stay fp32)")
     p.add_argument("--out", type=Path, default=None, help="also save the run folder here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -55,7 +57,7 @@ def main(argv=None) -> None:
                                       latent_layers=args.latent_layers, **widths),
                     train=TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=args.lr, binarize=True,
                                       time_budget=args.budget, threads=args.threads, seed=args.seed,
-                                      warmup_epochs=args.warmup,
+                                      warmup_epochs=args.warmup, precision=args.precision,
                                       objective=args.objective, iw_k=args.k if args.objective == "iwae" else 1),
                     data=DataConfig(name="mnist"))
     curve = []

@@ -19,6 +19,7 @@ from vae.export import UnsupportedForBrowser, decoder_spec, numpy_decode
 from vae.inside import forward_pass, posterior_cloud
 from vae.latent import decode, reconstruct
 from vae.models import build_model
+from vae.objectives import Batch, Elbo
 from vae.pipeline import train_run
 from vae.runs import load_run
 from vae.train import fit
@@ -199,3 +200,37 @@ def test_a_stopped_two_layer_run_resumes_to_the_same_weights(tmp_path, objective
     again = train_run(config(), data, tmp_path / "b", resume=True)
     a, b = straight.model.state_dict(), again.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the trajectory"
+
+
+@pytest.mark.parametrize("prior", ["normal", "vamp"])
+def test_bf16_autocast_computes_the_same_bound_and_trains_both_layers_in_fp32(prior):
+    """``precision = "bf16"`` (the two-layer table's recipe on a CPU with bf16 units): the forward pass under autocast
+    gives the fp32 bound within bf16's rounding, the terms come back in fp32 and every parameter, the lower layer's
+    included, gets a finite fp32 gradient; a bf16 run trains and keeps fp32 weights."""
+    cfg = ModelConfig(image_size=8, latent_dim=3, hidden=(32,), decoder_hidden=(16, 32), latent_layers=2,
+                      prior=prior, prior_components=4)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x = (tiny_split(n_train=8, n_test=64).test.x.float() / 255 > 0.5).float()
+    terms = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(1)                             # the same noise for both layers in both passes
+        _, terms[precision] = Elbo(TrainConfig(precision=precision), layers=2).terms(model, Batch(x))
+    assert all(t.dtype == torch.float32 for t in terms["bf16"].values())
+    exact, rounded = terms["fp32"]["neg_elbo"].mean(), terms["bf16"]["neg_elbo"].mean()
+    assert rounded != exact, "autocast was not applied"
+    assert abs(rounded - exact) < 0.02 * exact
+    model.zero_grad()
+    losses.training_loss(terms["bf16"]).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
+    assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith("lower"))
+    data, curves = tiny_split(n_train=256, n_test=64), {}
+    for precision in ("fp32", "bf16"):
+        res = fit(RunConfig(model=cfg, train=TrainConfig(epochs=8, batch_size=32, lr=0.01, threads=1, binarize=True,
+                                                         precision=precision), data=DataConfig(name="blobs")), data)
+        assert all(p.dtype == torch.float32 for p in res.model.parameters())
+        curves[precision] = [e["test"]["neg_elbo"] for e in res.history["epochs"]]
+    bf16, fp32 = curves["bf16"], curves["fp32"]
+    assert all(math.isfinite(v) for v in bf16) and bf16[-1] < bf16[0] - 1, curves      # it learns ...
+    assert abs(bf16[-1] - fp32[-1]) < 0.05 * fp32[-1], curves                          # ... as fp32 does
