@@ -4,6 +4,7 @@ A data set named by path is read only from the uploads folder or a folder in VAE
 app's budget is refused before it is built. Both with one line, the page still working.
 """
 import json
+import re
 import shutil
 
 import numpy as np
@@ -42,6 +43,16 @@ def test_a_data_path_outside_the_allowed_folders_is_not_read(monkeypatch, tmp_pa
     _run_naming(runs, str(runs / ".uploads" / ".." / ".." / "someone-else" / "secret.npz"), "climbs-out")
     at = pick_run(open_app("app_pages/reconstructions.py"), "climbs-out")
     assert "not available here" in " ".join(texts(at.caption))
+
+
+def test_a_built_in_set_missing_on_the_server_is_named_without_the_servers_folders(monkeypatch, tmp_path):
+    runs = make_env(monkeypatch, tmp_path, VAE_LAB_DATA_DIR=tmp_path / "no-data", VAE_LAB_CACHE_DIR=tmp_path / "cache")
+    _run_naming(runs, "fashion-mnist", "wants-fashion")
+    at = pick_run(open_app("app_pages/reconstructions.py"), "wants-fashion")
+    notes = " ".join(texts(at.caption))
+    assert "not available here (fashion-mnist not found" in notes and "in the data folder" in notes, notes
+    assert str(tmp_path) not in notes and not re.search(r"(?<![\w.])/\w", notes), "no server path reaches the page"
+    assert not at.exception and not at.error
 
 
 def test_a_folder_the_teacher_allows_is_read(monkeypatch, tmp_path):

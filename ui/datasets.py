@@ -5,6 +5,7 @@ the pages only read.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -73,6 +74,14 @@ def builtins() -> list[dict]:
     return list_datasets()
 
 
+_SERVER_PATH = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[/\\][^\s,;()'\"]*")
+
+
+def server_paths_hidden(message: str) -> str:
+    """A core error's one line for a browser: every absolute path in it (the server's folders) as "the data folder"."""
+    return _SERVER_PATH.sub("the data folder", message)
+
+
 def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
     """The test images for ``run``: its own data set, else MNIST-like digits of the same shape.
 
@@ -88,7 +97,7 @@ def for_run(run: Run) -> tuple[ImageData | None, DataKey | None, str | None]:
         split = load(key)
     except DataError as e:
         split = None
-        note = f"This run's data set is not available here ({e})."
+        note = f"This run's data set is not available here ({server_paths_hidden(str(e))})."
     if split is not None and (split.channels, split.image_size) != (m.channels, m.image_size):
         split, note = None, f"This run's data set now has {split.channels}x{split.image_size}px images, not " \
                             f"{m.channels}x{m.image_size}px."
