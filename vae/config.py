@@ -235,7 +235,7 @@ class TrainConfig:
                                  hi=7 * 86400, unit="s")
     output_bias_init: bool = setting(True, "start the decoder's output bias at the mean training pixel's logit")
     precision: Literal["fp32", "bf16"] = setting("fp32", "bf16: the forward pass under autocast (losses, gradients "
-                                                         "and Adam stay fp32); pays on GPUs with bf16 units")
+                                                         "and Adam fp32); pays with bf16 units (GPUs, avx512_bf16)")
     objective: Literal["elbo", "iwae", "btcvae", "factorvae"] = setting(
         "elbo", "iwae: the importance-weighted bound of Burda et al. 2016; btcvae: beta-TCVAE (Chen et al. 2018), the "
                 "KL split into index-code MI, total correlation (weighted by tc_weight) and dimension-wise KL; "
