@@ -197,14 +197,19 @@ class LowerLayer(nn.Module):
         mu, logvar = self.prior(z).chunk(2, dim=1)
         return mu, logvar
 
+    def posterior_params(self, h: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and log-variance of q(z1 | x, z): [N, D] each."""
+        mu, logvar = self.posterior(torch.cat([h, z], dim=1)).chunk(2, dim=1)
+        return mu, logvar
+
     def mean(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The mean of q(z1 | x, z) [N, D], drawing nothing."""
-        return self.posterior(torch.cat([h, z], dim=1)).chunk(2, dim=1)[0]
+        return self.posterior_params(h, z)[0]
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None = None) -> Lower:
         """The encoder's last hidden layer h [N, H] and a top-layer sample z [N, D] -> :class:`Lower` (``eps``
         [N, D] fixes z1's noise)."""
-        mu, logvar = self.posterior(torch.cat([h, z], dim=1)).chunk(2, dim=1)
+        mu, logvar = self.posterior_params(h, z)
         z1 = VAE.reparameterize(mu, logvar, eps)
         return Lower(mu, logvar, z1, *self.conditional_prior(z))
 
