@@ -246,7 +246,12 @@ function receive(P, f) {
   const stripped = fromStrip(P); // a strip that arrived with this answer may hold the sliders' newest z
   if (!stripped) paintBytes(P, px, 0);
   if (P.dirty && !stripped) request(P); // the sliders moved on while this frame was out
-  else P.dirty = false;
+  else {
+    P.dirty = false;
+    // an answer for a z the sliders have left, with no request out that would bring theirs: ask for it, so the
+    // last picture is always the panel's own z
+    if (!stripped && !sameZ(f, P) && P.out.size === 0) request(P);
+  }
 }
 
 // Python sends the weights once per session and panel, then only the spec's header (no "layers"). A header for
