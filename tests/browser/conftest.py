@@ -17,6 +17,8 @@ Reusable by any browser test in this folder:
 - ``go(page, name, heading)``: follow a sidebar link and wait until that page alone is shown.
 - ``first_heading(page)``: the main area's first heading now (None without one); ``describe(page)``: what it shows.
 - ``expand(page, title)``: open an expander (no-op when open).
+- ``wait_finished(page, runs_dir)``: wait for "Training finished"; on a timeout, fail with what the page and the runs
+  folder's jobs say (state, message, the last lines of each train.log), so a slow CI run explains itself.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ import pytest
 
 from labkit.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, app_server, free_port
 
-__all__ = ["ROOT", "app_server", "describe", "expand", "first_heading", "free_port", "go", "new_page", "settle"]
+__all__ = ["ROOT", "app_server", "describe", "expand", "first_heading", "free_port", "go", "new_page", "settle",
+           "wait_finished"]
 
 IDLE = ("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-stale=\"true\"]')")
@@ -138,3 +141,21 @@ def expand(page, title: str) -> None:
     if summary.locator("xpath=..").get_attribute("open") is None:
         summary.click()
     settle(page)
+
+
+def wait_finished(page, runs_dir, timeout: float = 120_000) -> None:
+    """Wait until the page says "Training finished"; otherwise fail with the page's state and every job's."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from vae import jobs
+    try:
+        page.get_by_text("Training finished").first.wait_for(timeout=timeout)
+    except PlaywrightTimeout:
+        told = []
+        for run_dir, status in jobs.list_jobs(runs_dir):
+            keep = {k: status.get(k) for k in ("state", "message", "claimed_by", "launched", "pid", "epoch")}
+            log = run_dir / jobs.LOG
+            tail = log.read_text(errors="replace").splitlines()[-5:] if log.is_file() else ["no train.log"]
+            told.append(f"{run_dir.name}: {keep} log {tail}")
+        raise AssertionError(f"no 'Training finished' in {timeout / 1000:g} s; page: {describe(page)}; "
+                             f"jobs: {told or 'none'}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, describe, expand, first_heading, go, new_page, settle
+from conftest import ROOT, describe, expand, first_heading, go, new_page, settle, wait_finished
 from upload_cases import data_cases, run_cases
 
 from labkit.appserver import app_server
@@ -84,7 +84,7 @@ def test_train_one_epoch_and_the_run_appears_in_the_picker(browser, app_url, run
     epochs.press("Enter")
     settle(page)
     page.get_by_role("button", name="Start").click()
-    page.get_by_text("Training finished").first.wait_for(timeout=120_000)
+    wait_finished(page, runs_dir)
     [run] = [p for p in saved(runs_dir) if p not in before]
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     page.wait_for_function(f"document.querySelector(\"{PICKER} input\").value.includes('{run.name}')")

@@ -7,7 +7,7 @@ import contextlib
 import os
 
 import pytest
-from conftest import ROOT, new_page, settle
+from conftest import ROOT, new_page, settle, wait_finished
 
 from labkit.appserver import app_server, free_port
 from labkit.nginxfront import PASSWORD, USER, missing, render, serve, serve_env
@@ -61,7 +61,7 @@ def test_a_run_trained_on_one_replica_is_listed_on_the_other(browser, tmp_path):
         a.get_by_role("button", name="Start").click()
         b.get_by_role("button", name="Start").click()
         for page in (a, b):
-            page.get_by_text("Training finished").first.wait_for(timeout=120_000)
+            wait_finished(page, runs)
         saved = list_runs(runs)
         assert len(saved) == 2 and saved[0] != saved[1], "two runs saved at once share no folder"
         assert all(jobs.read_status(p)["state"] == "done" for p in saved)
