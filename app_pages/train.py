@@ -158,6 +158,8 @@ with settings_box:
             queue.start(config, split)
         except (DataError, ConfigError, ValueError, RuntimeError) as e:
             st.session_state[S.TRAIN_ERROR] = " ".join(str(e).split())
+        except OSError as e:      # a full disk: the message, never the server's path
+            st.session_state[S.TRAIN_ERROR] = train_panel.not_written(e)
         else:
             st.session_state.pop(S.TRAIN_ERROR, None)
         st.rerun()

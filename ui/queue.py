@@ -135,9 +135,11 @@ def start(config: RunConfig, data: DataSplit) -> Job:
 
 def resume(run_dir: str | Path) -> Job:
     """Queue an interrupted run again (it continues from its last completed epoch): its owner's, or the teacher's.
-    Raises RuntimeError / ``owners.NotYours`` with one line."""
+    Refused with one line (``RuntimeError``, ``owners.NotYours``, ``QuotaError``: the free-space floor and the
+    owner's disk quota, as for a start)."""
     sched = scheduler()
     who = identity.actor()
+    quotas.before_job(owners.owner_of(run_dir) or who.person)     # a resumed run writes to disk as a new one does
     sched.resume(who, run_dir, session_id=session_id(), per_person=settings.jobs_per_person())
     if owners.owner_of(run_dir) == who.person:
         st.session_state[state.TRAIN_FOLLOWED] = str(run_dir)

@@ -14,7 +14,7 @@ import streamlit as st
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
 
-from . import charts, images, queue, settings, state, train_form
+from . import charts, images, owners, queue, quotas, settings, state, train_form
 
 MLP_HIDDEN, CONV_HIDDEN = default_hidden("mlp"), default_hidden("conv")
 MLP_DECODER = ModelConfig().decoder_hidden
@@ -265,10 +265,18 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def not_written(e: OSError) -> str:
+    """A failed write (a full disk, a read-only folder) in one line, without the server's path."""
+    return f"the server could not write the run ({e.strerror or type(e).__name__}); nothing was started"
+
+
 def resume_job(run_dir: str) -> None:
     """Resume's callback; a refusal (another tab resumed it first, a quota) is one line above the lists."""
     try:
         queue.resume(run_dir)
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, quotas.QuotaError) as e:
         st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {e}")
+    except OSError as e:      # owners.NotYours carries its own line; a failed write gets one without a path
+        line = str(e) if isinstance(e, owners.NotYours) else not_written(e)
+        st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {line}")
 

@@ -17,11 +17,13 @@ Every failure is an ``UploadError`` whose message is one line.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import re
 import secrets
+import shutil
 import tempfile
 import time
 import zipfile
@@ -90,7 +92,10 @@ def save_dataset_upload(name: str, blob: bytes, *, image_size: int | None = None
     safe = _safe_name(Path(name).stem, "upload") + ext
     with tempfile.TemporaryDirectory(prefix="vae-lab-upload-") as tmp:
         path = Path(tmp) / safe
-        path.write_bytes(blob)
+        try:
+            path.write_bytes(blob)
+        except OSError as e:
+            raise UploadError(not_stored(name, e)) from None
         try:
             split = load_dataset(str(path), image_size=image_size, limits=DATA_LIMITS, download=False)
         except DataError as e:
@@ -100,9 +105,13 @@ def save_dataset_upload(name: str, blob: bytes, *, image_size: int | None = None
     digest = hashlib.sha256(blob).hexdigest()[:16]
     keep = settings.uploads_dir() / digest / safe
     if not keep.is_file():
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        from vae.util import atomic_write_bytes
-        atomic_write_bytes(keep, blob)
+        try:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(keep, blob)          # no half-written file either way
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                keep.parent.rmdir()                 # only when this upload made it and it stayed empty
+            raise UploadError(not_stored(name, e)) from None
     split.name = str(keep)
     return str(keep), split
 
@@ -208,8 +217,11 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
     if not tracked:
         got = {k: v for k, v in got.items() if k in RUN_FILES}
     with tempfile.TemporaryDirectory(prefix="vae-lab-run-") as tmp:
-        for base, blob in got.items():
-            (Path(tmp) / base).write_bytes(blob)
+        try:
+            for base, blob in got.items():
+                (Path(tmp) / base).write_bytes(blob)
+        except OSError as e:
+            raise UploadError(not_stored(source_name(files), e)) from None
         try:
             run = load_run(tmp, budget=settings.budget())
         except RunError as e:
@@ -219,15 +231,28 @@ def install_run(files: list[tuple[str, bytes]]) -> Path:
     source = files[0][0]
     stem = _safe_name(Path(source).stem if source.lower().endswith(".zip") else "run", "run")
     stem = stem if stem not in ("model", "config", "metrics") else "run"
-    metrics = dataclasses.replace(run.metrics, meta={}, uploaded_from=", ".join(n for n, _ in files)[:200])
+    metrics = dataclasses.replace(run.metrics, meta={}, uploaded_from=source_name(files))
     # an exclusive mkdir: two replicas storing an upload in the same second never share a folder
     out = new_folder(settings.runs_dir(),
                      lambda: f"uploaded-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
-    if tracked:      # its programs hold the model: the checked files are kept as they came
-        for base, blob in got.items():
-            atomic_write_bytes(out / base, blob)
-        return out
-    return save_run(out, run.model, run.config, metrics)
+    try:
+        if tracked:      # its programs hold the model: the checked files are kept as they came
+            for base, blob in got.items():
+                atomic_write_bytes(out / base, blob)
+            return out
+        return save_run(out, run.model, run.config, metrics)
+    except OSError as e:  # a full disk, say: nothing half-written stays in the runs folder
+        shutil.rmtree(out, ignore_errors=True)
+        raise UploadError(not_stored(source_name(files), e)) from None
+
+
+def source_name(files: list[tuple[str, bytes]]) -> str:
+    return ", ".join(n for n, _ in files)[:200]
+
+
+def not_stored(name: str, e: OSError) -> str:
+    """A failed write of an upload (a full disk) in one line, without the server's path."""
+    return f"{name}: the server could not store it ({e.strerror or type(e).__name__}); nothing was kept"
 
 
 def _check_test_images(folder: Path, run) -> None:

@@ -250,7 +250,7 @@ def start_fix(run: Run, f: dict) -> tuple[str, str]:
     """Start the run a finding suggests, in this session's training worker. Returns (status, message)."""
     from vae.data import DataError
 
-    from . import datasets, queue
+    from . import datasets, queue, train_panel
     if run.config.kind == "tracked":
         return "error", TRACKED_NO_START.format(name=run.config.tracked.source or "This model")
     job = queue.current_job()
@@ -264,6 +264,8 @@ def start_fix(run: Run, f: dict) -> tuple[str, str]:
         queue.start(cfg, split)
     except (ValueError, DataError, RuntimeError) as e:
         return "error", f"Could not start: {e}"
+    except OSError as e:
+        return "error", f"Could not start: {train_panel.not_written(e)}"
     return "success", "Started the suggested run: follow it on the Train page; it appears in the run picker when done."
 
 

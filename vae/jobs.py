@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -224,11 +225,16 @@ class StopSignal:
 # ----------------------------------------------------------------------------------------------- queue
 
 def queue_run(root: str | Path, config: RunConfig, data_name: str, *, owner: str = "", **info: Any) -> Path:
-    """Create a run folder under ``root`` holding ``config.json`` and a ``queued`` job; return it."""
+    """Create a run folder under ``root`` holding ``config.json`` and a ``queued`` job; return it. An ``OSError``
+    (a full disk) leaves no folder behind."""
     run_dir = new_run_dir(root, config, data_name)
-    atomic_write_bytes(run_dir / CONFIG, (config.to_json() + "\n").encode())
-    write_status(run_dir, state="queued", created=time.time(), owner=owner, data=data_name,
-                 epochs=config.train.epochs, **info)
+    try:
+        atomic_write_bytes(run_dir / CONFIG, (config.to_json() + "\n").encode())
+        write_status(run_dir, state="queued", created=time.time(), owner=owner, data=data_name,
+                     epochs=config.train.epochs, **info)
+    except OSError:                 # a full disk, say: no half-written folder is left to be listed or launched
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
