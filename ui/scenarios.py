@@ -9,7 +9,7 @@ mutual information side by side (``ui.dimensions_view``), the Dimensions page ho
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import streamlit as st
@@ -17,7 +17,7 @@ import streamlit as st
 from vae.runs import RunError, load_run
 from vae.usecases import doctor
 
-from . import catalogue, charts, dimensions_view, train_form, train_panel
+from . import catalogue, charts, datasets, dimensions_view, settings, train_form, train_panel
 from . import state as S
 
 
@@ -101,13 +101,14 @@ def take_autostart() -> bool:
 
 @st.cache_data(show_spinner="The Doctor reads the run…", max_entries=32)
 def verdict(run_dir: str, mtime: float) -> list[dict]:
-    """The Doctor's findings for a finished run (from its history, and its reconstructions of 300 test images)."""
-    from vae.data import load_dataset
-    run = load_run(run_dir)
+    """The Doctor's findings for a finished run (from its history, and its reconstructions of 300 test images).
+    The run and its data are read as every page reads them: within the model budget, from the app's data folders."""
+    run = load_run(run_dir, budget=settings.budget())
     d = run.config.data
     try:
-        test = load_dataset(d.name, image_size=d.image_size, color=d.color, max_test=300).test
-    except ValueError:
+        key = replace(datasets.DataKey.of(d), max_test=min(d.max_test or 300, 300))
+        test = datasets.load(datasets.in_part(key)).test
+    except ValueError:                 # DataError included: not available here
         test = None
     return doctor.diagnose(run.metrics, run.config, model=None if test is None else run.model, test=test)
 
