@@ -6,7 +6,7 @@ the pages only read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import streamlit as st
 
@@ -19,18 +19,12 @@ from . import settings
 
 
 @dataclass(frozen=True)
-class DataKey:
-    name: str
-    image_size: int | None = None
-    color: str | None = None
-    test_fraction: float = 0.1
-    split_seed: int = 0
-    max_train: int | None = None
-    max_test: int | None = None
+class DataKey(DataConfig):
+    """A ``DataConfig`` as the key of the process-wide data cache (its text is its repr, fields and all)."""
 
     @classmethod
     def of(cls, d: DataConfig) -> "DataKey":
-        return cls(d.name, d.image_size, d.color, d.test_fraction, d.split_seed, d.max_train, d.max_test)
+        return cls(**{f.name: getattr(d, f.name) for f in fields(DataConfig)})
 
     def __str__(self) -> str:
         return repr(self)

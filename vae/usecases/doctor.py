@@ -46,6 +46,7 @@ import torch
 from ..config import DEFAULT_CONV_HIDDEN, RunConfig
 from ..config import replace as cfg_replace
 from ..evaluate import UNUSED_KL_NATS, mean_image_nats
+from ..record import Metrics
 
 COLLAPSE_KL_NATS = 1.0      # total KL per image below this: the code carries under ~1.4 bits
 COLLAPSE_ACTIVE_FRACTION = 0.1
@@ -89,14 +90,9 @@ def _running_median(vals: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _final_kl_per_dim(metrics: dict) -> list[float] | None:
-    final = metrics.get("final") or {}
-    if isinstance(final.get("kl_per_dim"), list):
-        return [float(v) if _finite(v) else 0.0 for v in final["kl_per_dim"]]
-    epochs = (metrics.get("history") or {}).get("epochs") or []
-    if epochs and isinstance(epochs[-1].get("kl_per_dim"), list):
-        return [float(v) if _finite(v) else 0.0 for v in epochs[-1]["kl_per_dim"]]
-    return None
+def _final_kl_per_dim(metrics: dict, config: RunConfig) -> list[float] | None:
+    """The (top layer's) KL per dimension as the run record reads it (``Metrics.kl_per_dim``); non-finite as 0."""
+    return Metrics.from_dict(metrics).kl_per_dim(config.model.latent_dim)
 
 
 def standard_lr(batch_size: int) -> float:
@@ -143,7 +139,7 @@ def check_non_finite(metrics: dict, config: RunConfig) -> dict | None:
 
 
 def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
-    kld = _final_kl_per_dim(metrics)
+    kld = _final_kl_per_dim(metrics, config)
     if kld is None:
         return None
     d = len(kld)
@@ -255,7 +251,7 @@ def _collapse_state(active: int, d: int, kl_total: float) -> str:
 
 def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
     steps = (metrics.get("history") or {}).get("steps") or []
-    kld = _final_kl_per_dim(metrics)
+    kld = _final_kl_per_dim(metrics, config)
     d = config.model.latent_dim * config.model.latent_layers     # the KL is both layers' with two
     final = metrics.get("final") or {}
     kl_total = final.get("kl") if _finite(final.get("kl")) else (sum(kld) if kld else None)
