@@ -163,3 +163,32 @@ def test_a_tracked_run_uploads_only_where_the_operator_allows_it(monkeypatch, tm
         zf.writestr("test_images.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(uploads.UploadError, match="test_images.safetensors"):
         uploads.install_run([("bad.zip", bad.read_bytes())])
+
+
+def test_a_tracked_loop_still_training_is_listed_and_watched_live(monkeypatch, tmp_path):
+    """The run folder is written as the user's loop trains: while it runs, the Train page lists it in progress (its
+    epoch read from the folder, as for the app's own jobs) and Watch follows it; once the loop ends it is a run."""
+    from foreign_models import ExamplesVAE as Examples
+    runs = make_env(monkeypatch, tmp_path)
+    torch.manual_seed(0)
+    digits = load_dataset("mnist5k", max_train=256, max_test=100)
+    model = Examples()
+    x = digits.train.x.float().view(-1, 784) / 255
+
+    def in_progress(at) -> str:
+        found = [e for e in at.expander if e.label.startswith("Other runs in progress")]
+        return " ".join(m.value for e in found for m in e.markdown)
+
+    with vae.track(runs / "mine", model, digits.test.x, labels=digits.test.y, output="probs") as lab:
+        train_and_log(lab, model, x, epochs=1)
+        at = open_app("app_pages/train.py")
+        assert not at.exception
+        assert "**mine** · training, epoch 1" in in_progress(at), in_progress(at)
+        at.button(key="train.watch.mine").click().run()
+        assert not at.exception and "Watching mine" in texts(at.subheader), texts(at.subheader)
+        lab.log(2, loss=1.0)
+        assert "**mine** · training, epoch 2" in in_progress(open_app("app_pages/train.py"))
+    after = open_app("app_pages/train.py")
+    assert not after.exception and "mine" not in in_progress(after)
+    from ui import catalogue
+    assert "mine" in [e.name for e in catalogue.catalogue()], "the ended loop's folder is a run the picker lists"
