@@ -139,9 +139,10 @@ def resume(run_dir: str | Path) -> Job:
     owner's disk quota, as for a start)."""
     sched = scheduler()
     who = identity.actor()
-    quotas.before_job(owners.owner_of(run_dir) or who.person)     # a resumed run writes to disk as a new one does
+    owner = owners.owner_of(run_dir)
+    quotas.before_job(owner or who.person)     # a resumed run writes to disk as a new one does
     sched.resume(who, run_dir, session_id=session_id(), per_person=settings.jobs_per_person())
-    if owners.owner_of(run_dir) == who.person:
+    if owner == who.person:
         st.session_state[state.TRAIN_FOLLOWED] = str(run_dir)
         st.session_state.pop(SEEN, None)
     return Job(Path(run_dir), sched)

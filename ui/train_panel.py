@@ -274,9 +274,8 @@ def resume_job(run_dir: str) -> None:
     """Resume's callback; a refusal (another tab resumed it first, a quota) is one line above the lists."""
     try:
         queue.resume(run_dir)
-    except (RuntimeError, quotas.QuotaError) as e:
+    except (RuntimeError, quotas.QuotaError, owners.NotYours) as e:
         st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {e}")
-    except OSError as e:      # owners.NotYours carries its own line; a failed write gets one without a path
-        line = str(e) if isinstance(e, owners.NotYours) else not_written(e)
-        st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {line}")
+    except OSError as e:      # a failed write: one line without the server's path
+        st.session_state[state.TRAIN_NOTICE] = ("error", f"Cannot resume {Path(run_dir).name}: {not_written(e)}")
 
