@@ -7,6 +7,7 @@ any machine. Real runs (mnist5k, 2,000 images, a small MLP) are trained only for
 has a wide margin on any CPU and thread count; ``VAE_LAB_TEST_SEEDS=0,1,2`` repeats them over seeds.
 """
 import json
+import math
 import os
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import torch
 from vae.cli import build_parser, main
 from vae.cli.train import args_for, config_from_args
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from vae.data import load_dataset
+from vae.data import ImageData, load_dataset
 from vae.evaluate import evaluate
+from vae.record import EpochRecord, Final, History, Metrics, StepRecord
 from vae.runs import save_run
 from vae.train import fit
 from vae.usecases import doctor
@@ -100,6 +102,45 @@ def test_the_shipped_demo_runs_are_healthy():
         cfg = RunConfig.from_json((run / "config.json").read_text())
         found = doctor.diagnose(json.loads((run / "metrics.json").read_text()), cfg)
         assert found == [], (run.name, [(f["code"], f["title"]) for f in found])
+
+
+def test_the_checks_read_a_record_built_in_python():
+    """Each check reads the typed record (attributes, a step's figures), not a dict in the layout of metrics.json."""
+    cfg = RunConfig(model=ModelConfig(latent_dim=8), train=TrainConfig(epochs=4, lr=1e-3))
+    steps = [StepRecord(epoch=1, global_step=i + 1, figures={"loss": 100.0, "recon": 98.0, "kl": 2.0}, grad_norm=1.0,
+                        lr=1e-3) for i in range(3)]
+    steps.append(StepRecord(epoch=1, global_step=4, figures={"loss": math.nan, "kl": 2.0}, grad_norm=math.inf))
+    failed = Metrics(status="failed", message="loss is nan at step 4", history=History(steps=steps))
+    f = doctor.check_non_finite(failed, cfg)
+    assert f["code"] == "non_finite" and f["evidence"]["facts"]["non_finite_steps"] == [4]
+    assert f["evidence"]["facts"]["status"] == "failed" and "loss is nan at step 4" in f["advice"]
+    assert f["evidence"]["x"] == [1.0, 2.0, 3.0, 4.0]
+    assert f["evidence"]["series"] == {"loss": [100.0, 100.0, 100.0, None], "grad_norm": [1.0, 1.0, 1.0, None]}
+    assert [f["code"] for f in doctor.diagnose(failed, cfg)] == ["non_finite"]
+
+    epochs = [EpochRecord(epoch=e, train={"loss": 160.0}, test={"kl": kl, "recon": 150.0}, active_units=a)
+              for e, kl, a in ((1, 6.0, 5), (2, 4.0, 3), (3, 0.2, 0))]
+    collapsed = Metrics(history=History(epochs=epochs),
+                        final=Final(neg_elbo=150.2, kl=0.2, kl_per_dim=[0.025] * 8, active_units=0))
+    f = doctor.check_posterior_collapse(collapsed, cfg)
+    facts = f["evidence"]["facts"]
+    assert f["severity"] == "error" and facts["active_units"] == 0 and facts["kl_nats"] == 0.2
+    assert facts["collapsing_in_training"] and facts["peak_test_kl"] == 6.0
+    assert f["evidence"]["epochs"] == {"x": [1.0, 2.0, 3.0], "kl": [6.0, 4.0, 0.2], "active_units": [5.0, 3.0, 0.0]}
+    assert f["evidence"]["series"]["kl_per_dim"] == [0.025] * 8
+    assert doctor.diagnose(collapsed, cfg) == doctor.diagnose(collapsed.to_dict(), cfg)
+
+
+def test_diagnose_adds_the_zero_point_without_changing_the_callers_record():
+    """A record without the mean-image nats gets them from the test images; the caller's Metrics stays as it was."""
+    cfg = RunConfig(model=ModelConfig(latent_dim=8), train=TrainConfig(lr=0.05, batch_size=128))
+    x = torch.randint(0, 256, (16, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    quiet = Metrics(final=Final(neg_elbo=1e6, kl=1.0, kl_per_dim=[0.125] * 8, active_units=8))
+    assert doctor.learned_little(quiet, cfg) == {"kl_per_dim": 0.125}
+    f = next(f for f in doctor.diagnose(quiet, cfg, test=ImageData(x, None)) if f["code"] == "lr_too_high")
+    weak = f["evidence"]["facts"]["learned_little"]
+    assert weak["kl_per_dim"] == 0.125 and weak["gain"] < 0, weak      # worse than the model that ignores z
+    assert quiet.final.mean_image_nats is None
 
 
 # ------------------------------------------------------------------------------------------- real runs

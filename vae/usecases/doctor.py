@@ -37,7 +37,9 @@ A healthy run yields ``[]``. ``apply_changes(config, changes)`` turns a finding'
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,7 @@ import torch
 from ..config import DEFAULT_CONV_HIDDEN, RunConfig
 from ..config import replace as cfg_replace
 from ..evaluate import UNUSED_KL_NATS, mean_image_nats
-from ..record import Metrics
+from ..record import EpochRecord, Metrics, StepRecord
 
 COLLAPSE_KL_NATS = 1.0      # total KL per image below this: the code carries under ~1.4 bits
 COLLAPSE_ACTIVE_FRACTION = 0.1
@@ -75,12 +77,18 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _series(records: list[dict], key: str, sub: str | None = None) -> list[float | None]:
-    out = []
-    for r in records:
-        v = r.get(sub, {}).get(key) if sub else r.get(key)
-        out.append(float(v) if _finite(v) else None)
-    return out
+def _series(values: Iterable[Any]) -> list[float | None]:
+    """A plotted series: each value as a float, None where it is missing or not finite."""
+    return [float(v) if _finite(v) else None for v in values]
+
+
+def _figure(records: list[StepRecord], key: str) -> list[float | None]:
+    """A figure of each step (``loss``, ``recon``, ``kl``, ...), None where the step did not report it."""
+    return _series(s.figures.get(key) for s in records)
+
+
+def _test_figure(epochs: list[EpochRecord], key: str) -> list[float | None]:
+    return _series(e.test.get(key) for e in epochs)
 
 
 def _running_median(vals: np.ndarray, window: int) -> np.ndarray:
@@ -88,11 +96,6 @@ def _running_median(vals: np.ndarray, window: int) -> np.ndarray:
     for i in range(window, len(vals)):
         out[i] = np.median(vals[i - window:i])
     return out
-
-
-def _final_kl_per_dim(metrics: dict, config: RunConfig) -> list[float] | None:
-    """The (top layer's) KL per dimension as the run record reads it (``Metrics.kl_per_dim``); non-finite as 0."""
-    return Metrics.from_dict(metrics).kl_per_dim(config.model.latent_dim)
 
 
 def standard_lr(batch_size: int) -> float:
@@ -104,33 +107,34 @@ def lr_far_too_high(t) -> bool:
     return t.lr >= LR_FAR_FACTOR * standard_lr(t.batch_size)
 
 
-def learned_little(metrics: dict, config: RunConfig) -> dict[str, float] | None:
+def learned_little(metrics: Metrics, config: RunConfig) -> dict[str, float] | None:
     """Why the run learned little, if it did: ``{"gain": share of the mean-image nats recovered, "kl_per_dim":
     ...}`` with only the signs that hold, or None. Needs ``final`` (a finished evaluation)."""
-    final = metrics.get("final") or {}
+    final = metrics.final
     d = config.model.latent_dim
     signs: dict[str, float] = {}
-    if _finite(final.get("kl")) and final["kl"] / d < WEAK_KL_PER_DIM:
-        signs["kl_per_dim"] = float(final["kl"]) / d
-    base, nll = final.get("mean_image_nats"), final.get("neg_elbo")
+    if _finite(final.kl) and final.kl / d < WEAK_KL_PER_DIM:
+        signs["kl_per_dim"] = float(final.kl) / d
+    base, nll = final.mean_image_nats, final.neg_elbo
     if _finite(base) and _finite(nll) and base > 0 and (base - nll) / base < WEAK_GAIN:
         signs["gain"] = float((base - nll) / base)
     return signs or None
 
 
-def check_non_finite(metrics: dict, config: RunConfig) -> dict | None:
-    steps = (metrics.get("history") or {}).get("steps") or []
-    bad_steps = [s.get("global_step") for s in steps if not _finite(s.get("loss")) or not _finite(s.get("kl"))]
-    failed = metrics.get("status") == "failed"
-    msg = str(metrics.get("message", ""))
+def check_non_finite(metrics: Metrics, config: RunConfig) -> dict | None:
+    steps = metrics.history.steps
+    bad_steps = [s.global_step for s in steps
+                 if not _finite(s.figures.get("loss")) or not _finite(s.figures.get("kl"))]
+    failed = metrics.status == "failed"
+    msg = metrics.message
     if not failed and not bad_steps:
         return None
     t = config.train
     return {
         "code": "non_finite", "severity": "error", "title": "The loss became NaN or infinite",
-        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
-                     "series": {"loss": _series(steps, "loss"), "grad_norm": _series(steps, "grad_norm")},
-                     "facts": {"status": metrics.get("status"), "message": msg, "lr": t.lr,
+        "evidence": {"kind": "line", "x": _series(s.global_step for s in steps), "x_label": "step",
+                     "series": {"loss": _figure(steps, "loss"), "grad_norm": _series(s.grad_norm for s in steps)},
+                     "facts": {"status": metrics.status, "message": msg, "lr": t.lr,
                                "grad_clip": t.grad_clip, "non_finite_steps": bad_steps[:20]}},
         "advice": (f"Training stopped on a non-finite value ({msg or 'see the step log'}). Lower the learning "
                    f"rate tenfold and clip gradients; the run keeps its last good weights."),
@@ -138,24 +142,22 @@ def check_non_finite(metrics: dict, config: RunConfig) -> dict | None:
     }
 
 
-def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
-    kld = _final_kl_per_dim(metrics, config)
+def check_posterior_collapse(metrics: Metrics, config: RunConfig) -> dict | None:
+    kld = metrics.kl_per_dim(config.model.latent_dim)
     if kld is None:
         return None
     d = len(kld)
-    final = metrics.get("final") or {}
-    epochs = (metrics.get("history") or {}).get("epochs") or []
-    layers = final.get("kl_per_layer")
-    two = isinstance(layers, list) and len(layers) == 2 and all(_finite(v) for v in layers)
-    kl_total = (float(layers[0]) if two else float(final["kl"]) if _finite(final.get("kl")) else float(sum(kld)))
-    active = final.get("active_units")
+    final, epochs = metrics.final, metrics.history.epochs
+    layers = final.kl_per_layer
+    two = layers is not None and len(layers) == 2 and all(_finite(v) for v in layers)
+    kl_total = (float(layers[0]) if two else float(final.kl) if _finite(final.kl) else float(sum(kld)))
+    active = final.active_units
     if not _finite(active) and epochs:
-        active = epochs[-1].get("active_units")
+        active = epochs[-1].active_units
     active = int(active) if _finite(active) else sum(v > UNUSED_KL_NATS for v in kld)
     frac = active / max(1, d)
     t, m = config.train, config.model
-    after_warmup = [e["test"]["kl"] for e in epochs
-                    if e.get("epoch", 0) > t.warmup_epochs and _finite((e.get("test") or {}).get("kl"))]
+    after_warmup = [e.test["kl"] for e in epochs if e.epoch > t.warmup_epochs and _finite(e.test.get("kl"))]
     peak = max(after_warmup, default=0.0)
     collapsing = (len(after_warmup) >= 2 and peak >= COLLAPSING_MIN_PEAK
                   and after_warmup[-1] < COLLAPSING_FACTOR * peak)
@@ -190,8 +192,8 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
                   + (f" (it was {peak:.1f} nats earlier in training)" if collapsing else "")),
         "evidence": {"kind": "bar", "x": list(range(d)), "x_label": "latent dimension",
                      "series": {"kl_per_dim": kld},
-                     "epochs": {"x": _series(epochs, "epoch"), "kl": _series(epochs, "kl", "test"),
-                                "active_units": _series(epochs, "active_units")},
+                     "epochs": {"x": _series(e.epoch for e in epochs), "kl": _test_figure(epochs, "kl"),
+                                "active_units": _series(e.active_units for e in epochs)},
                      "facts": {"active_units": active, "latent_dim": d, "kl_nats": kl_total, "beta": t.beta,
                                "peak_test_kl": peak, "collapsing_in_training": collapsing}},
         "advice": (_collapse_state(active, d, kl_total) + (f" ({'; '.join(why)})" if why else "") +
@@ -200,16 +202,16 @@ def check_posterior_collapse(metrics: dict, config: RunConfig) -> dict | None:
     }
 
 
-def check_lower_collapse(metrics: dict, config: RunConfig) -> dict | None:
+def check_lower_collapse(metrics: Metrics, config: RunConfig) -> dict | None:
     """A two-layer model whose lower layer z1 carries (almost) nothing: q(z1 | x, z) equals p(z1 | z), so the model
     is a one-layer VAE with extra noise at the decoder's input (the usual fate of a bottom-up hierarchy without a
     KL warm-up: Sonderby et al. 2016)."""
-    final = metrics.get("final") or {}
-    layers, kld = final.get("kl_per_layer"), final.get("kl_per_dim_lower")
-    if not (isinstance(layers, list) and len(layers) == 2 and isinstance(kld, list) and kld):
+    final = metrics.final
+    layers, kld = final.kl_per_layer, final.kl_per_dim_lower
+    if not (layers is not None and len(layers) == 2 and kld):
         return None
     d, kl_low = len(kld), float(layers[1]) if _finite(layers[1]) else 0.0
-    active = final.get("active_units_lower")
+    active = final.active_units_lower
     active = int(active) if _finite(active) else sum(float(v) > UNUSED_KL_NATS for v in kld if _finite(v))
     if not (kl_low < COLLAPSE_KL_NATS or active < COLLAPSE_ACTIVE_FRACTION * d):
         return None
@@ -249,14 +251,13 @@ def _collapse_state(active: int, d: int, kl_total: float) -> str:
     return f"All {d} latent dimensions are still in use, with {kl_total:.2f} nats of KL, but the encoder gives it up"
 
 
-def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
-    steps = (metrics.get("history") or {}).get("steps") or []
-    kld = _final_kl_per_dim(metrics, config)
+def check_kl_explosion(metrics: Metrics, config: RunConfig) -> dict | None:
+    steps = metrics.history.steps
+    kld = metrics.kl_per_dim(config.model.latent_dim)
     d = config.model.latent_dim * config.model.latent_layers     # the KL is both layers' with two
-    final = metrics.get("final") or {}
-    kl_total = final.get("kl") if _finite(final.get("kl")) else (sum(kld) if kld else None)
+    kl_total = metrics.final.kl if _finite(metrics.final.kl) else (sum(kld) if kld else None)
     per_dim = kl_total / d if kl_total is not None else None
-    kl_steps = np.array([s["kl"] for s in steps if _finite(s.get("kl"))], float)
+    kl_steps = np.array([s.figures["kl"] for s in steps if _finite(s.figures.get("kl"))], float)
     spike = False
     if len(kl_steps) >= 10:
         med = float(np.median(kl_steps))
@@ -275,8 +276,8 @@ def check_kl_explosion(metrics: dict, config: RunConfig) -> dict | None:
         "code": "kl_explosion", "severity": "warning",
         "title": (f"KL blew up: {per_dim:.1f} nats per latent dimension" if per_dim is not None
                   and per_dim > KL_PER_DIM_MAX else "KL spiked during training"),
-        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
-                     "series": {"kl": _series(steps, "kl"), "recon": _series(steps, "recon")},
+        "evidence": {"kind": "line", "x": _series(s.global_step for s in steps), "x_label": "step",
+                     "series": {"kl": _figure(steps, "kl"), "recon": _figure(steps, "recon")},
                      "facts": {"kl_nats": kl_total, "kl_per_dim": per_dim, "beta": t.beta, "spike": spike,
                                "threshold_per_dim": KL_PER_DIM_MAX}},
         "advice": ("The posteriors have become needle-thin (the model is behaving like a plain autoencoder, "
@@ -303,7 +304,7 @@ def sharpness_ratio(model, images, labels: torch.Tensor | None = None) -> float:
     return grad(rec) / max(grad(x), 1e-8)
 
 
-def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dict | None:
+def check_blurry(metrics: Metrics, config: RunConfig, model=None, test=None) -> dict | None:
     m, t = config.model, config.train
     causes = []
     if m.likelihood == "gaussian" and not m.learn_sigma and m.gaussian_sigma >= BLURRY_SIGMA:
@@ -318,7 +319,7 @@ def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dic
     measured_blurry = ratio is not None and ratio < BLURRY_SHARPNESS
     if not (measured_blurry or (causes and (ratio is None or ratio < BLURRY_SHARPNESS_CAUSED))):
         return None
-    epochs = (metrics.get("history") or {}).get("epochs") or []
+    epochs = metrics.history.epochs
     model_ch: dict[str, Any] = {}
     train_ch: dict[str, Any] = {}
     if m.likelihood == "gaussian":
@@ -335,9 +336,8 @@ def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dic
     return {
         "code": "blurry", "severity": "warning",
         "title": "Blurry reconstructions" + (f" (sharpness {ratio:.2f} of the inputs')" if ratio is not None else ""),
-        "evidence": {"kind": "line", "x": _series(epochs, "epoch"), "x_label": "epoch",
-                     "series": {"test_recon": _series(epochs, "recon", "test"),
-                                "test_kl": _series(epochs, "kl", "test")},
+        "evidence": {"kind": "line", "x": _series(e.epoch for e in epochs), "x_label": "epoch",
+                     "series": {"test_recon": _test_figure(epochs, "recon"), "test_kl": _test_figure(epochs, "kl")},
                      "facts": {"sharpness_ratio": ratio, "threshold": BLURRY_SHARPNESS, "likelihood": m.likelihood,
                                "sigma": m.gaussian_sigma if m.likelihood == "gaussian" else None, "beta": t.beta}},
         "advice": ("Reconstructions lose the strokes' edges"
@@ -347,19 +347,18 @@ def check_blurry(metrics: dict, config: RunConfig, model=None, test=None) -> dic
     }
 
 
-def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
-    hist = metrics.get("history") or {}
-    steps, epochs = hist.get("steps") or [], hist.get("epochs") or []
-    loss = np.array([s["loss"] if _finite(s.get("loss")) else np.nan for s in steps], float)
-    gn = np.array([s["grad_norm"] if _finite(s.get("grad_norm")) else np.nan for s in steps], float)
+def check_lr_too_high(metrics: Metrics, config: RunConfig) -> dict | None:
+    steps, epochs = metrics.history.steps, metrics.history.epochs
+    loss = np.array(_figure(steps, "loss"), float)            # None (missing or not finite) becomes NaN
+    gn = np.array(_series(s.grad_norm for s in steps), float)
     t = config.train
     window = 10
     spikes: list[int] = []
     if len(loss) > window + 2:
         med = _running_median(loss, window)
         ok = ~np.isnan(med) & ~np.isnan(loss)
-        spikes = [int(steps[i]["global_step"]) for i in np.flatnonzero(ok) if loss[i] > SPIKE_FACTOR * med[i]]
-    train_loss = [e["train"]["loss"] for e in epochs if _finite((e.get("train") or {}).get("loss"))]
+        spikes = [steps[i].global_step for i in np.flatnonzero(ok) if loss[i] > SPIKE_FACTOR * med[i]]
+    train_loss = [e.train["loss"] for e in epochs if _finite(e.train.get("loss"))]
     diverged = len(train_loss) >= 3 and train_loss[-1] > DIVERGENCE_FACTOR * min(train_loss)
     gspike = False
     if np.isfinite(gn).sum() >= window + 2:
@@ -381,9 +380,9 @@ def check_lr_too_high(metrics: dict, config: RunConfig) -> dict | None:
     return {
         "code": "lr_too_high", "severity": "warning",
         "title": f"Learning rate too high ({t.lr:g})",
-        "evidence": {"kind": "line", "x": _series(steps, "global_step"), "x_label": "step",
-                     "series": {"loss": _series(steps, "loss"), "grad_norm": _series(steps, "grad_norm"),
-                                "lr": _series(steps, "lr")},
+        "evidence": {"kind": "line", "x": _series(s.global_step for s in steps), "x_label": "step",
+                     "series": {"loss": _figure(steps, "loss"), "grad_norm": _series(s.grad_norm for s in steps),
+                                "lr": _series(s.lr for s in steps)},
                      "facts": {"loss_spikes": len(spikes), "spike_steps": spikes[:20], "diverged": diverged,
                                "grad_norm_spike": gspike, "epoch_mean_spike": hidden_spike, "lr": t.lr,
                                "standard_lr": standard_lr(t.batch_size), "learned_little": weak,
@@ -424,14 +423,16 @@ def _weak_text(weak: dict[str, float]) -> str:
     return " and ".join(parts)
 
 
-def diagnose(metrics: dict, config: RunConfig, *, model=None, test=None) -> list[dict]:
-    """All findings for a run, most severe first; ``[]`` for a healthy run. ``test`` (uint8 images) adds the
+def diagnose(metrics: Metrics | dict, config: RunConfig, *, model=None, test=None) -> list[dict]:
+    """All findings for a run, most severe first; ``[]`` for a healthy run. ``metrics``: the run's record (a dict in
+    the layout of ``metrics.json`` is read with ``Metrics.from_dict``). ``test`` (uint8 images) adds the
     reconstruction check and, for a run saved without it, the mean-image zero point."""
-    metrics = metrics.to_dict() if hasattr(metrics, "to_dict") else metrics
-    final = metrics.get("final") or {}
-    if test is not None and len(test) and final and not _finite(final.get("mean_image_nats")):
+    metrics = metrics if isinstance(metrics, Metrics) else Metrics.from_dict(metrics)
+    final = metrics.final
+    if test is not None and len(test) and final.to_dict() and not _finite(final.mean_image_nats):
         sigma = model.likelihood_sigma() if model is not None else None
-        metrics = {**metrics, "final": {**final, "mean_image_nats": mean_image_nats(test.x, config.model, sigma)}}
+        final = dataclasses.replace(final, mean_image_nats=mean_image_nats(test.x, config.model, sigma))
+        metrics = dataclasses.replace(metrics, final=final)      # the caller's record is left as it was
     found = [check_non_finite(metrics, config)]
     if not found[0]:
         found += [check_posterior_collapse(metrics, config), check_lower_collapse(metrics, config),
