@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui import charts
+from vae.record import EpochRecord
 
 
 def map_figure():
@@ -54,11 +55,11 @@ def test_overlays_are_the_figure_plotly_validates_with_each_path_and_point():
     assert len(again["data"]) == len(spec["data"]) + 2 and again["layout"]["annotations"][-1]["text"] == "A #3"
 
 
-def history(n_steps: int, n_epochs: int, test: bool = True) -> tuple[list[dict], list[dict]]:
+def history(n_steps: int, n_epochs: int, test: bool = True) -> tuple[list[dict], list[EpochRecord]]:
     rng = np.random.default_rng(n_steps + n_epochs)
     terms = lambda: {k: float(v) for k, v in zip(charts.CURVE_TERMS, rng.normal(100, 5, 3))}  # noqa: E731
     steps = [{"step": i + 1, **terms()} for i in range(n_steps)]
-    epochs = [{"epoch": e + 1, "train": terms(), **({"test": terms()} if test else {})} for e in range(n_epochs)]
+    epochs = [EpochRecord(epoch=e + 1, train=terms(), test=terms() if test else {}) for e in range(n_epochs)]
     return steps, epochs
 
 

@@ -68,7 +68,7 @@ def test_the_queue_holds_jobs_beyond_the_limit_and_reports_their_place(sched):
         run = load_run(run_dir)
         assert run.metrics.status == "completed" and not has_checkpoint(run_dir)
     snap = snapshot(a)
-    assert [e["epoch"] for e in snap["epoch_records"]] == [1, 2] and snap["steps"] and snap["recon"] is not None
+    assert [e.epoch for e in snap["epoch_records"]] == [1, 2] and snap["steps"] and snap["recon"] is not None
     assert sched.job_of("A") == a and sched.job_of("C") is None
 
 

@@ -16,6 +16,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from vae.evaluate import UNUSED_KL_NATS
+from vae.record import EpochRecord
 
 GUIDE = "rgba(128,128,128,0.9)"
 # Tableau 10: ten hues that stay distinct from each other on light and dark backgrounds
@@ -33,7 +34,7 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
 CURVE_TERMS = ("recon", "kl", "neg_elbo")
 
 
-def curves(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None) -> go.Figure:
+def curves(steps: list[dict], epochs: list[EpochRecord], steps_per_epoch: float | None) -> go.Figure:
     """Reconstruction, KL and -ELBO (nats per image) on train (every step) and test (every epoch).
 
     A live run redraws this every poll with new points: the figure of its kinds of traces is built and validated
@@ -47,22 +48,22 @@ def curves(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None)
     return from_spec(spec)
 
 
-def _curve_series(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None):
+def _curve_series(steps: list[dict], epochs: list[EpochRecord], steps_per_epoch: float | None):
     """Which kinds of traces there are (each step, train epoch means, test epochs) and each trace's (x, y), in the
     order ``_curves_build`` adds them."""
     spe = steps_per_epoch or 1.0
     xs = [s["step"] / spe for s in steps]
-    tr = [e for e in epochs if "train" in e]
-    te = [e for e in epochs if e.get("test")]
+    tr = [e for e in epochs if e.train]
+    te = [e for e in epochs if e.test]
     kinds = (bool(steps), bool(tr), bool(te))
     series = []
     for key in CURVE_TERMS:
         if steps:
             series.append((xs, [s[key] for s in steps]))
         if tr:
-            series.append(([e["epoch"] for e in tr], [e["train"][key] for e in tr]))
+            series.append(([e.epoch for e in tr], [e.train.get(key) for e in tr]))
         if te:
-            series.append(([e["epoch"] for e in te], [e["test"][key] for e in te]))
+            series.append(([e.epoch for e in te], [e.test.get(key) for e in te]))
     return kinds, series
 
 
@@ -296,15 +297,15 @@ TERM_TITLES = {
 }
 
 
-def objective_terms(steps: list[dict], epochs: list[dict]) -> list[str]:
+def objective_terms(steps: list[dict], epochs: list[EpochRecord]) -> list[str]:
     """The extra terms (``TERM_TITLES``) present in this run's step points or epoch records, in a fixed order."""
     have = set().union(*(s.keys() for s in steps)) if steps else set()
     for e in epochs:
-        have |= set(e.get("train") or {})
+        have |= set(e.train)
     return [t for t in TERM_TITLES if t in have]
 
 
-def terms(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None, names: list[str]) -> go.Figure:
+def terms(steps: list[dict], epochs: list[EpochRecord], steps_per_epoch: float | None, names: list[str]) -> go.Figure:
     """One panel per objective term ``names`` (nats per image; the discriminator's loss in nats per code): train
     every step, and the epoch means, on the same epoch axis as ``curves``."""
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[TERM_TITLES[n] for n in names],
@@ -316,7 +317,7 @@ def terms(steps: list[dict], epochs: list[dict], steps_per_epoch: float | None, 
                                  showlegend=col == 1, legendgroup="train", line=dict(width=1.2, color=TRAIN_COLOR),
                                  opacity=0.55, hovertemplate="epoch %{x:.2f}<br>%{y:.3f}<extra>" + key + "</extra>"),
                       row=1, col=col)
-        ep = [(e["epoch"], e["train"][key]) for e in epochs if key in (e.get("train") or {})]
+        ep = [(e.epoch, e.train[key]) for e in epochs if key in e.train]
         if ep:
             fig.add_trace(go.Scatter(x=[a for a, _ in ep], y=[b for _, b in ep], mode="lines+markers",
                                      name="epoch mean", legendgroup="train-epoch", showlegend=col == 1,

@@ -15,7 +15,7 @@ from typing import Any
 
 from vae import jobs
 from vae.config import RunConfig
-from vae.record import Snapshot, read_snapshot, snapshot_epochs, snapshot_path
+from vae.record import EpochRecord, Snapshot, read_snapshot, snapshot_epochs, snapshot_path
 from vae.runs import CONFIG, WEIGHTS, RunError, config_from_bytes
 
 MAX_STEP_POINTS = 1500
@@ -32,7 +32,7 @@ class _Tail:
         self.start: dict[str, Any] = {}
         self.end: dict[str, Any] | None = None
         self.steps: list[dict[str, float]] = []
-        self.epochs: list[dict[str, Any]] = []
+        self.epochs: list[EpochRecord] = []
 
     def refresh(self) -> "_Tail":
         with self.lock:
@@ -42,7 +42,7 @@ class _Tail:
                 if kind == "start":
                     self.start, self.end = e, None
                     resumed = e.get("resumed_at_epoch") or 0
-                    self.epochs = [r for r in self.epochs if r["epoch"] <= resumed]
+                    self.epochs = [r for r in self.epochs if r.epoch <= resumed]
                     self.steps = [s for s in self.steps if s["epoch"] <= resumed]
                 elif kind == "step":
                     figures = {k: float(e[k]) for k in self.start.get("reports") or ("loss", "recon", "kl")
@@ -54,9 +54,7 @@ class _Tail:
                     if len(self.steps) > 2 * MAX_STEP_POINTS:
                         self.steps = self.steps[::2]
                 elif kind == "epoch":
-                    self.epochs.append({k: e[k] for k in ("epoch", "stage", "train", "kl_per_dim", "elapsed",
-                                                          "partial", "test", "active_units", "test_kl_per_dim")
-                                        if k in e})
+                    self.epochs.append(EpochRecord.from_dict(e))
                 elif kind == "end":
                     self.end = e
             return self

@@ -13,6 +13,7 @@ import streamlit as st
 
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
+from vae.record import EpochRecord
 
 from . import charts, images, owners, queue, quotas, settings, state, train_form
 
@@ -160,8 +161,8 @@ def dashboard(snap: dict) -> None:
             lat = snap["latent"]
             mu = np.asarray(lat["mu"])
             y = None if lat["y"] is None else np.asarray(lat["y"])
-            st.markdown(f"**Test images in the latent space** after epoch {latest['epoch']}")
-            st.plotly_chart(charts.cached(("train-map", key, latest["epoch"]),
+            st.markdown(f"**Test images in the latent space** after epoch {latest.epoch}")
+            st.plotly_chart(charts.cached(("train-map", key, latest.epoch),
                                          lambda: charts.latent_scatter(mu, y, snap["class_names"], height=430)),
                             width="stretch", config=charts.NO_MODEBAR)
         elif latest is not None:
@@ -178,12 +179,12 @@ def dashboard(snap: dict) -> None:
             st.image(pair,
                      caption="Top: test inputs. Bottom: their reconstructions, right now.", width="stretch",
                      output_format="PNG")
-        if latest is not None and latest.get("test"):
-            t = latest["test"]
+        if latest is not None and latest.test:
+            t = latest.test
             c1, c2, c3 = st.columns(3)
             c1.metric("Test −ELBO", f"{t['neg_elbo']:.1f}", help="nats per image after the last epoch")
             c2.metric("Bits per pixel", f"{t['bits_per_dim']:.3f}")
-            c3.metric("Active dims", f"{latest.get('active_units', '?')}/{d}")
+            c3.metric("Active dims", f"{'?' if latest.active_units is None else latest.active_units}/{d}")
 
 
 def preview() -> None:
@@ -193,10 +194,10 @@ def preview() -> None:
     st.plotly_chart(charts.curves([], [], None), width="stretch", config=charts.NO_MODEBAR)
 
 
-def _kl(record: dict, key: str = "") -> None:
-    st.markdown(f"**KL per latent dimension** after epoch {record['epoch']} (grey: unused)")
-    st.plotly_chart(charts.cached(("kl", key, record["epoch"], tuple(record["kl_per_dim"])),
-                                  lambda: charts.kl_bars(record["kl_per_dim"])), width="stretch",
+def _kl(record: EpochRecord, key: str = "") -> None:
+    kl = record.kl_per_dim or []
+    st.markdown(f"**KL per latent dimension** after epoch {record.epoch} (grey: unused)")
+    st.plotly_chart(charts.cached(("kl", key, record.epoch, tuple(kl)), lambda: charts.kl_bars(kl)), width="stretch",
                     config=charts.NO_MODEBAR)
 
 
