@@ -12,13 +12,21 @@ to a temporary folder. ``--pair A,B`` copies two run folders there (e.g. a β-TC
 ``--two-layers RUN`` copies a run with two stochastic layers (``bench/binarized_nll.py --latent-layers 2 --out RUN``)
 there and shoots Inside a VAE (the whole page: both layers' rows, the loss, the KL per layer) and the Latent map on
 it: two_layer_inside.png and two_layer_map.png.
+``--app-root DIR`` serves another checkout (an older commit in a ``git worktree``) for before/after pictures; its
+runs are trained by that checkout's own command line. Two shots exist for that: compare_replay (Compare's replay of
+a run trained 5 epochs) and doctor (the Doctor on a run trained to collapse, β = 50), e.g.
+``git worktree add /tmp/before 7f16ff9 && python bench/screenshots.py --app-root /tmp/before --pages
+compare_replay,doctor --out /tmp/before-shots``.
 Prints one JSON object: {"files": [...]}.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +40,9 @@ PAGES = [("home", ""), ("train", "train"), ("inside", "inside"), ("reconstructio
          ("sliders", "sliders"), ("generate", "generate"), ("compare", "compare"), ("loss_forces", "loss_forces"),
          ("dimensions", "dimensions?run=shapes32-tcvae-10d&vs=shapes32-vae-10d"),
          ("foreign_map", f"latent_map?run={FOREIGN}")]
+# shot only when asked (--pages): runs trained by the served checkout's own command line, for before/after pictures
+CLI_RUNS = {"compare_replay": ("replay", "compare", ["--epochs", "5", "--latent-dim", "2"]),
+            "doctor": ("collapse", "doctor?run=collapse", ["--epochs", "10", "--latent-dim", "8", "--beta", "50"])}
 STRIPS = "keys => keys.every(k => window.__vaeStrips && window.__vaeStrips(k) && window.__vaeStrips(k).live())"
 
 
@@ -67,6 +78,14 @@ def log_foreign(runs: Path) -> None:
             lab.log(epoch, **train_epoch(model, opt, loader))
 
 
+def train_cli(root: Path, out: Path, flags: list[str]) -> None:
+    """A run on the built-in mnist5k digits trained by ROOT's own ``python -m vae train`` (so an older checkout
+    reads the folder its own code wrote)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-m", "vae", "train", "--data", "mnist5k", "--threads", "1", "--seed", "0",
+                    "--out", str(out), *flags], cwd=root, env=env, check=True, capture_output=True, timeout=900)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
@@ -81,13 +100,15 @@ def main() -> None:
     ap.add_argument("--launcher", default=None,
                     help="VAE_LAB_TRAIN_LAUNCHER for the server (e.g. 'torchrun --standalone --nproc-per-node 2'): "
                          "the Train page is then shot while its run trains under that launcher (train-launcher.png)")
+    ap.add_argument("--app-root", default=None, help="serve this checkout of the app instead (before/after pictures)")
     args = ap.parse_args()
+    root = Path(args.app_root).resolve() if args.app_root else ROOT
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wanted = set(args.pages.split(","))
     files = []
     env = {"VAE_LAB_TRAIN_LAUNCHER": args.launcher} if args.launcher else {}
-    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs, **env}) as url,
+    with (tempfile.TemporaryDirectory() as runs, app_server(env={"VAE_LAB_RUNS_DIR": runs, **env}, root=root) as url,
           chromium() as browser):
         ctx = browser.new_context(viewport={"width": args.width, "height": args.height},
                                   color_scheme="dark" if args.dark else "light", device_scale_factor=1)
@@ -95,6 +116,10 @@ def main() -> None:
         if "foreign_map" in wanted:
             log_foreign(Path(runs))
         pages = list(PAGES)
+        for name, (run, path, flags) in CLI_RUNS.items():
+            if name in wanted:
+                train_cli(root, Path(runs) / run, flags)
+                pages.append((name, path))
         if args.pair:
             a, b = (Path(p) for p in args.pair.split(","))
             for src in (a, b):
@@ -111,7 +136,7 @@ def main() -> None:
                 continue
             # the Dimensions page is a long one: ten rows of strips per run, then the heat maps
             tall = {"dimensions": 2100, "dimensions_pair": 2100, "foreign_map": 1250,    # foreign_map: the whole map
-                    "two_layer_inside": 2750, "two_layer_map": 1250}
+                    "two_layer_inside": 2750, "two_layer_map": 1250, "doctor": 1700}
             page.set_viewport_size({"width": args.width, "height": tall.get(name, args.height)})
             page.goto(f"{url}/{path}")
             settle(page)
@@ -147,6 +172,9 @@ def main() -> None:
                 hole.nth(0).click(force=True)
                 page.get_by_text("Left: decoded at the hole").wait_for()
                 settle(page, 300)
+            if name == "compare_replay":  # the replay's section, at the top of the window
+                page.get_by_text("Replay a run's training").first.evaluate("e => e.scrollIntoView()")
+                settle(page, 500)
             if name in ("latent_map", "latent_layers", "sliders", "foreign_map", "two_layer_map"):
                 page.wait_for_timeout(1500)  # the in-browser decoder paints
             if name.startswith("dimensions"):    # both runs' strips decoded in the browser, then the page settled again
