@@ -35,11 +35,13 @@ PAGES = ["Home", "Train", "Inside a VAE", "Loss forces", "Reconstructions", "Lat
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one small run trained by the command line, so it keeps per-epoch snapshots."""
+    """A runs folder holding one small run trained by the served checkout's command line (so it reads what its own
+    code wrote), which keeps per-epoch snapshots."""
     runs = tmp_path_factory.mktemp("runs")
     subprocess.run([sys.executable, "-m", "vae", "train", "--data", "mnist5k", "--epochs", "2", "--max-train", "600",
                     "--max-test", "100", "--latent-dim", "2", "--hidden", "64", "--threads", "1",
-                    "--out", str(runs / "replay-me")], check=True, capture_output=True, cwd=ROOT, timeout=300)
+                    "--out", str(runs / "replay-me")], check=True, capture_output=True, cwd=APP_ROOT, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(APP_ROOT)})
     return runs
 
 
