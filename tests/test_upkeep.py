@@ -55,6 +55,61 @@ def test_rm_refuses_a_training_run_and_anything_outside_the_root(tmp_path, capsy
     assert run.exists()
 
 
+def _upload(root, digest, owners, days_old=0.0):
+    """A data upload as the app keeps it: root/.uploads/<digest>/<file>, a marker per owner."""
+    folder = root / upkeep.UPLOADS / digest
+    folder.mkdir(parents=True)
+    (folder / "digits.npz").write_bytes(b"x" * 100_000)
+    for who in owners:
+        (folder / (upkeep.OWNER_MARK + who)).touch()
+    past = time.time() - days_old * 86400
+    for p in folder.iterdir():
+        os.utime(p, (past, past))
+    return folder
+
+
+def test_the_cli_lists_and_cleans_data_uploads_but_keeps_the_ones_a_run_uses(tmp_path, capsys):
+    run = _run(tmp_path, "on-upload", epochs=2)
+    used = _upload(tmp_path, "aaaa", ["p1"], days_old=30)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"]["name"] = str(used / "digits.npz")             # as the app records a run trained on an upload
+    (run / "config.json").write_text(json.dumps(cfg))
+    old, fresh, shared = (_upload(tmp_path, "bbbb", ["p1"], 30), _upload(tmp_path, "cccc", ["p1"]),
+                          _upload(tmp_path, "dddd", ["p1", "p2"], 30))
+    assert main(["runs", "ls", "--root", str(tmp_path)]) == 0
+    rows = {r["run"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]}
+    assert set(rows) == {"on-upload", ".uploads/aaaa", ".uploads/bbbb", ".uploads/cccc", ".uploads/dddd"}
+    assert rows[".uploads/dddd"]["state"] == "upload" and rows[".uploads/dddd"]["owner"] == "p1,p2"
+    assert rows[".uploads/bbbb"]["mb"] == 0.1
+    assert main(["runs", "prune", "--root", str(tmp_path), "--older-than", "7", "--owner", "p1", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["removed"] == [".uploads/bbbb"]
+    assert old.exists()
+    # the run is recent, so its upload stays although it is old; the shared one is not p1's alone; the fresh one stays
+    assert main(["runs", "prune", "--root", str(tmp_path), "--older-than", "7", "--owner", "p1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["removed"] == [".uploads/bbbb"]
+    assert not old.exists() and used.exists() and fresh.exists() and shared.exists()
+    for name, needle in ((".uploads/aaaa", ".uploads/aaaa is the data of on-upload; delete those runs first"),
+                         (".uploads/../on-upload", "not a data upload"), (".uploads/zzzz", "not a data upload")):
+        assert main(["runs", "rm", "--root", str(tmp_path), name]) == 2
+        assert needle in capsys.readouterr().err
+    assert used.exists() and run.exists()
+    assert main(["runs", "rm", "--root", str(tmp_path), "on-upload", ".uploads/aaaa"]) == 0
+    assert not run.exists() and not used.exists()
+    # an old run and the old upload it was trained on go together; a dry run says so and deletes neither
+    gone = _run(tmp_path, "old-run", epochs=1)
+    data = _upload(tmp_path, "eeee", ["p2"], 30)
+    cfg["data"]["name"] = str(data / "digits.npz")
+    (gone / "config.json").write_text(json.dumps(cfg))
+    past = time.time() - 30 * 86400
+    for p in gone.rglob("*"):
+        os.utime(p, (past, past))
+    for dry in (["--dry-run"], []):
+        assert main(["runs", "prune", "--root", str(tmp_path), "--older-than", "7", *dry]) == 0
+        removed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["removed"]
+        assert sorted(removed) == [".uploads/dddd", ".uploads/eeee", "old-run"]
+        assert gone.exists() == data.exists() == shared.exists() == bool(dry) and fresh.exists()
+
+
 def test_a_corrupt_job_record_reads_as_damaged_and_is_listed(tmp_path):
     run = _run(tmp_path, "r", epochs=2)
     (run / jobs.JOB).write_text("{ not json")

@@ -17,8 +17,10 @@ from typing import Any
 from . import jobs
 from .record import snapshot_epochs, snapshot_path
 from .runs import CONFIG
+from .safejson import load_json
 
 OWNER_MARK = ".owner-"     # an empty file named ".owner-<person>" in a folder: that person owns it
+UPLOADS = ".uploads"       # the app's data uploads, under the runs folder: UPLOADS/<digest>/<file>, owners marked
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,15 @@ class RunInfo:
     bytes: int
     modified: float              # seconds since the epoch
     snapshots: int
+    upload: bool = False         # a data upload (UPLOADS/<digest>), not a run
+
+    @property
+    def name(self) -> str:
+        """What ``remove_run`` and ``python -m vae runs rm`` take: the folder's name, ``.uploads/<digest>`` for data."""
+        return f"{UPLOADS}/{self.path.name}" if self.upload else self.path.name
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run": self.path.name, "state": self.state, "owner": self.owner, "mb": round(self.bytes / 2**20, 2),
+        return {"run": self.name, "state": self.state, "owner": self.owner, "mb": round(self.bytes / 2**20, 2),
                 "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified)),
                 "snapshots": self.snapshots}
 
@@ -77,11 +85,7 @@ def is_run_folder(path: Path) -> bool:
 
 def info(path: Path) -> RunInfo:
     status = jobs.read_status(path)
-    try:
-        modified = max(p.stat().st_mtime for p in path.iterdir())
-    except (OSError, ValueError):
-        modified = 0.0
-    return RunInfo(path, jobs.effective_state(status), owner_of(path, status), folder_bytes(path), modified,
+    return RunInfo(path, jobs.effective_state(status), owner_of(path, status), folder_bytes(path), _modified(path),
                    len(snapshot_epochs(path)))
 
 
@@ -92,6 +96,39 @@ def list_runs(root: str | Path) -> list[RunInfo]:
         return []
     found = [info(p) for p in root.iterdir() if not p.name.startswith(".") and is_run_folder(p)]
     return sorted(found, key=lambda r: r.modified)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return max(p.stat().st_mtime for p in path.iterdir())
+    except (OSError, ValueError):
+        return 0.0
+
+
+def list_uploads(root: str | Path) -> list[RunInfo]:
+    """Every data upload the app keeps under ``root/.uploads`` (state ``upload``, owner: its marked people, comma
+    separated), oldest first."""
+    up = Path(root) / UPLOADS
+    if not up.is_dir() or up.is_symlink():
+        return []
+    found = [RunInfo(p, "upload", ",".join(owners_marked(p)), folder_bytes(p), _modified(p), 0, upload=True)
+             for p in up.iterdir() if p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=lambda r: r.modified)
+
+
+def uploads_in_use(root: str | Path) -> dict[str, list[str]]:
+    """Which uploads the runs under ``root`` were trained on: ``.uploads/<digest>`` -> the runs' names (a run's
+    ``config.json`` names its data set's file; deleting the upload would leave those runs without their data)."""
+    up = (Path(root) / UPLOADS).resolve()
+    used: dict[str, list[str]] = {}
+    for r in list_runs(root):
+        try:
+            name = str(load_json((r.path / CONFIG).read_bytes(), CONFIG, max_bytes=1 << 20)["data"]["name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if Path(name).is_absolute() and Path(name).resolve().parent.parent == up:
+            used.setdefault(f"{UPLOADS}/{Path(name).resolve().parent.name}", []).append(r.path.name)
+    return used
 
 
 def thin_snapshots(run_dir: str | Path, keep: int) -> int:
@@ -116,11 +153,28 @@ def remove_run(root: str | Path, name: str) -> Path:
     """Delete the run folder ``root/name``; refuses anything that is not a run folder directly under ``root`` and a
     run still training (stop it first). Raises ``ValueError`` with one line."""
     root = Path(root).resolve()
+    if name.startswith(UPLOADS + "/"):
+        return _remove_upload(root, name)
     path = (root / name).resolve()
     if path.parent != root or not is_run_folder(root / name):
         raise ValueError(f"{name}: not a run folder in {root}")
     state = jobs.effective_state(jobs.read_status(path))
     if state in jobs.ACTIVE:
         raise ValueError(f"{name} is {state}; stop it first")
+    shutil.rmtree(path)
+    return path
+
+
+def _remove_upload(root: Path, name: str) -> Path:
+    """Delete the data upload ``root/.uploads/<digest>``; refuses anything else and an upload a run was trained on
+    (delete those runs first: their pages read its test images)."""
+    up = (root / UPLOADS).resolve()
+    path = (root / name).resolve()
+    if path.parent != up or (root / name).is_symlink() or not path.is_dir():
+        raise ValueError(f"{name}: not a data upload in {up}")
+    users = uploads_in_use(root).get(name)
+    if users:
+        raise ValueError(f"{name} is the data of {', '.join(users[:5])}{' ...' if len(users) > 5 else ''}; "
+                         "delete those runs first")
     shutil.rmtree(path)
     return path

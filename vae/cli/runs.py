@@ -1,7 +1,8 @@
 """``python -m vae runs ls|prune|rm``: a runs folder seen and cleaned from the shell (a teacher after class).
 
-The folder is ``--root`` or ``$VAE_LAB_RUNS_DIR`` (the app's), else ``runs``. Nothing outside it is touched and a
-run still training is never deleted (``vae.upkeep``).
+The folder is ``--root`` or ``$VAE_LAB_RUNS_DIR`` (the app's), else ``runs``. Nothing outside it is touched, a
+run still training is never deleted, and neither is a data upload (``.uploads/<digest>``) a run was trained on
+(``vae.upkeep``).
 """
 from __future__ import annotations
 
@@ -20,16 +21,19 @@ def _root(args) -> Path:
 def register(sub) -> None:
     p = sub.add_parser("runs", help="list, prune or delete the run folders of a runs folder (the app's, by default)")
     verbs = p.add_subparsers(dest="verb", required=True, parser_class=type(p))
-    ls = verbs.add_parser("ls", help="one line per run: state, owner, size, last change, snapshots")
+    ls = verbs.add_parser("ls", help="one line per run and per data upload: state, owner, size, last change, "
+                                     "snapshots")
     ls.set_defaults(func=cmd_ls)
-    rm = verbs.add_parser("rm", help="delete runs by folder name (not while they train)")
+    rm = verbs.add_parser("rm", help="delete runs by folder name (not while they train) or data uploads by the "
+                                     "name ls gives (.uploads/DIGEST; not while a run uses them)")
     rm.set_defaults(func=cmd_rm)
     rm.add_argument("names", nargs="+", metavar="RUN")
-    pr = verbs.add_parser("prune", help="delete old runs and thin every run's snapshots")
+    pr = verbs.add_parser("prune", help="delete old runs and old data uploads no run uses, and thin every run's "
+                                        "snapshots")
     pr.set_defaults(func=cmd_prune)
     pr.add_argument("--older-than", type=float, default=None, metavar="DAYS",
-                    help="delete runs not changed for this many days (default: none)")
-    pr.add_argument("--owner", default=None, help="only runs owned by this person")
+                    help="delete runs and uploads not changed for this many days (default: none)")
+    pr.add_argument("--owner", default=None, help="only runs (and uploads) owned by this person alone")
     pr.add_argument("--keep-snapshots", type=int, default=None, metavar="N",
                     help="keep N evenly spaced epoch snapshots per run (default: all)")
     pr.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
@@ -38,7 +42,7 @@ def register(sub) -> None:
 
 
 def cmd_ls(args) -> int:
-    rows = [r.as_dict() for r in upkeep.list_runs(_root(args))]
+    rows = [r.as_dict() for r in [*upkeep.list_runs(_root(args)), *upkeep.list_uploads(_root(args))]]
     for r in rows:
         print(f"{r['run']:<48} {str(r['state'] or '-'):<11} {r['owner'][:26] or '-':<26} {r['mb']:>9.2f} MB  "
               f"{r['modified']}  {r['snapshots']} snapshots")
@@ -69,6 +73,16 @@ def cmd_prune(args) -> int:
         kept.append(r.path.name)
         if args.keep_snapshots and not args.dry_run:
             thinned += upkeep.thin_snapshots(r.path, args.keep_snapshots)
+    uploads = upkeep.list_uploads(root) if args.older_than is not None else []
+    # an upload stays while a run that stays was trained on it (a dry run counts the runs above as gone)
+    used = {u for u, users in upkeep.uploads_in_use(root).items() if set(users) - set(removed)} if uploads else set()
+    for u in uploads:
+        if args.owner is not None and u.owner != args.owner:
+            continue
+        if now - u.modified > args.older_than * 86400 and u.name not in used:
+            if not args.dry_run:
+                upkeep.remove_run(root, u.name)
+            removed.append(u.name)
     print(json.dumps({"removed": removed, "snapshots_removed": thinned, "kept": len(kept),
                       "dry_run": args.dry_run}))
     return 0
