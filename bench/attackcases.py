@@ -42,10 +42,27 @@ class Ctx:
     opened: list = field(default_factory=list)
     kept: dict = field(default_factory=dict)
     peaks: kit.Peaks | None = None        # the server's memory, sampled while the current attack runs
+    served: kit.Served | None = None      # behind nginx (``served.front``): the replicas the tabs are placed on
+    placed: list = field(default_factory=list)       # behind nginx: each tab opened (who, page, replica, agent)
+
+    def place(self, who: str | None, page: str) -> dict:
+        """Behind nginx, the replica a new tab goes to, chosen with the sticky cookie (a person's browser sets its
+        own cookies): a person's first tab on replica (their letter's place) mod N, each further one on the next, so
+        B meets A's job from the other replica and A's tabs pressing at once are on different replicas."""
+        if self.served is None or self.served.front is None:
+            return {}
+        name = who or "stranger"
+        k = sum(1 for p in self.placed if p["who"] == name)
+        replica = ((list(self.people).index(who) if who else 0) + k) % len(self.served.replicas)
+        agent = f"vae-lab-attacks/{name}-{k}"
+        self.placed.append({"who": name, "page": page or "home", "replica": replica, "agent": agent})
+        return self.served.tab_kw(replica, agent)
 
     async def tab(self, who: str | None = None, page: str = "", query: str = "", *, keep: str = "",
                   must_open: bool = True) -> kit.Tab:
-        t = kit.Tab(self.url, self.people[who] if who else None, page, query, leaks=self.leaks)
+        kw = self.place(who, page)
+        t = kit.Tab(self.url, self.people[who] if who else None, page, query, leaks=self.leaks, **kw)
+        t.replica = self.placed[-1]["replica"] if kw else None      # behind nginx: the replica it was placed on
         if keep:
             self.kept[keep] = t           # closed at the end of the run, not of this attack
         else:

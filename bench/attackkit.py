@@ -11,13 +11,14 @@
 - ``Leaks``: every page an attack tab is shown is searched for a traceback (an exception element with its type or
   stack), a server path or Python's "Traceback" text; a path the tab itself sent, shown back, is not a leak.
 - The server (``attack_server``): the app as ``./run.sh app`` serves it (``labkit.appserver``) with a fresh runs
-  folder, every ``VAE_LAB_*`` variable of this environment left out (so each class limit is at its default), a
-  teacher's password, and a 3 s heartbeat timeout so the abandoned-tab rule acts within an attack's time. Its
-  training processes run in sessions of their own and would outlive it: they are found by their runs folder in
-  their command line and killed on the way out, whatever happened.
-- Memory from /proc: ``Peaks`` samples the server's VmRSS every 50 ms (and its children's every second) in a thread
-  of its own, since VmHWM (the kernel's peak, reported beside it) covers the process's whole life: restarting it per
-  attack (``echo 5 > /proc/PID/clear_refs``) is not reliable here, it came back to an earlier peak.
+  folder, every ``VAE_LAB_*`` variable of this environment left out (each class limit at its default), a teacher's
+  password and a 3 s heartbeat timeout (the abandoned-tab rule acts within an attack's time); or, ``front``, N such
+  servers as deploy/replicas.sh N starts them behind deploy/nginx.conf (``Served``: each tab over TLS, with the
+  login and a sticky cookie that pins it to the replica it chose). Training processes outlive their server: found
+  by their runs folder in their command line, they are killed on the way out, whatever happened.
+- Memory from /proc: ``Peaks`` samples the servers' VmRSS (summed) every 50 ms, their children's every second, in a
+  thread, since VmHWM (the kernel's peak, reported beside it) covers a process's whole life (restarting it with
+  ``echo 5 > /proc/PID/clear_refs`` is not reliable here, it came back to an earlier peak).
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ import os
 import re
 import secrets
 import signal
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import websockets
@@ -40,11 +44,13 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from labkit.appserver import ROOT, app_server
+from labkit import nginxfront as nf
+from labkit.appserver import ROOT, AppURL, app_server
 from labkit.stclient import RunResult, Session
+from labkit.stclient.media import cookie_header, set_cookies
 from labkit.stclient.protocol import local_path
 
-PERSON_COOKIE, XSRF_COOKIE = "vaelab_person", "_streamlit_xsrf"
+PERSON_COOKIE, XSRF_COOKIE, STICKY_COOKIE = "vaelab_person", "_streamlit_xsrf", "vaelab_replica"
 TEACHER_PASSWORD = "class attacks " + secrets.token_hex(8)
 HEARTBEAT_S = 3.0
 
@@ -56,11 +62,12 @@ def token() -> str:
 
 # ------------------------------------------------------------------------------------------------ HTTP
 async def http(host: str, port: int, method: str, path: str, headers: dict | None = None,
-               body: tuple[bytes, ...] = ()) -> tuple[int, dict[str, list[str]], bytes]:
-    """One HTTP/1.1 request on a new connection: (status, headers by lower-case name, body); status 0 when the
-    server closed the connection without an answer."""
+               body: tuple[bytes, ...] = (),
+               tls: ssl.SSLContext | None = None) -> tuple[int, dict[str, list[str]], bytes]:
+    """One HTTP/1.1 request on a new connection (over TLS with ``tls``): (status, headers by lower-case name, body);
+    status 0 when the server closed the connection without an answer."""
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
     except OSError:
         return 0, {}, b""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", "Accept: */*"]
@@ -147,31 +154,45 @@ class Leaks:
 
 
 class Tab(Session):
-    """A browser tab of the person whose token is ``person`` (None: a first visit, no cookie yet)."""
+    """A browser tab of the person whose token is ``person`` (None: a first visit, no cookie yet). Behind nginx
+    (``Served.tab_kw``): ``ssl_context``, ``headers`` (the login) and ``cookies`` (the sticky replica cookie); like a
+    browser it keeps every cookie an answer sets and sends them all with each request and the websocket."""
 
     def __init__(self, url: str, person: str | None = None, page: str = "", query: str = "", *,
-                 leaks: Leaks | None = None, timeout: float = 60.0):
-        super().__init__(url, page=page, query=query, timeout=timeout, preflight=False)
-        self.person, self.leaks, self.xsrf = person, leaks, ""
+                 leaks: Leaks | None = None, timeout: float = 60.0, **session_kw):
+        super().__init__(url, page=page, query=query, timeout=timeout, preflight=False, **session_kw)
+        self.person, self.leaks = person, leaks
+        if person:
+            self.cookies[PERSON_COOKIE] = person
         self.sent = [query]                   # what this tab sent that the page may show back: query, small files
         self._urls: dict[str, asyncio.Future] = {}
 
+    @property
+    def xsrf(self) -> str:
+        return self.cookies.get(XSRF_COOKIE, "")
+
     def cookie_line(self) -> str:
-        jar = {PERSON_COOKIE: self.person, XSRF_COOKIE: self.xsrf}
-        return "; ".join(f"{k}={v}" for k, v in jar.items() if v)
+        return cookie_header(self.cookies).get("Cookie", "")
 
     async def request(self, method: str, path: str, headers: dict | None = None, body=()) -> tuple[int, dict, bytes]:
-        return await http(self._host, self._port, method, path, {"Cookie": self.cookie_line(), **(headers or {})}, body)
+        sent = {**self.headers, "Cookie": self.cookie_line(), **(headers or {})}
+        status, got, payload = await http(self._host, self._port, method, path, sent, body,
+                                          self.ssl_context if self._tls else None)
+        set_cookies(self.cookies, got.get("set-cookie", []))
+        return status, got, payload
 
     async def open(self) -> RunResult:
         """As the browser: the health check (it sets the XSRF cookie), the websocket with the cookies, a first run."""
         t0 = time.perf_counter()
-        _, headers, _ = await self.request("GET", "/_stcore/health")
-        self.xsrf = set_cookie(headers, XSRF_COOKIE) or self.xsrf
+        await self.request("GET", "/_stcore/health")
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "user-agent"}
+        agent = {"user_agent_header": v for k, v in self.headers.items() if k.lower() == "user-agent"}
         self._ws = await websockets.connect(
             self.ws_url, subprotocols=["streamlit"], origin=self._origin, max_size=None, proxy=None,
             ping_interval=None, open_timeout=self.timeout, compression="deflate",
-            additional_headers={"Cookie": self.cookie_line()} if self.cookie_line() else None)
+            additional_headers={**headers, **cookie_header(self.cookies)} or None,
+            **({"ssl": self.ssl_context} if self._tls and self.ssl_context else {}), **agent)
+        set_cookies(self.cookies, self._ws.response.headers.get_all("Set-Cookie"))
         self.connect_seconds = time.perf_counter() - t0
         self._reader = asyncio.create_task(self._read_loop())
         self.open_result = await self._rerun("open", page_script_hash="", page_name=self.page)
@@ -287,20 +308,27 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def memory(pid: int) -> dict[str, float | None]:
-    """The process's resident memory now and its lifetime peak (VmHWM), MB."""
-    s = {k: round(v / 1024, 1) for k, v in _status(pid).items()}
-    return {"rss_mb": s.get("VmRSS"), "hwm_mb": s.get("VmHWM")}
+def memory(pid: int | list[int]) -> dict[str, float | None]:
+    """The process's resident memory now and its lifetime peak (VmHWM), MB; of several (the replicas), the sums
+    (None when one of them is gone)."""
+    each = [_status(p) for p in ([pid] if isinstance(pid, int) else pid)]
+    out = {}
+    for key, name in (("VmRSS", "rss_mb"), ("VmHWM", "hwm_mb")):
+        have = [s[key] for s in each if key in s]
+        out[name] = round(sum(have) / 1024, 1) if have and len(have) == len(each) else None
+    return out
 
 
 class Peaks:
-    """The highest VmRSS of a process (every ``every`` s) and of its descendants together (every second), sampled in
-    a thread while an attack runs; ``section()`` returns the growth since the last section and starts another."""
+    """The highest VmRSS of a process, or of several summed at each sample (the replicas), every ``every`` s, and of
+    their descendants together (every second), sampled in a thread while an attack runs; ``section()`` returns the
+    growth since the last section and starts another."""
 
-    def __init__(self, pid: int, every: float = 0.05):
-        self.pid, self.every = pid, every
-        self.base = self.top = memory(pid)["rss_mb"] or 0.0
+    def __init__(self, pid: int | list[int], every: float = 0.05):
+        self.pids, self.every = ([pid] if isinstance(pid, int) else list(pid)), every
+        self.base = self.top = memory(self.pids)["rss_mb"] or 0.0
         self.overall, self.children = self.top, 0.0
+        self.each = {p: _status(p).get("VmRSS", 0) / 1024 for p in self.pids}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
@@ -308,22 +336,28 @@ class Peaks:
     def _run(self) -> None:
         n = 0
         while not self._stop.wait(self.every):
-            rss = _status(self.pid).get("VmRSS", 0) / 1024
+            now = {p: _status(p).get("VmRSS", 0) / 1024 for p in self.pids}
+            for p, mb in now.items():
+                self.each[p] = max(self.each[p], mb)
+            rss = sum(now.values())
             self.top, self.overall = max(self.top, rss), max(self.overall, rss)
             n += 1
             if n % max(1, round(1 / self.every)) == 0:
-                kids = sum(_status(c).get("VmRSS", 0) for c in descendants(self.pid)) / 1024
+                kids = sum(_status(c).get("VmRSS", 0) for p in self.pids for c in descendants(p)) / 1024
                 self.children = max(self.children, kids)
 
     def section(self) -> float:
         growth = round(self.top - self.base, 1)
-        self.base = self.top = memory(self.pid)["rss_mb"] or 0.0
+        self.base = self.top = memory(self.pids)["rss_mb"] or 0.0
         return growth
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict:
         self._stop.set()
         self._thread.join(2)
-        return {"peak_mb": round(self.overall, 1), "children_peak_mb": round(self.children, 1)}
+        out = {"peak_mb": round(self.overall, 1), "children_peak_mb": round(self.children, 1)}
+        if len(self.pids) > 1:
+            out["peak_mb_by_replica"] = [round(self.each[p], 1) for p in self.pids]
+        return out
 
 
 def descendants(pid: int) -> list[int]:
@@ -384,23 +418,77 @@ def serve_env() -> dict[str, str]:
 RUN_SH_FLAGS = ("--client.showErrorDetails", "none")     # what ./run.sh app adds to Streamlit's defaults
 
 
+@dataclass
+class Served:
+    """What the attacks reach: the app servers (each an ``AppURL``: .pid, .port), their one runs folder, a scratch
+    folder, and nginx in front of them (``front``) or not (then one server, reached at its own address)."""
+    replicas: list[AppURL]
+    runs: Path
+    scratch: Path
+    env: dict[str, str]                       # what each server got on top of this environment (runs folder aside)
+    front: nf.Front | None = None
+    nginx: subprocess.Popen | None = None
+    tls: ssl.SSLContext | None = None         # trusts exactly nginx's throwaway certificate
+    sticky: list[str] = field(default_factory=list)     # a sticky-cookie value that pins a browser to replica i
+                                                        # (class_attacks.sticky_values, from nginx's access log)
+
+    @property
+    def pids(self) -> list[int]:
+        return [r.pid for r in self.replicas]
+
+    @property
+    def url(self) -> str:
+        """The address a class opens: nginx's https port, or the one server."""
+        return f"https://127.0.0.1:{self.front.https}" if self.front else self.replicas[0]
+
+    def replica_at(self, upstream: str) -> int | None:
+        """Which replica an access-log upstream (``127.0.0.1:PORT``) is."""
+        return next((i for i, r in enumerate(self.replicas) if upstream.strip() == f"127.0.0.1:{r.port}"), None)
+
+    def tab_kw(self, replica: int | None = None, agent: str = "") -> dict:
+        """``Tab``/``Session`` arguments. Behind nginx: TLS trusting its certificate, the login, a User-Agent naming
+        the tab in nginx's access log, and the sticky cookie pinning it to ``replica`` (None: nginx places it)."""
+        if self.front is None:
+            return {}
+        cookies = {STICKY_COOKIE: self.sticky[replica % len(self.sticky)]} if replica is not None else {}
+        headers = {"Authorization": nf.basic_auth(), **({"User-Agent": agent} if agent else {})}
+        return {"ssl_context": self.tls, "headers": headers, "cookies": cookies}
+
+
 @contextlib.contextmanager
-def attack_server(report: dict, startup_timeout: float = 120.0,
-                  extra_env: dict | None = None) -> Iterator[tuple[str, Path, Path]]:
-    """(url with .pid, runs folder, a scratch folder): the app served as ``./run.sh app`` serves it, every class
-    limit at its default. On the way out the server is stopped and any training process it started is killed;
-    ``report`` gets what had to be killed (``training_pids_killed_at_exit``) and which variables were left out."""
+def attack_server(report: dict, startup_timeout: float = 120.0, extra_env: dict | None = None, *,
+                  replicas: int = 1, front: bool = False) -> Iterator[Served]:
+    """The app served as ``./run.sh app`` serves it, every class limit at its default, with a fresh runs folder and a
+    teacher's password; or (``front``) as a teacher serves a room: ``replicas`` servers as ``deploy/replicas.sh N``
+    starts them (deploy/serve.env's settings, the one runs folder, ``VAE_LAB_MAX_JOBS`` the cores divided among them
+    unless this environment sets it) behind deploy/nginx.conf made runnable by labkit/nginxfront.py (its TLS with a
+    throwaway certificate, its login, its limits, its sticky cookie). On the way out nginx and the servers are
+    stopped and any training process they started is killed; ``report`` gets what had to be killed
+    (``training_pids_killed_at_exit``) and which variables were left out."""
     left_out = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("VAE_LAB_")}
     report["environment_left_out"] = sorted(left_out)
-    with tempfile.TemporaryDirectory(prefix="vae-lab-attacks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vae-lab-attacks-") as tmp, contextlib.ExitStack() as stack:
         runs, scratch = Path(tmp) / "runs", Path(tmp) / "scratch"
         scratch.mkdir()
         env = {"VAE_LAB_RUNS_DIR": str(runs), "VAE_LAB_TEACHER_PASSWORD": TEACHER_PASSWORD,
                "VAE_LAB_HEARTBEAT_S": f"{HEARTBEAT_S:g}", **(extra_env or {})}
+        if front:
+            per = max(1, len(os.sched_getaffinity(0)) // replicas)       # deploy/replicas.sh: cores / N, at least 1
+            env = {**serve_env(), "VAE_LAB_MAX_JOBS": left_out.get("VAE_LAB_MAX_JOBS", str(per)), **env}
         try:
-            with app_server(env=env, timeout=startup_timeout, extra_args=RUN_SH_FLAGS) as url:
-                yield url, runs, scratch
+            if front and nf.missing():
+                raise SystemExit(f"--front nginx: {nf.missing()}")
+            apps = [stack.enter_context(app_server(env=env, timeout=startup_timeout, extra_args=RUN_SH_FLAGS))
+                    for _ in range(replicas)]
+            shown = {k: "(set)" if k == "VAE_LAB_TEACHER_PASSWORD" else v for k, v in env.items()}
+            served = Served(apps, runs, scratch, {k: v for k, v in shown.items() if k != "VAE_LAB_RUNS_DIR"})
+            if front:
+                served.front = nf.render(Path(tmp) / "deploy", [a.port for a in apps])
+                served.nginx = stack.enter_context(nf.serve(served.front))
+                served.tls = served.front.tls_context()
+            yield served
         finally:
+            stack.close()                             # nginx, then the servers
             deadline = time.monotonic() + 15          # a stopped job saves its run, then exits by itself
             while processes_naming(str(runs)) and time.monotonic() < deadline:
                 time.sleep(0.5)
