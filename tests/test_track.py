@@ -1,5 +1,6 @@
 """vae.track: VAEs written in their users' own code, logged from their own loops, stored as ONNX programs + safetensors
 weights and opened by VAE Lab without their code; every bad input is one line at the first call."""
+import copy
 import json
 
 import numpy as np
@@ -57,6 +58,21 @@ def test_the_pytorch_examples_vae(tmp_path, digits):
     assert snap.mu.shape == (200, 20) and snap.recons.shape == (8, 1, 28, 28) and snap.y.shape == (200,)
     kept = read_test_images(tmp_path / "ex", 1, 28)              # the images the pages show for this run
     assert torch.equal(kept.x, test.x) and torch.equal(kept.y, test.y.long())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_model_on_cuda_is_logged_and_opens_on_the_cpu(tmp_path, digits):
+    """The user's model and batches on the GPU: track moves its test images to the model's device and the codes
+    back; the stored programs run on the CPU and compute what the model computes."""
+    x, test = digits
+    model = ExamplesVAE().cuda()
+    with vae.track(tmp_path / "gpu", model, test.x, labels=test.y, output="probs") as lab:
+        train_and_log(lab, model, x.view(-1, 784).cuda())
+    assert next(model.parameters()).is_cuda and model.training, "the user's device and mode are left as they were"
+    cpu = copy.deepcopy(model).cpu()
+    run = _check_opened(tmp_path / "gpu", cpu, lambda t: cpu.encode(t.view(len(t), -1)), cpu.decode, test.x[:16],
+                        atol=1e-3)
+    assert [e.epoch for e in run.metrics.history.epochs] == [1, 2]
 
 
 def test_stored_test_images_are_checked_from_the_header_before_they_are_read(tmp_path):
