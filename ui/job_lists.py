@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from vae import jobs, upkeep
+from vae.util import os_reason
 
 from . import identity, owners, queue, settings, train_panel
 from . import state as S
@@ -30,7 +31,7 @@ def _act(verb: str, fn, run_dir: str, done: str) -> None:
     except (RuntimeError, ValueError, owners.NotYours) as e:
         st.session_state[S.TRAIN_NOTICE] = ("error", f"Cannot {verb} {Path(run_dir).name}: {e}")
     except OSError as e:
-        st.session_state[S.TRAIN_NOTICE] = ("error", f"Cannot {verb} {Path(run_dir).name}: {e.strerror or e}")
+        st.session_state[S.TRAIN_NOTICE] = ("error", f"Cannot {verb} {Path(run_dir).name}: {os_reason(e)}")
     else:
         st.session_state[S.TRAIN_NOTICE] = ("success", done.format(name=Path(run_dir).name))
     _mine.clear()

@@ -14,6 +14,7 @@ import streamlit as st
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, default_hidden, parse_widths
 from vae.data import DataSplit
 from vae.record import EpochRecord
+from vae.util import os_reason
 
 from . import charts, images, owners, queue, quotas, settings, state, train_form
 
@@ -268,7 +269,7 @@ def _sentence(text: str) -> str:
 
 def not_written(e: OSError) -> str:
     """A failed write (a full disk, a read-only folder) in one line, without the server's path."""
-    return f"the server could not write the run ({e.strerror or type(e).__name__}); nothing was started"
+    return f"the server could not write the run ({os_reason(e)}); nothing was started"
 
 
 def resume_job(run_dir: str) -> None:

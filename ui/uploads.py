@@ -45,7 +45,7 @@ from vae.runs import (
     save_run,
 )
 from vae.tracking import TEST_IMAGES
-from vae.util import atomic_write_bytes
+from vae.util import atomic_write_bytes, os_reason
 
 from . import settings
 
@@ -252,7 +252,7 @@ def source_name(files: list[tuple[str, bytes]]) -> str:
 
 def not_stored(name: str, e: OSError) -> str:
     """A failed write of an upload (a full disk) in one line, without the server's path."""
-    return f"{name}: the server could not store it ({e.strerror or type(e).__name__}); nothing was kept"
+    return f"{name}: the server could not store it ({os_reason(e)}); nothing was kept"
 
 
 def _check_test_images(folder: Path, run) -> None:

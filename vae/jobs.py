@@ -37,7 +37,7 @@ from .config import RunConfig
 from .record import CLAIM, EVENTS_FILE, JOB, LIVE, LOG, SNAPSHOTS, STOP, read_snapshot, snapshot_path
 from .runs import CONFIG, new_run_dir
 from .safejson import JSONError, load_json
-from .util import atomic_write_bytes, atomic_write_json
+from .util import atomic_write_bytes, atomic_write_json, os_reason
 
 EVENTS = EVENTS_FILE
 __all__ = ["CLAIM", "EVENTS", "JOB", "LIVE", "LOG", "SNAPSHOTS", "STOP", "JobControl", "read_snapshot",
@@ -60,7 +60,7 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        return _damaged(f"{JOB} cannot be read ({e.strerror or e})")
+        return _damaged(f"{JOB} cannot be read ({os_reason(e)})")
     try:
         d = load_json(blob, JOB, max_bytes=1 << 20)
     except JSONError as e:

@@ -42,6 +42,11 @@ def _create_temp(path: Path) -> tuple[int, str]:
             continue
 
 
+def os_reason(e: OSError) -> str:
+    """Why an OS call failed, without the file it named ("No space left on device"): what a browser may be told."""
+    return e.strerror or type(e).__name__
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then ``os.replace``: no half-written file."""
     path = Path(path)

@@ -7,6 +7,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+from ..util import os_reason
 from .types import DataError, Limits
 
 # Zip entries smaller than this are not held to the ratio limit: a tiny, very compressible entry
@@ -66,4 +67,4 @@ def open_zip(path: Path, what: str, limits: Limits, accepted: str) -> zipfile.Zi
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise DataError(f"{what}: not a valid zip archive ({exc}); accepted: {accepted}") from exc
     except OSError as exc:
-        raise DataError(f"{what}: cannot be read ({exc.strerror or exc})") from exc
+        raise DataError(f"{what}: cannot be read ({os_reason(exc)})") from exc
