@@ -37,7 +37,7 @@ def command(args, out: Path, label_seed: int, extra=(), m1_from: Path | None = N
 
 def run_row(cmd: list[str], **fields) -> dict:
     row, seconds = run_json(cmd)
-    return {**fields, **row, "wall_seconds": round(seconds, 1), "command": shlex.join(cmd)}
+    return {**fields, **row, "wall_seconds": round(seconds, 1), "command": shlex.join(["python", *cmd[1:]])}
 
 
 def table(args) -> dict:
