@@ -169,8 +169,10 @@ def clickable() -> None:
         else:
             st.info("No test images to interpolate between.")
     else:
-        st.caption("Linear: a straight line in latent space. Spherical (slerp): follows the arc between the two "
-                   "points, keeping their length, where most of the prior's mass lies in high dimensions.")
+        st.caption("Linear: a straight line in latent space, which passes closer to the centre than either end. "
+                   "Spherical (slerp): turns along the arc from one point's direction to the other's, its length "
+                   "going from one end's to the other's, so it stays out where most of the prior's mass lies in "
+                   "high dimensions.")
         for name, (path, frames) in (("Linear", lin), ("Spherical", sph)):
             strip = images.png(("interpolation", entry.key, name, za, zb, steps, label),
                                functools.partial(images.strip, frames, target=56))

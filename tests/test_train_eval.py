@@ -197,6 +197,17 @@ def test_latent_tools():
     assert np.allclose(path[0], enc["mu"][0], atol=1e-6) and np.allclose(path[-1], enc["mu"][1], atol=1e-6)
     sp, _ = latent.interpolate(model, [1, 0, 0], [0, 1, 0], 3, method="spherical")
     assert np.allclose(sp[1], [math.sqrt(0.5), math.sqrt(0.5), 0], atol=1e-6), "slerp keeps the norm"
+    # ends of different lengths pointing nearly (or exactly) opposite ways: the length goes from one to the other,
+    # never out past the longer (a new user saw 5.37 between ends of 1.57 and 2.03)
+    for a, b in (([1.57, 0.0], [-2.03, 0.01]), ([1.57, 0.0], [-2.03, 0.0]), ([0.5, 1.0, -2.0], [-1.0, -2.0, 4.0])):
+        t = np.linspace(0, 1, 11)
+        p = latent.slerp(np.array(a), np.array(b), t)
+        n = np.linalg.norm(p, axis=1)
+        want = (1 - t) * np.linalg.norm(a) + t * np.linalg.norm(b)
+        assert np.allclose(n, want, atol=1e-5) and np.allclose(p[0], a, atol=1e-6) and np.allclose(p[-1], b, atol=1e-5)
+        steps = np.linalg.norm(np.diff(p / n[:, None], axis=0), axis=1)
+        assert steps.max() - steps.min() < 1e-5, "the direction turns at a constant rate"
+    assert np.allclose(latent.slerp(np.array([2.0]), np.array([-1.0]), np.linspace(0, 1, 3))[:, 0], [2.0, 0.5, -1.0])
     vals, tr = latent.traverse(model, 1, steps=5)
     assert vals.shape == (5,) and tr.shape == (5, 1, 8, 8)
     z, s = latent.sample_prior(model, 6, seed=1)

@@ -145,17 +145,27 @@ def manifold_grid(model: VAE, n: int = 15, *, dims: tuple[int, int] = (0, 1), y=
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between vectors a and b for each t: [T, D]. Falls back to linear when parallel."""
+    """Spherical interpolation between vectors a and b for each t: [T, D]. The direction turns at a constant rate
+    along the great circle from a's to b's and the length goes linearly from |a| to |b|, so the path keeps the
+    ends' lengths (Shoemake's formula on the vectors themselves would leave that circle when they differ in length,
+    far out when they point nearly opposite ways). Linear when an end is 0 or both point the same way (or opposite
+    ways in one dimension); through a perpendicular direction when they point opposite ways."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na < 1e-12 or nb < 1e-12:
         return lerp(a, b, t)
-    cos = np.clip(np.dot(a / na, b / nb), -1.0, 1.0)
-    omega = np.arccos(cos)
-    if omega < 1e-6:
+    ua, ub = a / na, b / nb
+    omega = np.arccos(np.clip(np.dot(ua, ub), -1.0, 1.0))
+    if omega < 1e-6 or (np.pi - omega < 1e-6 and a.size == 1):
         return lerp(a, b, t)
     t = np.asarray(t, np.float64)[:, None]
-    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+    if np.pi - omega < 1e-6:      # opposite: every great circle through a passes b; take one through an axis
+        axis = np.eye(a.size)[np.argmin(np.abs(ua))]
+        perp = axis - np.dot(axis, ua) * ua
+        turn = np.cos(t * omega) * ua + np.sin(t * omega) * perp / np.linalg.norm(perp)
+    else:
+        turn = (np.sin((1 - t) * omega) * ua + np.sin(t * omega) * ub) / np.sin(omega)
+    return (((1 - t) * na + t * nb) * turn).astype(np.float32)
 
 
 def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
