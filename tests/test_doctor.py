@@ -131,6 +131,17 @@ def test_the_checks_read_a_record_built_in_python():
     assert doctor.diagnose(collapsed, cfg) == doctor.diagnose(collapsed.to_dict(), cfg)
 
 
+def test_the_blur_advice_suggests_only_what_the_run_does_not_have():
+    """A Bernoulli run blurred by a large beta is told to lower beta, not to use the Bernoulli it already uses (a new
+    user's walk-through); a Gaussian one with a fixed sigma is told to switch likelihood or learn sigma."""
+    bern = doctor.check_blurry(Metrics(), RunConfig(model=ModelConfig(latent_dim=8), train=TrainConfig(beta=50.0)))
+    assert bern["suggested_changes"] == {"train": {"beta": 1.0}}
+    assert "Set beta = 1." in bern["advice"] and "Bernoulli" not in bern["advice"], bern["advice"]
+    gauss = doctor.check_blurry(Metrics(), RunConfig(model=ModelConfig(likelihood="gaussian", gaussian_sigma=0.5)))
+    assert gauss["suggested_changes"] == {"model": {"likelihood": "bernoulli"}}
+    assert "Use a Bernoulli likelihood" in gauss["advice"] and "beta" not in gauss["advice"].split(". ")[-1]
+
+
 def test_diagnose_adds_the_zero_point_without_changing_the_callers_record():
     """A record without the mean-image nats gets them from the test images; the caller's Metrics stays as it was."""
     cfg = RunConfig(model=ModelConfig(latent_dim=8), train=TrainConfig(lr=0.05, batch_size=128))

@@ -340,11 +340,25 @@ def check_blurry(metrics: Metrics, config: RunConfig, model=None, test=None) -> 
                      "series": {"test_recon": _test_figure(epochs, "recon"), "test_kl": _test_figure(epochs, "kl")},
                      "facts": {"sharpness_ratio": ratio, "threshold": BLURRY_SHARPNESS, "likelihood": m.likelihood,
                                "sigma": m.gaussian_sigma if m.likelihood == "gaussian" else None, "beta": t.beta}},
-        "advice": ("Reconstructions lose the strokes' edges"
-                   + (": " + "; ".join(causes) if causes else "") +
-                   ". Use a likelihood that rewards detail (Bernoulli for [0,1] digits, or learn sigma) and beta = 1."),
+        "advice": ("Reconstructions lose the strokes' edges" + (": " + "; ".join(causes) if causes else "") + ". "
+                   + _blur_cure(model_ch, train_ch)),
         "suggested_changes": changes,
     }
+
+
+def _blur_cure(model_ch: dict[str, Any], train_ch: dict[str, Any]) -> str:
+    """The blur finding's advice, from the changes it suggests for this run (never one the run already has)."""
+    parts = []
+    if model_ch.get("likelihood") == "bernoulli":
+        parts.append("use a Bernoulli likelihood, which charges every pixel's error in full on [0, 1] images")
+    if model_ch.get("learn_sigma"):
+        parts.append("learn sigma, so the model sets how much a pixel's error costs")
+    if "beta" in train_ch:
+        parts.append("set beta = 1")
+    if model_ch.get("arch") == "conv":
+        parts.append("try a convolutional model, whose filters keep local detail that an MLP averages away")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
 
 
 def check_lr_too_high(metrics: Metrics, config: RunConfig) -> dict | None:
