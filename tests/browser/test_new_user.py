@@ -185,14 +185,23 @@ def test_a_session_over_every_page_asks_only_the_apps_own_server(browser, app_ur
 
 # ------------------------------------------------------------------------------------------- item 7
 
+def picked(page) -> str:
+    """The run the sidebar's picker shows (its folder name, the first part of its label)."""
+    return page.locator(f"{PICKER} input").input_value().split(" · ")[0].strip()
+
+
 def test_make_it_collapse_collapses_and_every_page_says_the_same_seconds(browser, app_url, runs_dir):
-    page = open_app(browser, app_url)
+    page = open_app(browser, app_url, "?run=replay-me")        # a run of one's own is active
+    assert picked(page) == "replay-me"
     said = page.get_by_text("One click sets up a short run").first.inner_text()
     home_s = int(re.search(r"\((\d+) s on MNIST", said).group(1))
     before = saved(runs_dir)
     card = page.locator("[data-testid='stColumn']", has=page.get_by_text("Make it collapse", exact=True))
     card.get_by_role("button", name="Set up and start").click()
     page.get_by_text("Guided experiment: Make it collapse.").wait_for()
+    settle(page)
+    # the run trains in its own process; the active run stays the one chosen (it went back to the first demo)
+    assert picked(page) == "replay-me" and "run=replay-me" in page.url, (picked(page), page.url)
     quick = page.get_by_role("button", name=re.compile(r"Quick demo settings \(\d+ s\)")).inner_text()
     assert int(re.search(r"\((\d+) s\)", quick).group(1)) == home_s, (said, quick)
     verdict = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer']",
