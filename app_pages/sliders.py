@@ -64,8 +64,10 @@ def panel() -> None:
         unused = [i for i in range(d) if kl[i] < UNUSED_KL_NATS]
         if unused:
             st.caption(f"{len(unused)} of {d} dimensions carry almost no information (KL < {UNUSED_KL_NATS:g} nats): "
-                       "moving "
-                       "them barely changes the image. That is posterior collapse at work.")
+                       "moving them barely changes the image, because the decoder learned to ignore them. A model "
+                       "that needs fewer dimensions than it has leaves the rest unused (a β-TCVAE does so on "
+                       "purpose); when all or nearly all go unused, that is posterior collapse (the Doctor says "
+                       "which).")
 
     # ---- keep this point
     b1, b2, b3, _ = st.columns([1, 1, 1, 1])

@@ -130,10 +130,10 @@ def test_fields_in_error_keep_start_disabled_and_say_which_and_what_they_accept(
     at.button(key="train.start").click().run()      # typed and pressed in the same moment: nothing starts
     assert at.button(key="train.start").proto.disabled
     [line] = texts(at.error)
-    for said in (f"Latent dimensions takes a whole number (1 to {MAX_LATENT}); got '500'",
-                 "Epochs takes a whole number (1 to 200: this server's limit); got '0'",
+    for said in (f"Latent dimensions takes a whole number (1 to {MAX_LATENT}), not 500",
+                 "Epochs takes a whole number (1 to 200: this server's limit), not 0",
                  "β (KL weight) takes a number (0 to 1000)",
-                 "Learning rate takes a number (above 0, up to 10); got '100'", "Seed takes a whole number"):
+                 "Learning rate takes a number (above 0, up to 10), not 100", "Seed takes a whole number"):
         assert said in line, (said, line)
     assert not saved_runs(runs) and not (runs.is_dir() and any(runs.iterdir()))
     assert at.text_input(key="train.seed").value == "abc"      # what was typed stays, refused, not dropped

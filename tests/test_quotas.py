@@ -80,8 +80,12 @@ def test_the_form_refuses_epochs_and_time_budgets_over_the_servers_limit(monkeyp
         _fill(at, {"train.epochs": epochs, "train.time_budget": budget})
         assert at.button(key="train.start").proto.disabled       # nothing can start
         [line] = texts(at.error)
-        assert f"Epochs takes a whole number (1 to 40: this server's limit); got '{epochs}'" in line, line
-        assert f"takes a number (0 to 90 s, this server's limit; 0 means 90 s here); got '{budget}'" in line, line
+        # a number out of range is "not N"; what is not a number (or not whole) is quoted as typed
+        said = {e: f"; got {e!r}" for e in ("40.5", "abc", "inf")}
+        assert f"Epochs takes a whole number (1 to 40: this server's limit){said.get(epochs, f', not {epochs}')}" \
+            in line, line
+        limit = "0 to 90 s, this server's limit; 0 means 90 s here"
+        assert f"takes a number ({limit}){said.get(budget, f', not {budget}')}" in line, line
     _fill(at, {"train.epochs": "40", "train.time_budget": "90"})
     assert not at.error and not at.button(key="train.start").proto.disabled
     captions = " ".join(c.value for c in at.caption)

@@ -239,7 +239,9 @@ def direction_panel(model, run_key: str, d: Direction, label: int | None, names:
     def name(c: int) -> str:
         return names[c] if names and c < len(names) else str(c)
 
-    st.caption(f"Start from test image #{d.start} (a {name(d.source)}; click a point on the map to change it) and "
+    source = name(d.source)
+    article = "an" if source[:1].lower() in "aeiou" else "a"
+    st.caption(f"Start from test image #{d.start} ({article} {source}; click a point on the map to change it) and "
                f"move its code along mean({name(d.target)}) − mean({name(d.source)}): the difference between the "
                "two classes' average codes. Strength 1 moves it by the whole difference; the map's "
                f"{DIRECTION} layer draws the path as a dashed line.")

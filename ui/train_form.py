@@ -137,10 +137,11 @@ def parse(f: Field, text) -> int | float:
     if not math.isfinite(value) or (f.whole and not value.is_integer()):
         raise wrong
     value = int(value) if f.whole else value
+    outside = ValueError(f"{f.label} takes {kind} ({accepted(f)}), not {raw}")   # a number, but out of range
     if not (SETTINGS[f.section][f.name].accepts(value) if f.section else f.own[0] <= value <= f.own[1]):
-        raise wrong
+        raise outside
     if value > (_server_limit(f) or math.inf):
-        raise wrong
+        raise outside
     return value
 
 
