@@ -63,3 +63,24 @@ def test_a_pipeline_run_replays_epoch_by_epoch(monkeypatch, tmp_path):
     first = replay_map()
     assert len(first) == len(last) == 100 and not np.allclose(first, last), "epoch 1 and 3 differ on the map"
     assert any("after epoch 1 of 3" in c for c in texts(at.caption))
+
+
+def test_a_run_is_named_by_its_objective_in_the_lists_and_the_table(monkeypatch, tmp_path):
+    """Two 10-D runs on the same data differ by their objective: the picker's labels and Compare's table say which
+    (both were "10-D VAE" and β = 1 before, a new user could not tell the β-TCVAE from the VAE)."""
+    from ui.catalogue import RunSummary, kind_name
+    assert kind_name(RunSummary(ok=True)) == "VAE"
+    assert kind_name(RunSummary(ok=True, beta=4.0), weights=True) == "β-VAE (β = 4)"
+    assert kind_name(RunSummary(ok=True, objective="btcvae", tc_weight=20.0), weights=True) == "β-TCVAE (TC weight 20)"
+    assert kind_name(RunSummary(ok=True, conditional=True)) == "CVAE"
+    assert kind_name(RunSummary(ok=True, objective="iwae", conditional=True)) == "conditional IWAE"
+    make_env(monkeypatch, tmp_path)
+    at = open_app("app_pages/compare.py")
+    tc, vae = (str(DEMOS / n) for n in ("shapes32-tcvae-10d", "shapes32-vae-10d"))
+    at.multiselect(key="compare.runs").set_value([tc, vae]).run()
+    labels = at.multiselect(key="compare.runs").options
+    assert any(o.startswith("shapes32-tcvae-10d · 10-D β-TCVAE") for o in labels), labels
+    assert any(o.startswith("shapes32-vae-10d · 10-D VAE") for o in labels), labels
+    table = at.dataframe[0].value
+    weight = json.loads((DEMOS / "shapes32-tcvae-10d" / "config.json").read_text())["train"]["tc_weight"]
+    assert list(table["objective"]) == [f"β-TCVAE (TC weight {weight:g})", "VAE"]

@@ -72,6 +72,7 @@ class RunSummary:
     likelihood: str = ""
     prior: str = "normal"
     objective: str = "elbo"
+    tc_weight: float = 0.0
     source: str = ""                   # a tracked run's model class
     neg_elbo: float | None = None
     status: str = ""
@@ -98,16 +99,35 @@ def _summary(path: str, mtime: float) -> RunSummary:
     return RunSummary(ok=True, latent_dim=m.latent_dim, arch=m.arch, kind=cfg.kind, conditional=m.conditional,
                       data=data if cfg.kind != "tracked" else "its own test images", epochs=cfg.train.epochs,
                       beta=cfg.train.beta, likelihood=m.likelihood, prior=m.prior, objective=cfg.train.objective,
+                      tc_weight=cfg.train.tc_weight,
                       source=cfg.tracked.source if cfg.tracked else "", neg_elbo=metrics.final.neg_elbo,
                       status=metrics.status, uploaded=metrics.uploaded_from is not None,
                       epochs_done=len(metrics.history.epochs))
+
+
+OBJECTIVE_KINDS = {"btcvae": "β-TCVAE", "factorvae": "FactorVAE", "iwae": "IWAE"}
+
+
+def kind_name(s: RunSummary, weights: bool = False) -> str:
+    """What a run's model is called by its objective: VAE, CVAE, β-VAE, β-TCVAE, FactorVAE, IWAE (a tracked run: its
+    class); ``weights`` adds the weight that makes it so ("β-VAE (β = 4)", "β-TCVAE (TC weight 20)")."""
+    if s.source:
+        return s.source
+    kind = OBJECTIVE_KINDS.get(s.objective) or ("β-VAE" if s.beta != 1 else "VAE")
+    if s.conditional:
+        kind = "CVAE" if kind == "VAE" else f"conditional {kind}"
+    if weights and s.objective in ("btcvae", "factorvae"):
+        kind += f" (TC weight {s.tc_weight:g})"
+    elif weights and kind.startswith("β-"):
+        kind += f" (β = {s.beta:g})"
+    return kind
 
 
 def label(entry: RunEntry) -> str:
     s = _summary(entry.path, entry.mtime)
     if not s.ok:
         return f"{entry.name} (unreadable)"
-    kind = s.source or ("CVAE" if s.conditional else "VAE")
+    kind = kind_name(s)
     tag = "demo" if entry.kind == "demo" else ("uploaded" if s.uploaded else "logged" if s.kind == "tracked"
                                                else "trained")
     return f"{entry.name} · {s.latent_dim}-D {kind} · {tag}"

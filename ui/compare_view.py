@@ -20,7 +20,7 @@ from vae.record import EpochRecord, Snapshot
 from vae.runs import Run
 
 from . import charts
-from .catalogue import RunEntry, summary
+from .catalogue import RunEntry, kind_name, summary
 
 MAX_RUNS = 4
 RUN_COLORS = ["#4e79a7", "#e15759", "#59a14f", "#b07aa1"]
@@ -60,6 +60,7 @@ def table(named: list[tuple[str, RunEntry, Run]]) -> list[dict]:
         rows.append({
             "run": name, "data": s.data,
             "model": s.source or f"{m.arch} {m.latent_dim}-D" + (" CVAE" if m.conditional else ""),
+            "objective": kind_name(s, weights=True) if run.config.kind != "tracked" else None,
             "β": t.beta if run.config.kind != "tracked" else None, "epochs": len(epochs_of(run)) or None,
             "−ELBO (test, nats)": _num(final.neg_elbo), "reconstruction": _num(final.recon),
             "KL": _num(final.kl), "bits/dim": _num(final.bits_per_dim, 4),

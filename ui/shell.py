@@ -113,8 +113,8 @@ def _run_picker() -> None:
         bits = [f"{s.latent_dim}-D latent", model] + ([] if s.kind == "tracked" else [f"data {s.data}"])
         if s.prior == "vamp":
             bits.insert(1, "VampPrior")
-        if s.objective in ("btcvae", "factorvae"):
-            bits.insert(1, {"btcvae": "β-TCVAE", "factorvae": "FactorVAE"}[s.objective])
+        if s.objective in ("btcvae", "factorvae") or s.beta != 1:
+            bits.insert(1, catalogue.kind_name(s, weights=True))
         if s.neg_elbo is not None:
             bits.append(f"test −ELBO {s.neg_elbo:.1f} nats")
         if s.status == "cancelled":
