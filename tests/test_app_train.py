@@ -167,6 +167,11 @@ def test_a_run_ended_by_its_time_budget_shows_a_full_bar_that_says_so():
                                         "took 20 s")
     snap.update(message="", epoch=30, step=270)
     assert progress_text(snap)[1].startswith("Done: all 30 epochs")
+    # while it trains, the bar and its words follow the clock, not the epochs it will not reach
+    snap.update(status="training", epoch=11, step=99, elapsed=17.4, eta=12.0, samples_per_sec=5000.0)
+    frac, text = progress_text(snap)
+    assert frac == 17.4 / 20 and text.startswith("Epoch 11 of at most 30 · 17 of 20 s · 5,000 images/s"), text
+    assert text.endswith("about 3 s left"), text
 
 
 def test_moving_to_another_page_keeps_the_run_going(monkeypatch, tmp_path):

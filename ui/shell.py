@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from . import catalogue, compute, identity, links, queue, quotas, settings, state, uploads
+from . import catalogue, compute, identity, links, queue, quotas, settings, state, train_panel, uploads
 
 PAGE_TITLE = "VAE Lab"
 
@@ -149,8 +149,10 @@ def _live_status() -> None:
         where = f"place {snap['queue_position']} in the queue" if snap["queue_position"] else "starting"
         st.progress(0.0, text=f"Training: {where}")
         return
-    frac = snap["step"] / snap["total_steps"] if snap["total_steps"] else 0.0
-    st.progress(min(1.0, frac), text=f"Training: epoch {max(1, snap['epoch'])}/{snap['epochs'] or '?'}")
+    frac, _ = train_panel.progress_text(snap)           # the Train page's bar: on the clock under a time budget
+    budget = snap["config"].train.time_budget
+    st.progress(frac, text=f"Training: epoch {max(1, snap['epoch'])}" + (
+        f", {snap['elapsed']:.0f} of {budget:g} s" if budget > 0 else f"/{snap['epochs'] or '?'}"))
 
 
 def _training_status() -> None:

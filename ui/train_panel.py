@@ -119,8 +119,9 @@ def progress_text(snap: dict) -> tuple[float, str]:
         eta = min(eta, max(0.0, budget - snap["elapsed"])) if math.isfinite(eta) else max(0.0, budget - snap["elapsed"])
     if snap["status"] == "saving":
         return frac, "Saving the run…"
-    text = (f"Epoch {max(1, snap['epoch'])} of {snap['epochs']} · step {snap['step']:,}/{total:,} · "
-            f"{snap['samples_per_sec']:,.0f} images/s")
+    clock = f" of at most {snap['epochs']} · {snap['elapsed']:.0f} of {budget:g} s" if budget > 0 else \
+        f" of {snap['epochs']} · step {snap['step']:,}/{total:,}"     # a budget: the clock ends it, not the epochs
+    text = f"Epoch {max(1, snap['epoch'])}{clock} · {snap['samples_per_sec']:,.0f} images/s"
     if snap.get("world_size", 1) > 1:
         parts = (snap.get("launcher") or "torchrun").split()
         text += f" · {snap['world_size']} processes ({' '.join([Path(parts[0]).name, *parts[1:]])})"
