@@ -245,3 +245,6 @@ def test_make_the_dimensions_mean_something_runs_one_after_the_other(monkeypatch
     heats = [c for c in at.get("plotly_chart") if ".heat." in c.proto.id]
     assert len(heats) == 2
     assert at.session_state["dims.other"].endswith(done[0].name)
+    # in the Dimensions page's order: the active run (the β-TCVAE, trained last) first, the VAE beside it
+    named = [m.value for m in at.markdown if m.value.startswith("**") and "**" in m.value[2:] and " · " in m.value]
+    assert [n.split("**")[1] for n in named[-2:]] == [done[1].name, done[0].name], named

@@ -79,9 +79,10 @@ DIMENSIONS = Scenario(
     then={**DIMS_BASE, S.TRAIN_OBJECTIVE: "btcvae", S.TRAIN_TC_WEIGHT: DIMS_TC_WEIGHT},
     then_look_for=f"Now the β-TCVAE, {DIMS_SECONDS} s on the same data: its total correlation (TC) curve is what it "
                   f"pushes down, {DIMS_TC_WEIGHT:g} times as hard as the rest of the KL.",
-    ending="Each heat map's cell says how much one dimension tells about one factor (1 = all of it). The VAE "
-           "spreads x position and y position over five or six rows, each telling a little; the β-TCVAE gives x, "
-           "y and the scale a row each, and leaves the rest unused. Shape and orientation stay hard for both.")
+    ending="Each heat map's cell says how much one dimension tells about one factor (1 = all of it). The β-TCVAE "
+           "(left, now the active run) gives x, y and the scale a row each and leaves the rest unused; the VAE "
+           "(right) spreads x position and y position over five or six rows, each telling a little. Shape and "
+           "orientation stay hard for both.")
 SCENARIOS = (*SCENARIOS, DIMENSIONS)
 BY_KEY = {s.key: s for s in SCENARIOS}
 
@@ -163,7 +164,7 @@ def _pair_banner(sc: Scenario, job) -> None:
     step = f"run {stage + 1} of 2" if stage < 2 else "both runs done"
     st.info(f"**Guided experiment: {sc.title}** ({step}). {text}{note}", icon=":material/school:")
     if stage == 2:
-        side_by_side(done)
+        side_by_side(done[::-1])        # as the Dimensions page shows them: the active (last) run, the other beside
 
 
 def side_by_side(run_dirs: list[str]) -> None:
