@@ -142,7 +142,10 @@ with settings_box:
     elif not data_name:
         st.caption("Upload a data set that passes the checks to start.")
 
-    start = (scenarios.take_autostart() and not running) or start
+    auto = scenarios.take_autostart() and not running
+    if start and not auto and not wrong:
+        scenarios.on_manual_start()
+    start = auto or start
     if start and wrong:   # pressed in the same moment a field changed: nothing starts, the line above says why
         st.session_state.pop(S.TRAIN_ERROR, None)
     elif start and data_name:

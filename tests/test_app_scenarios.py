@@ -29,6 +29,11 @@ def test_each_scenario_sets_up_its_settings_and_starts(monkeypatch, tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["beta"] == beta and cfg["train"]["free_bits"] == 0.5 and cfg["model"]["latent_dim"] == 8
     assert cfg["train"]["time_budget"] == 3
+    # a run of one's own started afterwards: the experiment's banner and verdict go
+    at.button(key="train.start").click().run()
+    assert not any("Guided experiment" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="train.stop").click().run()
+    assert not at.exception
 
 
 def test_blurry_sets_the_gaussian_sigma(monkeypatch, tmp_path):

@@ -95,6 +95,16 @@ def set_up(key: str) -> None:
     st.session_state[S.SCENARIO_DONE] = []
 
 
+def on_manual_start() -> None:
+    """Start pressed by hand: the finished experiment's banner and verdict go, the run that follows is one's own; a
+    two-run experiment whose first run was stopped goes on (its second run is started by hand)."""
+    sc = BY_KEY.get(st.session_state.get(S.SCENARIO))
+    if sc is not None and sc.then is not None and len(st.session_state.get(S.SCENARIO_DONE) or []) == 1:
+        return
+    st.session_state.pop(S.SCENARIO, None)
+    st.session_state.pop(S.SCENARIO_DONE, None)
+
+
 def take_autostart() -> bool:
     """True once after ``set_up``: the Train page then starts the run as if Start had been pressed."""
     return bool(st.session_state.pop(S.SCENARIO_AUTOSTART, False))
