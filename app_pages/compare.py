@@ -16,7 +16,9 @@ by_path = {e.path: e for e in entries}
 if S.CMP_RUNS not in st.session_state:
     active = catalogue.active_entry()
     first = [active.path] if active else []
-    st.session_state[S.CMP_RUNS] = (first + [e.path for e in entries if e.path not in first])[:2]
+    data = catalogue.summary(active).data if active else None       # beside it: a run on the same data, if any
+    rest = sorted((e for e in entries if e.path not in first), key=lambda e: catalogue.summary(e).data != data)
+    st.session_state[S.CMP_RUNS] = (first + [e.path for e in rest])[:2]
 chosen = st.multiselect("Runs", list(by_path), key=S.CMP_RUNS, max_selections=compare_view.MAX_RUNS,
                         format_func=lambda p: catalogue.label(by_path[p]) if p in by_path else p)
 chosen = [p for p in chosen if p in by_path]

@@ -84,3 +84,14 @@ def test_a_run_is_named_by_its_objective_in_the_lists_and_the_table(monkeypatch,
     table = at.dataframe[0].value
     weight = json.loads((DEMOS / "shapes32-tcvae-10d" / "config.json").read_text())["train"]["tc_weight"]
     assert list(table["objective"]) == [f"β-TCVAE (TC weight {weight:g})", "VAE"]
+
+
+def test_the_run_put_beside_the_active_one_by_default_is_on_the_same_data(monkeypatch, tmp_path):
+    """A shapes32 run active: Compare opens it beside the other shapes32 run, not the MNIST demo listed first."""
+    make_env(monkeypatch, tmp_path)
+    at = open_app()
+    at.session_state["app.run"] = str(DEMOS / "shapes32-tcvae-10d")
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    assert [p.split("/")[-1] for p in at.multiselect(key="compare.runs").value] == ["shapes32-tcvae-10d",
+                                                                                   "shapes32-vae-10d"]
