@@ -158,8 +158,10 @@ def clickable() -> None:
                               "saved on the Sliders page.")
     if test is not None:
         map_view.default_test_ends(mu, y)
-        c2.number_input("Test image A", 0, len(test) - 1, key=S.MAP_A)
-        c3.number_input("Test image B", 0, len(test) - 1, key=S.MAP_B)
+        other = source != map_view.TEST        # the ends come from clicks or the Sliders: these do not apply
+        why = "Used when the ends are Test images." if other else None
+        c2.number_input("Test image A", 0, len(test) - 1, key=S.MAP_A, disabled=other, help=why)
+        c3.number_input("Test image B", 0, len(test) - 1, key=S.MAP_B, disabled=other, help=why)
     c4.slider("Frames", 3, 30, 10, key=S.MAP_STEPS)
     if lin is None:
         if source == map_view.CLICKED:

@@ -38,6 +38,12 @@ def test_latent_map_interpolates_with_the_requested_number_of_frames(monkeypatch
     caps = [c for img in at.get("image") for c in img.captions]
     assert "Linear: 7 frames from #3 (left) to #42 (right)" in caps
     assert "Spherical: 7 frames from #3 (left) to #42 (right)" in caps
+    assert not at.number_input(key="map.a").disabled
+    at.session_state["map.ends_from"] = "Clicked points"      # the ends from clicks: the test-image boxes do not apply
+    at.run()
+    assert at.number_input(key="map.a").disabled and at.number_input(key="map.b").disabled
+    at.session_state["map.ends_from"] = "Test images"
+    at.run()
     assert [b.proto.label for b in at.get("download_button")] == [
         "GIF (linear)", "GIF (spherical)", "Run (.zip)", "Latent means (.csv)", "Map (.png)",
         "Embedding Projector (.zip)", "Decoder for the browser (.json)"]
