@@ -143,9 +143,7 @@ with settings_box:
         st.caption("Upload a data set that passes the checks to start.")
 
     auto = scenarios.take_autostart() and not running
-    if start and not auto and not wrong:
-        scenarios.on_manual_start()
-    start = auto or start
+    by_hand, start = start and not auto, auto or start
     if start and wrong:   # pressed in the same moment a field changed: nothing starts, the line above says why
         st.session_state.pop(S.TRAIN_ERROR, None)
     elif start and data_name:
@@ -165,6 +163,8 @@ with settings_box:
             st.session_state[S.TRAIN_ERROR] = train_panel.not_written(e)
         else:
             st.session_state.pop(S.TRAIN_ERROR, None)
+            if by_hand:            # one's own run: a guided experiment's banner goes (unless it asked for this Start)
+                scenarios.on_manual_start()
         st.rerun()
     if st.session_state.get(S.TRAIN_ERROR):
         st.error(f"Cannot start: {st.session_state[S.TRAIN_ERROR]}", icon=":material/error:")

@@ -74,6 +74,7 @@ def test_a_run_is_named_by_its_objective_in_the_lists_and_the_table(monkeypatch,
     assert kind_name(RunSummary(ok=True, objective="btcvae", tc_weight=20.0), weights=True) == "β-TCVAE (TC weight 20)"
     assert kind_name(RunSummary(ok=True, conditional=True)) == "CVAE"
     assert kind_name(RunSummary(ok=True, objective="iwae", conditional=True)) == "conditional IWAE"
+    assert kind_name(RunSummary(ok=True, beta=4.0, conditional=True), weights=True) == "conditional β-VAE (β = 4)"
     make_env(monkeypatch, tmp_path)
     at = open_app("app_pages/compare.py")
     tc, vae = (str(DEMOS / n) for n in ("shapes32-tcvae-10d", "shapes32-vae-10d"))

@@ -160,3 +160,17 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     assert len(scores) == 16 and scores == sorted(scores, reverse=True)
     at.select_slider(key="usecases.top_n").set_value(8).run()
     assert len([c for img in at.get("image") for c in img.captions if c.startswith("#")]) == 8
+
+
+def test_commands_shown_in_a_page_carry_no_machine_path():
+    """A command as the Use cases and Doctor pages show it: placeholders and run names, never a server's path."""
+    from ui.usecases_view import command_text
+    assert command_text("/srv/venv/bin/python3.11 -m vae semisup --data mnist --data-dir /srv/data --out "
+                        "/srv/exp/k100-ls0 --m1-from=/srv/exp/m1/") == \
+        "python -m vae semisup --data mnist --data-dir DATA_DIR --out runs/k100-ls0 --m1-from=runs/m1"
+    # a run trained on an upload (the Doctor's suggested run names its data set as the run recorded it)
+    assert command_text("python -m vae train --data /srv/runs/.uploads/0123abcd/digits.zip --out RUNS_DIR/r-fix") == \
+        "python -m vae train --data RUNS_DIR/.uploads/0123abcd/digits.zip --out RUNS_DIR/r-fix"
+    assert command_text("python -m vae train --data /home/t/faces.npz") == "python -m vae train --data …/faces.npz"
+    kept = "python bench/x.py --url http://localhost:8501/a --ratio 1/2 --out runs/x"
+    assert command_text(kept) == kept

@@ -181,3 +181,29 @@ def test_sizes_are_read_while_a_job_replaces_its_files(tmp_path, monkeypatch):
     assert upkeep.folder_bytes(run) == 2
     (run / f"{upkeep.OWNER_MARK}p-{'a' * 24}").touch()
     assert upkeep.info(run).owner == f"p-{'a' * 24}"
+
+
+def test_an_upload_is_known_by_its_digest_wherever_the_run_saw_it_and_a_linked_uploads_folder_is_refused(
+        tmp_path, capsys):
+    """A run trained in a container recorded /runs/.uploads/<digest>/<file>, and a CLI run a relative path: pruned
+    from the host's view of the folder, their uploads still count as used. A .uploads that is a link is not followed."""
+    root = tmp_path / "host-view"
+    root.mkdir()
+    seen = {"in-container": "/runs/.uploads/aaaa/digits.npz", "relative": "runs/.uploads/bbbb/digits.npz"}
+    for name, path in seen.items():
+        run = _run(root, name, epochs=1)
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["data"]["name"] = path
+        (run / "config.json").write_text(json.dumps(cfg))
+        _upload(root, path.split("/")[-2], ["p1"], days_old=30)
+    assert upkeep.uploads_in_use(root) == {".uploads/aaaa": ["in-container"], ".uploads/bbbb": ["relative"]}
+    assert main(["runs", "prune", "--root", str(root), "--older-than", "7"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["removed"] == []
+    elsewhere = tmp_path / "elsewhere"
+    _upload(elsewhere, "cccc", ["p1"])
+    other = tmp_path / "other-root"
+    other.mkdir()
+    (other / upkeep.UPLOADS).symlink_to(elsewhere / upkeep.UPLOADS)
+    assert main(["runs", "rm", "--root", str(other), ".uploads/cccc"]) == 2
+    assert "not a data upload" in capsys.readouterr().err
+    assert (elsewhere / upkeep.UPLOADS / "cccc").is_dir()

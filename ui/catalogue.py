@@ -118,7 +118,7 @@ def kind_name(s: RunSummary, weights: bool = False) -> str:
         kind = "CVAE" if kind == "VAE" else f"conditional {kind}"
     if weights and s.objective in ("btcvae", "factorvae"):
         kind += f" (TC weight {s.tc_weight:g})"
-    elif weights and kind.startswith("β-"):
+    elif weights and s.objective not in OBJECTIVE_KINDS and s.beta != 1:
         kind += f" (β = {s.beta:g})"
     return kind
 

@@ -93,13 +93,13 @@ def set_up(key: str) -> None:
     st.session_state[S.SCENARIO] = key
     st.session_state[S.SCENARIO_AUTOSTART] = True
     st.session_state[S.SCENARIO_DONE] = []
+    st.session_state.pop(S.SCENARIO_BY_HAND, None)
 
 
 def on_manual_start() -> None:
-    """Start pressed by hand: the finished experiment's banner and verdict go, the run that follows is one's own; a
-    two-run experiment whose first run was stopped goes on (its second run is started by hand)."""
-    sc = BY_KEY.get(st.session_state.get(S.SCENARIO))
-    if sc is not None and sc.then is not None and len(st.session_state.get(S.SCENARIO_DONE) or []) == 1:
+    """A run started by hand: the experiment's banner and verdict go, the run is one's own; except the second run
+    of a two-run experiment whose first run was stopped, which the banner asked to start by hand."""
+    if st.session_state.pop(S.SCENARIO_BY_HAND, False):
         return
     st.session_state.pop(S.SCENARIO, None)
     st.session_state.pop(S.SCENARIO_DONE, None)
@@ -163,6 +163,7 @@ def _pair_banner(sc: Scenario, job) -> None:
                 if snap["status"] == "done":
                     st.session_state[S.SCENARIO_AUTOSTART] = True
                 else:
+                    st.session_state[S.SCENARIO_BY_HAND] = True
                     note = " You stopped the first run: the second's settings are in the form, press Start for it."
             else:
                 st.session_state[S.DIMS_OTHER] = done[0]

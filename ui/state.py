@@ -39,6 +39,7 @@ SCENARIO = "home.scenario"                   # the guided experiment set up (ui/
 SCENARIO_AUTOSTART = "home.scenario_autostart"  # start it on the Train page's next run
 SCENARIO_BUTTON = "home.scenario_button"     # buttons: f"{SCENARIO_BUTTON}.{key}"
 SCENARIO_DONE = "home.scenario_done"         # run folders a two-run experiment has finished so far, in order
+SCENARIO_BY_HAND = "home.scenario_by_hand"   # its first run was stopped: the next Start pressed is its second run
 
 # ---- Train
 TRAIN_DATA = "train.data"                    # built-in data set name, or UPLOAD_CHOICE

@@ -184,8 +184,9 @@ def dashboard(snap: dict) -> None:
         if latest is not None and latest.test:
             t = latest.test
             c1, c2, c3 = st.columns(3)
-            c1.metric("Test −ELBO", f"{t['neg_elbo']:.1f}", help="nats per image after the last epoch")
-            c2.metric("Bits per pixel", f"{t['bits_per_dim']:.3f}")
+            nll, bpd = t.get("neg_elbo"), t.get("bits_per_dim")       # a non-finite figure is not in the record
+            c1.metric("Test −ELBO", "—" if nll is None else f"{nll:.1f}", help="nats per image after the last epoch")
+            c2.metric("Bits per pixel", "—" if bpd is None else f"{bpd:.3f}")
             c3.metric("Active dims", f"{'?' if latest.active_units is None else latest.active_units}/{d}")
 
 

@@ -39,17 +39,21 @@ DATA_DIR_NOTE = (f"In these commands {DATA_DIR_MEANS}; the app itself never need
 
 
 def command_text(cmd: str) -> str:
-    """A measured command as the page shows it: whatever folder it named for the full data sets ($DATA, DATA, a
-    developer's ../shared/data) is ``DATA_DIR``, and a built-in full data set without ``--data-dir`` gets one; the
-    interpreter it ran is ``python`` and any other absolute path (a run folder on the machine that measured it) is
-    ``runs/<its name>``, so no machine's path reaches a browser."""
+    """A measured or suggested command as a page shows it, with no machine's path in it: whatever folder it named for
+    the full data sets ($DATA, DATA, a developer's ../shared/data) is ``DATA_DIR``, and a built-in full data set
+    without ``--data-dir`` gets one; the interpreter it ran is ``python``; a data set uploaded to the app
+    (``.../.uploads/<digest>/<file>``) is ``RUNS_DIR/.uploads/<digest>/<file>``; a run folder given to ``--out`` or
+    ``--m1-from`` as an absolute path is ``runs/<its name>``; any other absolute path keeps only its last part
+    (``…/digits.npz``)."""
     lines = []
     for line in cmd.splitlines():
-        line = re.sub(r"^\s*/\S*/python[\d.]*(?=\s)", "python", line)
+        line = re.sub(r"(^|\s)/\S*/python[\d.]*(?=\s)", r"\1python", line)
         line = re.sub(r"--data-dir(?:\s+|=)\S+", f"--data-dir {DATA_DIR}", line)
         if "--data-dir" not in line:
             line = re.sub(r"(--data (?:mnist|fashion-mnist|kmnist))(?=\s|$)", rf"\1 --data-dir {DATA_DIR}", line)
-        line = re.sub(r"(?<=[\s=])/(?:[^\s/]+/)*([^\s/]+)/?(?=\s|$)", r"runs/\1", line)
+        line = re.sub(r"(?<=[\s=])\S*/\.uploads/(\w+)/([^\s/]+)(?=\s|$)", rf"{RUNS_DIR}/.uploads/\1/\2", line)
+        line = re.sub(r"(--out|--m1-from)(\s+|=)/(?:[^\s/]+/)*([^\s/]+)/?(?=\s|$)", r"\1\2runs/\3", line)
+        line = re.sub(r"(?<=[\s=])/(?:[^\s/]+/)*([^\s/]+)/?(?=\s|$)", "…/\\1", line)
         lines.append(line)
     return "\n".join(lines)
 

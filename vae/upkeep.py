@@ -118,16 +118,19 @@ def list_uploads(root: str | Path) -> list[RunInfo]:
 
 def uploads_in_use(root: str | Path) -> dict[str, list[str]]:
     """Which uploads the runs under ``root`` were trained on: ``.uploads/<digest>`` -> the runs' names (a run's
-    ``config.json`` names its data set's file; deleting the upload would leave those runs without their data)."""
-    up = (Path(root) / UPLOADS).resolve()
+    ``config.json`` names its data set's file, ``.../.uploads/<digest>/<file>``; deleting the upload would leave those
+    runs without their data). Matched on the path's last parts, not where it resolves: a run recorded its path as
+    the server that trained it saw the folder (a container's ``/runs``, a relative ``runs/``), and an upload's
+    folder is named by its content, so the digest alone identifies it."""
     used: dict[str, list[str]] = {}
     for r in list_runs(root):
         try:
             name = str(load_json((r.path / CONFIG).read_bytes(), CONFIG, max_bytes=1 << 20)["data"]["name"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if Path(name).is_absolute() and Path(name).resolve().parent.parent == up:
-            used.setdefault(f"{UPLOADS}/{Path(name).resolve().parent.name}", []).append(r.path.name)
+        data = Path(name)
+        if data.parent.parent.name == UPLOADS:
+            used.setdefault(f"{UPLOADS}/{data.parent.name}", []).append(r.path.name)
     return used
 
 
@@ -170,7 +173,7 @@ def _remove_upload(root: Path, name: str) -> Path:
     (delete those runs first: their pages read its test images)."""
     up = (root / UPLOADS).resolve()
     path = (root / name).resolve()
-    if path.parent != up or (root / name).is_symlink() or not path.is_dir():
+    if (root / UPLOADS).is_symlink() or path.parent != up or (root / name).is_symlink() or not path.is_dir():
         raise ValueError(f"{name}: not a data upload in {up}")
     users = uploads_in_use(root).get(name)
     if users:

@@ -322,11 +322,13 @@ def check_blurry(metrics: Metrics, config: RunConfig, model=None, test=None) -> 
     epochs = metrics.history.epochs
     model_ch: dict[str, Any] = {}
     train_ch: dict[str, Any] = {}
-    if m.likelihood == "gaussian":
-        model_ch = {"likelihood": "bernoulli"} if m.channels == 1 else {"learn_sigma": True}
+    if m.likelihood == "gaussian" and m.channels == 1:
+        model_ch = {"likelihood": "bernoulli"}
+    elif m.likelihood == "gaussian" and not m.learn_sigma:
+        model_ch = {"learn_sigma": True}
     if t.beta >= BLURRY_BETA or (t.beta > 1 and not model_ch):
         train_ch["beta"] = 1.0
-    if not model_ch and not train_ch:
+    if not model_ch and not train_ch and m.arch != "conv":
         model_ch = {"arch": "conv", "hidden": list(DEFAULT_CONV_HIDDEN)}
     changes: dict[str, Any] = {}
     if train_ch:
@@ -357,6 +359,8 @@ def _blur_cure(model_ch: dict[str, Any], train_ch: dict[str, Any]) -> str:
         parts.append("set beta = 1")
     if model_ch.get("arch") == "conv":
         parts.append("try a convolutional model, whose filters keep local detail that an MLP averages away")
+    if not parts:            # its likelihood, beta and model are already the usual cures
+        return "Its likelihood, beta and model are already what usually cures this: train longer or widen the decoder."
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
