@@ -30,7 +30,6 @@ import re
 import secrets
 import signal
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,12 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import websockets
+from loadkit import Target
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from labkit import nginxfront as nf
-from labkit.appserver import ROOT, AppURL, app_server
+from labkit.appserver import ROOT, app_server
 from labkit.stclient import RunResult, Session
 from labkit.stclient.media import cookie_header, set_cookies
 from labkit.stclient.protocol import local_path
@@ -419,27 +419,12 @@ RUN_SH_FLAGS = ("--client.showErrorDetails", "none")     # what ./run.sh app add
 
 
 @dataclass
-class Served:
-    """What the attacks reach: the app servers (each an ``AppURL``: .pid, .port), their one runs folder, a scratch
-    folder, and nginx in front of them (``front``) or not (then one server, reached at its own address)."""
-    replicas: list[AppURL]
-    runs: Path
-    scratch: Path
-    env: dict[str, str]                       # what each server got on top of this environment (runs folder aside)
-    front: nf.Front | None = None
-    nginx: subprocess.Popen | None = None
-    tls: ssl.SSLContext | None = None         # trusts exactly nginx's throwaway certificate
+class Served(Target):
+    """What the attacks reach: the load bench's ``Target`` (the app servers, their one runs folder, nginx in front
+    of them or not), with a scratch folder for the attacks' files and the sticky-cookie values that place a tab."""
+    scratch: Path | None = None
     sticky: list[str] = field(default_factory=list)     # a sticky-cookie value that pins a browser to replica i
                                                         # (class_attacks.sticky_values, from nginx's access log)
-
-    @property
-    def pids(self) -> list[int]:
-        return [r.pid for r in self.replicas]
-
-    @property
-    def url(self) -> str:
-        """The address a class opens: nginx's https port, or the one server."""
-        return f"https://127.0.0.1:{self.front.https}" if self.front else self.replicas[0]
 
     def replica_at(self, upstream: str) -> int | None:
         """Which replica an access-log upstream (``127.0.0.1:PORT``) is."""
@@ -481,7 +466,7 @@ def attack_server(report: dict, startup_timeout: float = 120.0, extra_env: dict 
             apps = [stack.enter_context(app_server(env=env, timeout=startup_timeout, extra_args=RUN_SH_FLAGS))
                     for _ in range(replicas)]
             shown = {k: "(set)" if k == "VAE_LAB_TEACHER_PASSWORD" else v for k, v in env.items()}
-            served = Served(apps, runs, scratch, {k: v for k, v in shown.items() if k != "VAE_LAB_RUNS_DIR"})
+            served = Served(apps, runs, {k: v for k, v in shown.items() if k != "VAE_LAB_RUNS_DIR"}, scratch=scratch)
             if front:
                 served.front = nf.render(Path(tmp) / "deploy", [a.port for a in apps])
                 served.nginx = stack.enter_context(nf.serve(served.front))
