@@ -93,12 +93,7 @@ def owner_of(run_dir: str | Path, status: dict | None = None) -> str:
 
 def runs_of(runs_dir: str | Path, person: str) -> list[Path]:
     """The run folders directly under ``runs_dir`` that ``person`` owns, oldest first."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    mine = [p for p in root.iterdir() if not p.name.startswith(".") and upkeep.is_run_folder(p)
-            and owner_of(p) == person]
-    return sorted(mine, key=mtime)
+    return sorted((p for p in upkeep.run_folders(runs_dir) if owner_of(p) == person), key=mtime)
 
 
 def mtime(path: Path) -> float:

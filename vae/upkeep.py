@@ -89,13 +89,17 @@ def info(path: Path) -> RunInfo:
                    len(snapshot_epochs(path)))
 
 
-def list_runs(root: str | Path) -> list[RunInfo]:
-    """Every run folder directly under ``root`` (hidden folders such as the uploads' are skipped), oldest first."""
+def run_folders(root: str | Path) -> list[Path]:
+    """The run folders directly under ``root`` (hidden folders such as the uploads' are skipped), unordered."""
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [info(p) for p in root.iterdir() if not p.name.startswith(".") and is_run_folder(p)]
-    return sorted(found, key=lambda r: r.modified)
+    return [p for p in root.iterdir() if not p.name.startswith(".") and is_run_folder(p)]
+
+
+def list_runs(root: str | Path) -> list[RunInfo]:
+    """Every run folder directly under ``root`` with its state, owner and size, oldest first."""
+    return sorted((info(p) for p in run_folders(root)), key=lambda r: r.modified)
 
 
 def _modified(path: Path) -> float:
@@ -123,14 +127,14 @@ def uploads_in_use(root: str | Path) -> dict[str, list[str]]:
     the server that trained it saw the folder (a container's ``/runs``, a relative ``runs/``), and an upload's
     folder is named by its content, so the digest alone identifies it."""
     used: dict[str, list[str]] = {}
-    for r in list_runs(root):
+    for run in sorted(run_folders(root)):     # only their configs: no sizes or states to walk for
         try:
-            name = str(load_json((r.path / CONFIG).read_bytes(), CONFIG, max_bytes=1 << 20)["data"]["name"])
+            name = str(load_json((run / CONFIG).read_bytes(), CONFIG, max_bytes=1 << 20)["data"]["name"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         data = Path(name)
         if data.parent.parent.name == UPLOADS:
-            used.setdefault(f"{UPLOADS}/{data.parent.name}", []).append(r.path.name)
+            used.setdefault(f"{UPLOADS}/{data.parent.name}", []).append(run.name)
     return used
 
 
