@@ -94,7 +94,7 @@ _LOG_LINE = re.compile(r'^(?P<addr>\S+) (?P<user>\S+) \[[^\]]+\] "(?P<request>[^
 
 
 def _script_env(folder: Path) -> dict[str, str]:
-    return {**os.environ, "VAE_LAB_DEPLOY_DIR": str(folder), "NGINX": nginx_binary() or "nginx"}
+    return {**os.environ, "VAE_LAB_DEPLOY_DIR": str(folder), "VAE_LAB_NGINX": nginx_binary() or "nginx"}
 
 
 def render(folder: Path, upstream_ports: list[int], *, replace: dict[str, str] | None = None) -> Front:
@@ -137,7 +137,9 @@ def _accepts(port: int) -> bool:
 @contextlib.contextmanager
 def serve(front: Front, timeout: float = 20.0) -> Iterator[subprocess.Popen]:
     """deploy/nginx.sh on the rendered folder, until its ports accept connections (waiting sends no request,
-    which the limits would count); stopped on exit."""
+    which the limits would count); stopped on exit. An exception inside carries the error log's last lines (a note),
+    and an error log with an ``[emerg]``, ``[alert]`` or ``[crit]`` line fails the block: nginx met something wrong
+    even if every answer looked right."""
     proc = subprocess.Popen([str(DEPLOY / "nginx.sh")], env=_script_env(front.dir),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -145,11 +147,16 @@ def serve(front: Front, timeout: float = 20.0) -> Iterator[subprocess.Popen]:
         while not (_accepts(front.http) and _accepts(front.https)):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                err = front.dir / "var" / "error.log"
-                raise RuntimeError(f"nginx did not start: {proc.stdout.read().decode()} "
-                                   f"{err.read_text() if err.exists() else ''}")
+                raise RuntimeError(f"nginx did not start: {proc.stdout.read().decode()} {front.error_log()}")
             time.sleep(0.1)
-        yield proc
+        try:
+            yield proc
+        except BaseException as e:
+            e.add_note("nginx's error log ends: " + " / ".join(front.error_log().splitlines()[-15:]))
+            raise
+        grave = [line for line in front.error_log().splitlines() if re.search(r"\[(emerg|alert|crit)\]", line)]
+        if grave:
+            raise AssertionError(f"nginx's error log has {len(grave)} grave line(s): {grave[:5]}")
     finally:
         if proc.poll() is None:
             proc.terminate()
