@@ -14,8 +14,9 @@ an app script anywhere can ``import ui`` (``vae`` is installed); Streamlit itsel
 script's own folder on ``sys.path``, so the script can import its sibling modules. No script
 needs to edit ``sys.path``.
 
-Server output goes to /dev/null unless ``VAE_STREAMLIT_LOG`` is set: ``1`` (or ``-``, ``true``,
-``yes``) shows it on this terminal, any other value is a file it is appended to.
+Server output goes to a temporary file, removed when the server stops, whose last lines ``url.log_tail()`` gives (a
+failing test can say what the server said); ``VAE_STREAMLIT_LOG`` set to ``1`` (or ``-``, ``true``, ``yes``) shows
+it on this terminal instead, any other value is a file it is appended to.
 ``VAE_CHROMIUM`` overrides the browser's path (default /usr/bin/chromium).
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -45,19 +47,29 @@ def free_port() -> int:
 
 
 class AppURL(str):
-    """The server's base URL (``http://127.0.0.1:PORT``), carrying its process: ``.proc``, ``.pid``, ``.port``."""
+    """The server's base URL (``http://127.0.0.1:PORT``), carrying its process: ``.proc``, ``.pid``, ``.port``, and
+    ``.log`` (the file its output goes to, when it goes to a file)."""
 
     proc: subprocess.Popen
     port: int
+    log: Path | None
 
-    def __new__(cls, url: str, proc: subprocess.Popen, port: int):
+    def __new__(cls, url: str, proc: subprocess.Popen, port: int, log: Path | None = None):
         self = super().__new__(cls, url)
-        self.proc, self.port = proc, port
+        self.proc, self.port, self.log = proc, port, log
         return self
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        """The last ``lines`` lines the server printed, and whether it is still running (for a failure message)."""
+        alive = "running" if self.proc.poll() is None else f"exited with code {self.proc.returncode}"
+        if self.log is None or not self.log.is_file():
+            return [f"server {self.port} {alive}; its output is not kept (VAE_STREAMLIT_LOG)"]
+        text = self.log.read_bytes()[-65536:].decode(errors="replace")
+        return [f"server {self.port} {alive}, its last lines:", *text.splitlines()[-lines:]]
 
 
 def _pythonpath(env: dict, root: Path = ROOT) -> str:
@@ -87,20 +99,21 @@ def app_server(script: str | os.PathLike | None = None, env: dict | None = None,
     target = os.environ.get("VAE_STREAMLIT_LOG", "")
     with contextlib.ExitStack() as stack:
         if not target:
-            log = stack.enter_context(open(os.devnull, "wb"))
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vae-app-"))) / "server.log"
         elif target.lower() in _TERMINAL:
-            log = None
+            path = None
         else:
-            log = stack.enter_context(open(target, "ab"))
+            path = Path(target)
+        log = stack.enter_context(open(path, "ab")) if path is not None else None
         proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=log,
                                 stderr=subprocess.STDOUT if log is not None else None)
-        url = AppURL(f"http://127.0.0.1:{port}", proc, port)
+        url = AppURL(f"http://127.0.0.1:{port}", proc, port, path)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited with code {proc.returncode} before becoming healthy "
-                                       f"(set VAE_STREAMLIT_LOG=1 to see its output): {' '.join(cmd)}")
+                    raise RuntimeError(f"streamlit exited with code {proc.returncode} before becoming healthy: "
+                                       f"{' '.join(cmd)}; " + " / ".join(url.log_tail(10)))
                 try:
                     with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                         if r.status == 200:

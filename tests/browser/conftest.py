@@ -17,8 +17,9 @@ Reusable by any browser test in this folder:
 - ``go(page, name, heading)``: follow a sidebar link and wait until that page alone is shown.
 - ``first_heading(page)``: the main area's first heading now (None without one); ``describe(page)``: what it shows.
 - ``expand(page, title)``: open an expander (no-op when open).
-- ``wait_finished(page, runs_dir)``: wait for "Training finished"; on a timeout, fail with what the page and the runs
-  folder's jobs say (state, message, the last lines of each train.log), so a slow CI run explains itself.
+- ``wait_finished(page, runs_dir, servers=())``: wait for "Training finished"; on a timeout, fail with what the page
+  (alerts included) and the runs folder's jobs say (state, message, the last lines of each train.log), and what the
+  given app servers printed last, so a slow CI run explains itself.
 """
 from __future__ import annotations
 
@@ -123,15 +124,20 @@ def first_heading(page) -> str | None:
 
 
 def describe(page) -> str:
-    """What the page shows now: its address, first heading, whether a run is going, what is stale, and the start of
-    the main area's text (an exception shows there)."""
+    """What the page shows now: its address, first heading, whether a run is going (or the connection is lost: the
+    status widget's text), what is stale, every alert's text (a refused Start says why there), and the start of the
+    main area's text."""
     return page.evaluate("""() => {
         const h = document.querySelector("[data-testid='stMain'] h1");
         const main = document.querySelector("[data-testid='stMain']");
         const stale = [...document.querySelectorAll('[data-stale="true"]')].map(
             e => (e.getAttribute('data-testid') || e.tagName) + ':' + e.textContent.slice(0, 60));
+        const alerts = [...document.querySelectorAll("[data-testid='stAlert'], [data-testid='stException']")].map(
+            e => e.innerText.trim().slice(0, 200));
+        const status = document.querySelector('[data-testid="stStatusWidget"]');
         return `at ${location.pathname}, first h1 ${h ? JSON.stringify(h.textContent.trim()) : 'none'}, `
-             + `running ${!!document.querySelector('[data-testid="stStatusWidget"]')}, stale ${JSON.stringify(stale)}, `
+             + `running ${!!status}${status ? ' ' + JSON.stringify(status.innerText.trim()) : ''}, `
+             + `stale ${JSON.stringify(stale)}, alerts ${JSON.stringify(alerts)}, `
              + `main ${JSON.stringify(main ? main.innerText.slice(0, 300) : null)}`;
     }""")
 
@@ -143,8 +149,9 @@ def expand(page, title: str) -> None:
     settle(page)
 
 
-def wait_finished(page, runs_dir, timeout: float = 120_000) -> None:
-    """Wait until the page says "Training finished"; otherwise fail with the page's state and every job's."""
+def wait_finished(page, runs_dir, timeout: float = 120_000, servers=()) -> None:
+    """Wait until the page says "Training finished"; otherwise fail with the page's state, every job's, and the last
+    lines each of ``servers`` (``app_server`` URLs) printed."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from vae import jobs
@@ -157,5 +164,6 @@ def wait_finished(page, runs_dir, timeout: float = 120_000) -> None:
             log = run_dir / jobs.LOG
             tail = log.read_text(errors="replace").splitlines()[-5:] if log.is_file() else ["no train.log"]
             told.append(f"{run_dir.name}: {keep} log {tail}")
+        said = [line for url in servers for line in url.log_tail()]
         raise AssertionError(f"no 'Training finished' in {timeout / 1000:g} s; page: {describe(page)}; "
-                             f"jobs: {told or 'none'}") from None
+                             f"jobs: {told or 'none'}" + (f"; servers: {said}" if said else "")) from None

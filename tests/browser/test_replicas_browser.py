@@ -61,7 +61,7 @@ def test_a_run_trained_on_one_replica_is_listed_on_the_other(browser, tmp_path):
         a.get_by_role("button", name="Start").click()
         b.get_by_role("button", name="Start").click()
         for page in (a, b):
-            wait_finished(page, runs)
+            wait_finished(page, runs, servers=(one, two))
         saved = list_runs(runs)
         assert len(saved) == 2 and saved[0] != saved[1], "two runs saved at once share no folder"
         assert all(jobs.read_status(p)["state"] == "done" for p in saved)
