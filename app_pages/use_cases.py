@@ -195,8 +195,9 @@ with anom:
         n = st.select_slider("Images shown", [8, 16, 24, 32], value=16, key=S.UC_TOP_N)
         top = np.argsort(-scores, kind="stable")[:n]
         x = images.float_from_uint8(test.x[top].numpy())
-        caps = [f"#{i} · {scores[i]:.0f} nats" + (f" · label {int(test.y[i])}" if test.y is not None else "")
-                for i in top]
+        names = catalogue.class_names(run)
+        caps = [f"#{i} · {scores[i]:.0f} nats" + (f" · label {catalogue.class_name(names, int(test.y[i]))}"
+                                                   if test.y is not None else "") for i in top]
         st.image([images.strip(x[j:j + 1], target=70) for j in range(len(top))], caption=caps, width=90,
                  output_format="PNG")
         st.caption(f"Highest −ELBO first, of {len(scores):,} test images (median {np.median(scores):.0f} nats).")

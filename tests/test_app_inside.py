@@ -143,3 +143,21 @@ def test_a_vampprior_run_shows_its_own_prior(monkeypatch, tmp_path):
     at.get("button_group")[0].set_value("The active run").run()
     assert any("The active run has a VampPrior" in i.value for i in at.info) and not at.exception
     assert any(c.startswith("Step 0 ·") for c in texts(at.caption))
+
+
+def test_how_unusual_says_which_side_of_the_test_images_an_input_falls():
+    """An input whose −ELBO beats 96% of the test images is not called typical (a blank one scores low too)."""
+    from ui.inside_view import unusual_note
+    run = load_run(ROOT / "assets" / "runs" / "mnist-2d")
+    p = inside.forward_pass(run.model, load_dataset("mnist5k").test.x[7], seed=0)
+    test_logvar = np.zeros((101, 2))
+
+    def said(share_below: float) -> str:            # test images' −ELBO placed so that this share is below p's
+        test_nll = p.neg_elbo + np.linspace(-100.0, 100.0, 101) + (0.5 - share_below) * 200.0
+        return unusual_note(p, [0, 1], test_logvar, test_nll)
+
+    low, mid, high, far = said(0.04), said(0.5), said(0.95), said(1.0)
+    assert "above 4% of the test images" in low and "easier for this model than most" in low
+    assert "a typical input for this model" not in low
+    assert "a typical input for this model" in mid and "unusual for this model" in high
+    assert "nothing the model learned" in far

@@ -158,8 +158,15 @@ def test_use_cases_shows_results_and_commands(monkeypatch, tmp_path, results):
     caps = [c for img in at.get("image") for c in img.captions if c.startswith("#")]
     scores = [float(c.split("·")[1].split()[0]) for c in caps]
     assert len(scores) == 16 and scores == sorted(scores, reverse=True)
+    assert all(c.rsplit("·", 1)[1].strip() in {f"label {d}" for d in range(10)} for c in caps), caps
     at.select_slider(key="usecases.top_n").set_value(8).run()
     assert len([c for img in at.get("image") for c in img.captions if c.startswith("#")]) == 8
+
+
+def test_a_label_is_named_as_its_data_set_names_it():
+    from ui.catalogue import class_name
+    assert class_name(["square", "ellipse", "heart"], 2) == "heart"          # shapes32's anomalies: "label heart"
+    assert class_name(None, 3) == "3" and class_name(["a"], 5) == "5"
 
 
 def test_commands_shown_in_a_page_carry_no_machine_path():

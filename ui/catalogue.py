@@ -208,3 +208,8 @@ def class_names(run: Run) -> list[str] | None:
     names = run.metrics.data.class_names
     k = run.config.model.num_classes
     return names if names else ([str(i) for i in range(k)] if k else None)
+
+
+def class_name(names: list[str] | None, label: int) -> str:
+    """A label as the data set names it ("heart" on shapes32), else its number."""
+    return names[label] if names and 0 <= label < len(names) else str(label)

@@ -338,6 +338,9 @@ def unusual_note(p: inside.ForwardPass, order: list[int], test_logvar: np.ndarra
         surprise = "it looks like nothing the model learned"
     elif share >= 0.9:
         surprise = "unusual for this model"
+    elif share <= 0.1:
+        surprise = ("easier for this model than most test images; a low −ELBO only says the model finds it simple "
+                    "to encode (a plain or nearly blank image scores low too), not that it is a typical input")
     else:
         surprise = "a typical input for this model"
     dims = order[:max(1, min(len(order), WIDTH_DIMS))]
