@@ -28,7 +28,7 @@ if len(named) < 2:
     st.info("Pick at least two runs to compare (the demo runs, runs trained on the Train page, uploaded runs).")
 else:
     st.plotly_chart(compare_view.curves([(n, r) for n, _, r in named]), key=S.CMP_CURVES, width="stretch")
-    st.dataframe(compare_view.table(named), hide_index=True, width="stretch")
+    st.dataframe(compare_view.side_by_side(compare_view.table(named)), width="stretch", height="content")
     st.caption("Held-out figures at the end of each run, in nats per image: lower −ELBO is a better model of the "
                "test images; a run with more KL spends more information on its code.")
 

@@ -32,10 +32,11 @@ def test_two_demo_runs_side_by_side(monkeypatch, tmp_path):
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = {t["name"] for t in curves["data"]}
     assert names == {"mnist-2d", "mnist-16d"} and len(curves["data"]) == 6     # 3 panels x 2 runs
-    table = at.dataframe[0].value
-    assert list(table["run"]) == ["mnist-2d", "mnist-16d"]
+    table = at.dataframe[0].value                      # a column per run, a row per figure
+    assert list(table.columns) == ["mnist-2d", "mnist-16d"]
     final = json.loads((DEMOS / "mnist-16d" / "metrics.json").read_text())["final"]
-    assert table["−ELBO (test, nats)"][1] == round(final["neg_elbo"], 2)
+    assert float(table.loc["−ELBO (test, nats)", "mnist-16d"]) == round(final["neg_elbo"], 2)
+    assert list(table.index[:4]) == ["data", "model", "objective", "β"] and table.loc["seconds"].notna().all()
     caps = [c for img in at.get("image") for c in img.captions]
     assert any(c.startswith("Top row: the test inputs.") and "mnist-2d, mnist-16d" in c for c in caps)
     assert len(at.get("plotly_chart")) == 3            # the curves and one map per run
@@ -84,7 +85,7 @@ def test_a_run_is_named_by_its_objective_in_the_lists_and_the_table(monkeypatch,
     assert any(o.startswith("shapes32-vae-10d · 10-D VAE") for o in labels), labels
     table = at.dataframe[0].value
     weight = json.loads((DEMOS / "shapes32-tcvae-10d" / "config.json").read_text())["train"]["tc_weight"]
-    assert list(table["objective"]) == [f"β-TCVAE (TC weight {weight:g})", "VAE"]
+    assert list(table.loc["objective"]) == [f"β-TCVAE (TC weight {weight:g})", "VAE"]
 
 
 def test_the_run_put_beside_the_active_one_by_default_is_on_the_same_data(monkeypatch, tmp_path):

@@ -68,6 +68,29 @@ def table(named: list[tuple[str, RunEntry, Run]]) -> list[dict]:
     return rows
 
 
+def side_by_side(rows: list[dict]):
+    """``table``'s rows turned a quarter: one column per run, one row per figure, so that two to four runs sit side by
+    side on a laptop's screen (thirteen columns of runs' figures did not fit without scrolling). A run whose name
+    another run already has is told apart by its place ("name (2)"); a missing figure is a dash."""
+    import pandas as pd
+    names: list[str] = []
+    for row in rows:
+        name, k = row["run"], 2
+        while name in names:
+            name, k = f"{row['run']} ({k})", k + 1
+        names.append(name)
+    fields = [k for k in rows[0] if k != "run"] if rows else []
+    return pd.DataFrame({n: [_shown(r[f]) for f in fields] for n, r in zip(names, rows)}, index=fields)
+
+
+def _shown(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:g}" if abs(v) < 1e5 else f"{v:,.1f}"
+    return str(v)
+
+
 def _num(v, digits: int = 2):
     return None if not isinstance(v, (int, float)) or not math.isfinite(v) else round(float(v), digits)
 

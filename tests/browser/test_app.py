@@ -222,6 +222,10 @@ def test_compare_draws_both_runs_curves_reconstructions_and_maps(browser, app_ur
     assert len(legend) == 2 and legend == titles      # the default pair: the active run and the next one
     grid = page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first
     assert grid.evaluate("i => i.naturalHeight") > 3 * 44      # inputs and one row per run
+    # the figures' table fits: no column (the last was "seconds") or row hidden behind a scroll bar
+    scroll = page.locator("[data-testid='stDataFrame'] .dvn-scroller").first.evaluate(
+        "s => [s.scrollWidth - s.clientWidth, s.scrollHeight - s.clientHeight]")
+    assert scroll[0] <= 1 and scroll[1] <= 1, scroll
     assert page.locator(EXC).count() == 0 and not page.errors, page.errors
     page.context.close()
 
