@@ -153,7 +153,7 @@ def plot_anomaly_all(res: dict[str, Any], path: str | Path) -> Path:
     digits = [str(d) for d in res["digits"]]
     x = np.arange(len(digits))
     width = 0.8 / max(1, len(scores))
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, k in enumerate(scores):
         cells = [summary[k]["per_digit"][d] for d in digits]
         overall = summary[k]["mean_over_digits"]
@@ -164,7 +164,8 @@ def plot_anomaly_all(res: dict[str, Any], path: str | Path) -> Path:
     ax.set_xlabel(f"digit held out of training ({len(res['seeds'])} seeds each)")
     ax.set_ylabel("AUROC, held-out digit vs rest")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes: inside, any corner covers some digit's bars
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     out = _save(fig, path)
     plt.close(fig)
     return out
