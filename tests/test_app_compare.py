@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from app_support import ROOT, make_env, open_app, plotly_values, texts
+from app_support import ROOT, make_env, open_app, pick_run, plotly_values, texts
 
 from vae.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import load_dataset
@@ -86,6 +86,20 @@ def test_a_run_is_named_by_its_objective_in_the_lists_and_the_table(monkeypatch,
     table = at.dataframe[0].value
     weight = json.loads((DEMOS / "shapes32-tcvae-10d" / "config.json").read_text())["train"]["tc_weight"]
     assert list(table.loc["objective"]) == [f"β-TCVAE (TC weight {weight:g})", "VAE"]
+
+
+def test_the_sidebar_names_an_iwae_run_by_its_objective(monkeypatch, tmp_path):
+    """The sidebar's caption under the picker says IWAE as it says β-TCVAE (it said only "2-D latent · MLP")."""
+    import shutil
+    runs = make_env(monkeypatch, tmp_path)
+    run = runs / "iwae-2d"
+    shutil.copytree(DEMOS / "mnist-2d", run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["train"].update(objective="iwae", iw_k=5, warmup_epochs=0)
+    (run / "config.json").write_text(json.dumps(cfg))
+    at = pick_run(open_app(), "iwae-2d")
+    said = texts(at.sidebar.caption)
+    assert any(c.startswith("2-D latent · IWAE · MLP") for c in said), said
 
 
 def test_the_run_put_beside_the_active_one_by_default_is_on_the_same_data(monkeypatch, tmp_path):

@@ -113,7 +113,7 @@ def _run_picker() -> None:
         bits = [f"{s.latent_dim}-D latent", model] + ([] if s.kind == "tracked" else [f"data {s.data}"])
         if s.prior == "vamp":
             bits.insert(1, "VampPrior")
-        if s.objective in ("btcvae", "factorvae") or s.beta != 1:
+        if s.objective in catalogue.OBJECTIVE_KINDS or s.beta != 1:      # IWAE, β-TCVAE, FactorVAE, β-VAE
             bits.insert(1, catalogue.kind_name(s, weights=True))
         if s.neg_elbo is not None:
             bits.append(f"test −ELBO {s.neg_elbo:.1f} nats")
