@@ -44,3 +44,29 @@ def test_blurry_sets_the_gaussian_sigma(monkeypatch, tmp_path):
     assert at.session_state["train.likelihood"] == "gaussian" and at.text_input(key="train.gaussian_sigma").value == "1"
     at.button(key="train.stop").click().run()
     assert not at.exception
+
+
+def test_a_stopped_first_run_leaves_the_second_to_start_by_hand_within_the_experiment(monkeypatch, tmp_path):
+    """The two-run experiment: Stop on its first run puts the second run's settings in the form without starting it,
+    says so, and the Start pressed for it keeps the experiment's banner (any other Start by hand ends it)."""
+    runs = make_env(monkeypatch, tmp_path)
+    monkeypatch.setitem(scenarios.DIMENSIONS.settings, "train.time_budget", 60)
+    at = open_app()
+    at.button(key="home.scenario_button.dims").click().run()
+    assert not at.exception, at.exception
+    poll(at, lambda a: any(b.key == "train.stop" and not b.disabled for b in a.button), timeout=60)
+    poll(at, lambda a: any((p / "snapshots").is_dir() for p in runs.iterdir()), timeout=120)   # an epoch kept
+    at.button(key="train.stop").click().run()
+
+    def asked(a):
+        return any("You stopped the first run" in i.value for i in a.info)
+    poll(at, asked, timeout=120)
+    assert at.session_state["train.objective"] == "btcvae", "the second run's settings are in the form"
+    assert len([p for p in runs.iterdir() if p.is_dir()]) == 1, "the second run did not start by itself"
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    assert any("Guided experiment: Make the dimensions mean something** (run 2 of 2)" in i.value for i in at.info), \
+        [i.value for i in at.info]
+    assert len([p for p in runs.iterdir() if p.is_dir()]) == 2
+    at.button(key="train.stop").click().run()
+    assert not at.exception
