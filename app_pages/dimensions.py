@@ -1,5 +1,5 @@
-"""Dimensions: what each latent dimension carries, largest KL first, with its traversal; a heat map of mutual
-information; and another run beside it."""
+"""Dimensions: for the active run and another beside it, a heat map of mutual information (dimensions × factors), then
+what each latent dimension carries, largest KL first, with its traversal."""
 import streamlit as st
 
 from ui import catalogue, charts, links
@@ -45,6 +45,10 @@ if other is not None:
 if (layers_note := catalogue.top_layer_note(run)) is not None:
     st.info(layers_note, icon=":material/layers:")
 found = [dv.analysis(r, e.key) for e, r in shown]
+st.caption("Each run's heat map first: how much a dimension's code tells about a factor (or the class), as a share of "
+           "that factor's entropy; 1 = the dimension alone gives the factor away. A model that separates the factors "
+           "has one dark cell per column, each on its own row; a tangled one spreads each factor over several rows. "
+           "Below it, the dimensions' traversals in the same order.")
 cols = st.columns(len(shown), gap="large")
 for i, ((e, r), a, col) in enumerate(zip(shown, found, cols)):
     with col:
@@ -52,6 +56,12 @@ for i, ((e, r), a, col) in enumerate(zip(shown, found, cols)):
         st.caption(dv.headline(a))
         if a.note:
             st.caption(a.note)
+        fig = dv.heatmap(a, e.key)
+        if fig is None:
+            st.caption("This data has neither known factors nor labels, so there is nothing to measure the dimensions "
+                       "against; the KL below still says which are in use.")
+        else:
+            st.plotly_chart(fig, key=f"{S.DIMS_HEAT}.{i}", width="stretch", config=charts.NO_MODEBAR)
         strips(r.model, key=f"{S.DIMS_STRIPS}.{i}", run_key=e.key, rows=dv.rows(a), z0=dv.origin(r),
                values=dv.traversal(), label=dv.label_of(r), cell_px=dv.cell_px(r, len(shown)))
         if len(a.order) > dv.MAX_ROWS:
@@ -61,15 +71,3 @@ for i, ((e, r), a, col) in enumerate(zip(shown, found, cols)):
             st.plotly_chart(charts.kl_bars(lower.kl_per_dim, prefix="z₁,"), key=f"{S.DIMS_LOWER}.{i}",
                             width="stretch", config=charts.NO_MODEBAR)
             st.caption(lower.caption)
-
-st.subheader("Mutual information: dimensions × factors", divider="gray")
-st.caption("Each cell: how much a dimension's code tells about a factor (or the class), as a share of that factor's "
-           "entropy; 1 = the dimension alone gives the factor away. A model that separates the factors has one dark "
-           "cell per column, each on its own row; a tangled one spreads each factor over several rows.")
-for i, ((e, r), a, col) in enumerate(zip(shown, found, st.columns(len(shown), gap="large"))):
-    fig = dv.heatmap(a, e.key)
-    if fig is None:
-        col.caption(f"{e.name}: this data has neither known factors nor labels, so there is nothing to measure the "
-                    "dimensions against; the KL above still says which are in use.")
-    else:
-        col.plotly_chart(fig, key=f"{S.DIMS_HEAT}.{i}", width="stretch", config=charts.NO_MODEBAR)
