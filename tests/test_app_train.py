@@ -196,3 +196,25 @@ def test_moving_to_another_page_keeps_the_run_going(monkeypatch, tmp_path):
     poll(at, finished, timeout=60, interval=0.2)
     [run] = saved_runs(runs)
     assert json.loads((run / "metrics.json").read_text())["status"] == "cancelled"
+
+
+def test_a_figure_the_record_lacks_shows_a_dash_not_an_error():
+    """A NaN test figure is left out of the epoch's record (vae.record): the dashboard's metrics say "—" for it, and
+    the others as measured (it raised a KeyError before)."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from ui.train_panel import dashboard
+        from vae.config import ModelConfig, RunConfig, TrainConfig
+        from vae.record import EpochRecord
+        cfg = RunConfig(model=ModelConfig(latent_dim=4), train=TrainConfig(epochs=3))
+        rec = EpochRecord(epoch=1, test={"recon": 100.0, "kl": 3.0}, kl_per_dim=[1.0, 1.0, 0.5, 0.5], active_units=3)
+        dashboard({"status": "failed", "message": "a non-finite loss", "config": cfg, "epoch": 1, "epochs": 3,
+                   "step": 10, "total_steps": 30, "elapsed": 2.0, "eta": float("nan"), "samples_per_sec": 100.0,
+                   "epoch_records": [rec], "steps": [], "latent": None, "recon": None, "run_dir": "r",
+                   "class_names": None})
+
+    at = AppTest.from_function(page, default_timeout=30).run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {"Test −ELBO": "—", "Bits per pixel": "—", "Active dims": "3/4"}, shown
