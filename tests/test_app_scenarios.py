@@ -50,7 +50,7 @@ def test_a_stopped_first_run_leaves_the_second_to_start_by_hand_within_the_exper
     """The two-run experiment: Stop on its first run puts the second run's settings in the form without starting it,
     says so, and the Start pressed for it keeps the experiment's banner (any other Start by hand ends it)."""
     runs = make_env(monkeypatch, tmp_path)
-    monkeypatch.setitem(scenarios.DIMENSIONS.settings, "train.time_budget", 60)
+    monkeypatch.setitem(scenarios.DIMENSIONS.settings, "train.time_budget", 150)   # stopped long before
     at = open_app()
     at.button(key="home.scenario_button.dims").click().run()
     assert not at.exception, at.exception
