@@ -98,11 +98,14 @@ def _script_env(folder: Path) -> dict[str, str]:
 
 
 def render(folder: Path, upstream_ports: list[int], *, replace: dict[str, str] | None = None) -> Front:
-    """deploy/nginx.conf with its listen lines on free 127.0.0.1 ports and its upstream on ``upstream_ports``
-    (plus the caller's exact ``replace``ments), written into ``folder`` with a certificate and the login USER."""
+    """deploy/nginx.conf with its listen lines on free 127.0.0.1 ports, its upstream on ``upstream_ports`` and its
+    error log at info (plus the caller's exact ``replace``ments), written into ``folder`` with a certificate and the
+    login USER."""
     http, https = free_port(), free_port()
     text = (DEPLOY / "nginx.conf").read_text()
     subs = {"listen 8443 ssl;": f"listen 127.0.0.1:{https} ssl;",
+            # info: a connection nginx closes says why (a client that timed out, a TLS error), which warn leaves out
+            "error_log var/error.log warn;": "error_log var/error.log info;",
             "listen 8080;": f"listen 127.0.0.1:{http};",
             "        server 127.0.0.1:8501;\n        server 127.0.0.1:8502;\n":
                 "".join(f"        server 127.0.0.1:{p};\n" for p in upstream_ports),
@@ -152,7 +155,7 @@ def serve(front: Front, timeout: float = 20.0) -> Iterator[subprocess.Popen]:
         try:
             yield proc
         except BaseException as e:
-            e.add_note("nginx's error log ends: " + " / ".join(front.error_log().splitlines()[-15:]))
+            e.add_note("nginx's error log ends: " + " / ".join(front.error_log().splitlines()[-25:]))
             raise
         grave = [line for line in front.error_log().splitlines() if re.search(r"\[(emerg|alert|crit)\]", line)]
         if grave:
@@ -184,36 +187,61 @@ def status(url: str, **kw) -> int:
     return get(url, **kw)[0]
 
 
+def _stream_args(port: int, host: str, tls: ssl.SSLContext | None, auth: str | None) -> tuple[str, dict]:
+    """The websocket /_stcore/stream on 127.0.0.1:``port`` as a browser at ``http(s)://host:port`` opens it: Host
+    and Origin name ``host`` and the port."""
+    uri = f"{'wss' if tls else 'ws'}://{host}:{port}/_stcore/stream"
+    return uri, dict(ssl=tls, server_hostname=host if tls else None, origin=f"{'https' if tls else 'http'}://{host}:{port}",
+                     subprotocols=["streamlit"], additional_headers={"Authorization": auth} if auth else None,
+                     proxy=None, compression=None, open_timeout=20, max_size=None)
+
+
 @contextlib.contextmanager
-def open_stream(port: int, *, host: str = "localhost", tls: ssl.SSLContext | None = None,
-                auth: str | None = basic_auth()):
-    """The websocket /_stcore/stream on 127.0.0.1:``port``, opened as a browser at ``http(s)://host:port`` opens
-    it (Host and Origin name ``host`` and the port); raises websockets' InvalidStatus when refused."""
+def open_stream(port: int, *, host: str = "localhost", auth: str | None = basic_auth()):
+    """The websocket over plain HTTP (``_stream_args``), held open by this thread; raises websockets' InvalidStatus
+    when refused. Over TLS, use ``stream_session``: websockets' threaded client reads a TLS socket in one thread
+    while another writes it, which OpenSSL does not allow on one connection."""
     from websockets.sync.client import connect
 
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with connect(f"{'wss' if tls else 'ws'}://{host}:{port}/_stcore/stream", sock=sock, ssl=tls,
-                 server_hostname=host if tls else None, origin=f"{'https' if tls else 'http'}://{host}:{port}",
-                 subprotocols=["streamlit"], additional_headers={"Authorization": auth} if auth else None,
-                 proxy=None, compression=None, open_timeout=20, max_size=None) as ws:
+    uri, args = _stream_args(port, host, None, auth)
+    with connect(uri, sock=socket.create_connection(("127.0.0.1", port), timeout=10), **args) as ws:
         yield ws
 
 
-def stream_session(port: int, **kw) -> list[str]:
-    """Open the websocket (``open_stream``), ask for the first script run, and return the kinds of the server's
-    messages up to the run's end: the upgrade went through and messages flow both ways."""
+def stream_session(port: int, *, host: str = "localhost", tls: ssl.SSLContext | None = None,
+                   auth: str | None = basic_auth()) -> list[str]:
+    """Open the websocket (``_stream_args``), ask for the first script run, and return the kinds of the server's
+    messages up to the run's end: the upgrade went through and messages flow both ways. One thread and asyncio's
+    TLS (a memory buffer, never two threads on one connection); raises websockets' InvalidStatus when refused. A
+    failure says how long after the start it came (nginx closes a request whose headers do not arrive within its
+    client_header_timeout, 15 s)."""
+    import asyncio
+
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.asyncio.client import connect
 
-    with open_stream(port, **kw) as ws:
-        back = BackMsg()
-        back.rerun_script.query_string = ""
-        back.rerun_script.page_script_hash = ""
-        ws.send(back.SerializeToString())
-        kinds: list[str] = []
-        deadline = time.monotonic() + 60
-        while "script_finished" not in kinds and time.monotonic() < deadline:
-            msg = ForwardMsg()
-            msg.ParseFromString(ws.recv(timeout=60))
-            kinds.append(msg.WhichOneof("type"))
-        return kinds
+    async def session() -> list[str]:
+        uri, args = _stream_args(port, host, tls, auth)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.setblocking(False)
+        async with connect(uri, sock=sock, **args) as ws:
+            back = BackMsg()
+            back.rerun_script.query_string = ""
+            back.rerun_script.page_script_hash = ""
+            await ws.send(back.SerializeToString())
+            kinds: list[str] = []
+            deadline = time.monotonic() + 60
+            while "script_finished" not in kinds and time.monotonic() < deadline:
+                msg = ForwardMsg()
+                msg.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
+                kinds.append(msg.WhichOneof("type"))
+            return kinds
+
+    started = time.monotonic()
+    try:
+        return asyncio.run(session())
+    except Exception as e:
+        e.add_note(f"the websocket to 127.0.0.1:{port} ({'TLS' if tls else 'plain'}, Host {host}) failed "
+                   f"{time.monotonic() - started:.1f} s after it was opened")
+        raise
