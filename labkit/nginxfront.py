@@ -212,10 +212,11 @@ def stream_session(port: int, *, host: str = "localhost", tls: ssl.SSLContext | 
                    auth: str | None = basic_auth()) -> list[str]:
     """Open the websocket (``_stream_args``), ask for the first script run, and return the kinds of the server's
     messages up to the run's end: the upgrade went through and messages flow both ways. One thread and asyncio's
-    TLS (a memory buffer, never two threads on one connection); raises websockets' InvalidStatus when refused. A
-    failure says how long after the start it came (nginx closes a request whose headers do not arrive within its
-    client_header_timeout, 15 s)."""
+    TLS (a memory buffer, never two threads on one connection), in a thread of its own; raises websockets'
+    InvalidStatus when refused. A failure says how long after the start it came (nginx closes a request whose
+    headers do not arrive within its client_header_timeout, 15 s)."""
     import asyncio
+    import concurrent.futures
 
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -240,7 +241,9 @@ def stream_session(port: int, *, host: str = "localhost", tls: ssl.SSLContext | 
 
     started = time.monotonic()
     try:
-        return asyncio.run(session())
+        # a thread of its own for the event loop: the caller's thread may run one already (Playwright's sync API does)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, session()).result()
     except Exception as e:
         e.add_note(f"the websocket to 127.0.0.1:{port} ({'TLS' if tls else 'plain'}, Host {host}) failed "
                    f"{time.monotonic() - started:.1f} s after it was opened")
